@@ -1,0 +1,77 @@
+"""Append-only audit trail and access log."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ActorKind(models.TextChoices):
+    USER = "user", "User"
+    API_CLIENT = "api_client", "API client"
+    SYSTEM = "system", "System"
+
+
+class AuditChainHead(models.Model):
+    """The single row that holds the tip of the hash chain; locked by every writer."""
+
+    sequence = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64)
+
+    class Meta:
+        verbose_name = "audit chain head"
+
+    def __str__(self) -> str:
+        return f"audit chain at {self.sequence}"
+
+
+class AuditEvent(models.Model):
+    """One thing that happened, chained to the event before it by SHA-256."""
+
+    sequence = models.BigIntegerField(unique=True)
+    occurred_at = models.DateTimeField(db_index=True)
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=64)
+    actor_label = models.CharField(max_length=150)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    data = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["sequence"]
+        indexes = [
+            models.Index(fields=["target_type", "target_id", "sequence"]),
+            models.Index(fields=["actor_kind", "actor_id", "sequence"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action} {self.target_type}:{self.target_id}"
+
+
+class AccessChannel(models.TextChoices):
+    API = "api", "API"
+    STAFF_PAGE = "staff_page", "Staff page"
+    ADMIN = "admin", "Admin"
+
+
+class AccessLog(models.Model):
+    """One look at patient content: who, when, through which channel, and why."""
+
+    occurred_at = models.DateTimeField(db_index=True)
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=64)
+    actor_label = models.CharField(max_length=150)
+    channel = models.CharField(max_length=16, choices=AccessChannel.choices)
+    action = models.CharField(max_length=32)  # view, download, search
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label} {self.action} {self.target_type}:{self.target_id}"

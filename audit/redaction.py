@@ -1,0 +1,82 @@
+"""Keep NHS numbers out of logs.
+
+A 10-digit run (or the 3-3-4 spaced/dashed form) whose modulus 11 check digit is
+valid is replaced by ``[NHS-NUMBER]`` in the message, its arguments and any
+exception text, before any handler sees the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+
+REDACTED = "[NHS-NUMBER]"
+_CANDIDATE = re.compile(r"(?<![0-9])([0-9]{3})([ -]?)([0-9]{3})\2([0-9]{4})(?![0-9])")
+_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def _check_digit_valid(digits: str) -> bool:
+    total = sum(int(d) * w for d, w in zip(digits[:9], _WEIGHTS, strict=True))
+    check = 11 - (total % 11)
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(digits[9])
+
+
+def redact_nhs_numbers(text: str) -> str:
+    """Replace every valid NHS number in ``text``; other digit runs are left alone."""
+
+    def replace(match: re.Match[str]) -> str:
+        digits = match.group(1) + match.group(3) + match.group(4)
+        return REDACTED if _check_digit_valid(digits) else match.group(0)
+
+    return _CANDIDATE.sub(replace, text)
+
+
+def redact_record(record: logging.LogRecord) -> logging.LogRecord:
+    """Rewrite one record in place so no later formatter can reveal a number."""
+    if getattr(record, "_nhs_redacted", False):
+        return record
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string must not stop logging
+        message = str(record.msg)
+    record.msg = redact_nhs_numbers(message)
+    record.args = None
+    if record.exc_info and record.exc_info[0] is not None:
+        text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        record.exc_text = redact_nhs_numbers(text)
+        # Handlers that format exc_info themselves would see the raw values.
+        record.exc_info = None
+    elif record.exc_text:
+        record.exc_text = redact_nhs_numbers(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact_nhs_numbers(record.stack_info)
+    record._nhs_redacted = True
+    return record
+
+
+class NhsNumberRedactionFilter(logging.Filter):
+    """Logging filter form, for handlers configured in LOGGING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redact_record(record)
+        return True
+
+
+_installed = False
+
+
+def install_log_record_redaction() -> None:
+    """Wrap the record factory so every record, whatever its handler, is redacted."""
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        return redact_record(previous(*args, **kwargs))
+
+    logging.setLogRecordFactory(factory)
+    _installed = True

@@ -1,0 +1,225 @@
+"""API input and output shapes; validators are the domain's own (docflow.validation)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import PurePath
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from docflow.media import MediaRefused, sniff_media
+from docflow.models import Document, DocumentStatus, DocumentType, Gender
+from docflow.validation import (
+    validate_birth_date,
+    validate_nhs_number,
+    validate_not_future,
+    validate_ods_code,
+)
+
+
+class ContentTooLarge(Exception):
+    """Decoded content is over the intake ceiling (answered with 413)."""
+
+
+def _sniff_or_fail(content: bytes, extension: str) -> None:
+    try:
+        sniff_media(content, declared_extension=extension)
+    except MediaRefused as refused:
+        raise serializers.ValidationError(refused.message, code=refused.code) from None
+
+
+def _extension_of(file_name: str) -> str:
+    return PurePath(file_name or "").suffix.lstrip(".").lower()
+
+
+class DocumentMetadataSerializer(serializers.Serializer):
+    nhs_number = serializers.CharField(max_length=12, validators=[validate_nhs_number])
+    patient_family_name = serializers.CharField(max_length=255)
+    patient_given_names = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default=""
+    )
+    patient_birth_date = serializers.DateField(validators=[validate_birth_date])
+    patient_gender = serializers.ChoiceField(
+        choices=Gender.choices, required=False, allow_blank=True, default=""
+    )
+    mrn = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default=""
+    )
+    document_type = serializers.ChoiceField(choices=DocumentType.choices)
+    description = serializers.CharField(max_length=255)
+    event_date = serializers.DateField(validators=[validate_not_future])
+    folder_name = serializers.CharField(
+        max_length=50, required=False, allow_blank=True, default=""
+    )
+    notes = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default=""
+    )
+    sender_department = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default=""
+    )
+    sender_person = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default=""
+    )
+    destination_ods_code = serializers.CharField(
+        max_length=10, validators=[validate_ods_code]
+    )
+    source_reference = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The source system's own reference (no patient identifiers).",
+    )
+    urgent = serializers.BooleanField(required=False, default=False)
+    action_required = serializers.BooleanField(required=False, default=False)
+    medication_changed = serializers.BooleanField(required=False, default=False)
+    inpatient = serializers.BooleanField(required=False, default=False)
+    file_name = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Used only for its extension, which must agree with the content.",
+    )
+
+
+class DocumentJsonIntakeSerializer(DocumentMetadataSerializer):
+    content = serializers.CharField(
+        help_text="The document bytes, base64-encoded.", trim_whitespace=True
+    )
+
+    def validate_content(self, value: str) -> bytes:
+        try:
+            content = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError(
+                "Content is not valid base64.", code="base64"
+            ) from None
+        if len(content) > settings.DOCFLOW_MAX_UPLOAD_BYTES:
+            raise ContentTooLarge
+        extension = _extension_of(str(self.initial_data.get("file_name", "")))
+        _sniff_or_fail(content, extension)
+        return content
+
+
+class DocumentMultipartIntakeSerializer(DocumentMetadataSerializer):
+    file = serializers.FileField(help_text="The document file.")
+
+    def validate_file(self, value) -> bytes:
+        if value.size > settings.DOCFLOW_MAX_UPLOAD_BYTES:
+            raise ContentTooLarge
+        content = value.read()
+        if not self.initial_data.get("file_name"):
+            self.initial_data_file_name = value.name
+        _sniff_or_fail(content, _extension_of(value.name))
+        return content
+
+    def validate(self, attrs):
+        attrs["content"] = attrs.pop("file")
+        attrs["file_name"] = attrs.get("file_name") or getattr(
+            self, "initial_data_file_name", ""
+        )
+        return attrs
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    sequence = serializers.IntegerField()
+    at = serializers.DateTimeField(source="occurred_at")
+    action = serializers.CharField()
+    actor_kind = serializers.CharField()
+    actor = serializers.CharField(source="actor_label")
+    from_status = serializers.SerializerMethodField()
+    to_status = serializers.SerializerMethodField()
+
+    def get_from_status(self, event) -> str | None:
+        return event.data.get("from")
+
+    def get_to_status(self, event) -> str | None:
+        return event.data.get("to")
+
+
+class TransmissionSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    channel = serializers.CharField()
+    destination_ods_code = serializers.CharField()
+    external_id = serializers.CharField()
+    status_code = serializers.IntegerField(allow_null=True)
+    rejection_code = serializers.CharField()
+    attempts = serializers.IntegerField()
+    resend_of = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+
+    def get_resend_of(self, transmission) -> str | None:
+        return (
+            str(transmission.resend_of.public_id) if transmission.resend_of_id else None
+        )
+
+
+class PayloadVersionSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    stage = serializers.CharField()
+    media_type = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    page_count = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class DocumentSummarySerializer(serializers.Serializer):
+    """Metadata only: never patient identifiers or content."""
+
+    id = serializers.UUIDField(source="public_id")
+    status = serializers.ChoiceField(choices=DocumentStatus.choices)
+    status_changed_at = serializers.DateTimeField()
+    status_reason = serializers.CharField()
+    sending_organisation = serializers.CharField(source="sending_organisation.ods_code")
+    destination_ods_code = serializers.CharField()
+    document_type = serializers.CharField()
+    source_reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class DocumentDetailSerializer(DocumentSummarySerializer):
+    parent = serializers.SerializerMethodField()
+    replaces = serializers.SerializerMethodField()
+    payload_versions = PayloadVersionSerializer(many=True)
+    transmissions = TransmissionSerializer(many=True)
+    timeline = serializers.SerializerMethodField()
+
+    def get_parent(self, document: Document) -> str | None:
+        return str(document.parent.public_id) if document.parent_id else None
+
+    def get_replaces(self, document: Document) -> str | None:
+        return str(document.replaces.public_id) if document.replaces_id else None
+
+    @extend_schema_field(TimelineEntrySerializer(many=True))
+    def get_timeline(self, document: Document) -> list[dict]:
+        events = self.context["timeline"]
+        return TimelineEntrySerializer(events, many=True).data
+
+
+class DocumentListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=DocumentStatus.choices, required=False)
+    destination = serializers.CharField(max_length=10, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    source_reference = serializers.CharField(max_length=255, required=False)
+
+
+class ContentQuerySerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=500,
+        min_length=3,
+        help_text="Why you need to see patient content; recorded in the access log.",
+    )
+
+
+class ProblemSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField(required=False)
+    errors = serializers.ListField(child=serializers.DictField(), required=False)

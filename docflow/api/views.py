@@ -1,0 +1,294 @@
+"""Document API: parse, call a selector or service, render."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.models import AccessChannel
+from audit.services import access_log_record
+from docflow.api.problems import problem_response
+from docflow.api.serializers import (
+    ContentQuerySerializer,
+    ContentTooLarge,
+    DocumentDetailSerializer,
+    DocumentJsonIntakeSerializer,
+    DocumentListQuerySerializer,
+    DocumentMultipartIntakeSerializer,
+    DocumentSummarySerializer,
+    ProblemSerializer,
+)
+from docflow.models import Document
+from docflow.payload_store import payload_blob_read
+from docflow.selectors import (
+    DocumentFilters,
+    document_current_payload,
+    document_get,
+    document_list,
+    document_timeline,
+)
+from docflow.services import (
+    DocumentSubmission,
+    IdempotencyConflict,
+    IntakeRefused,
+    document_submit,
+)
+
+PROBLEM = OpenApiResponse(ProblemSerializer, description="Problem details (RFC 9457)")
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description=(
+        "Your event id for this document. A replay with the same key and the same "
+        "document returns 200 and the original; the same key with a different "
+        "document is 409."
+    ),
+)
+
+
+class DocumentCursorPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "page_size"
+
+
+def _too_large() -> Response:
+    return problem_response(
+        status_code=413,
+        title="Request too large",
+        detail=f"Document content is over {settings.DOCFLOW_MAX_UPLOAD_BYTES} bytes.",
+        kind="too-large",
+    )
+
+
+def _api_key(request):
+    return (
+        request.auth if getattr(request.auth, "sending_organisation_id", None) else None
+    )
+
+
+class DocumentCollectionView(APIView):
+    parser_classes = [JSONParser, MultiPartParser]
+
+    @extend_schema(
+        operation_id="documents_list",
+        parameters=[DocumentListQuerySerializer],
+        responses={
+            200: DocumentSummarySerializer(many=True),
+            400: PROBLEM,
+            401: PROBLEM,
+        },
+    )
+    def get(self, request):
+        """List visible documents, newest first (cursor pagination)."""
+        query = DocumentListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        queryset = document_list(
+            user=request.user,
+            api_key=_api_key(request),
+            filters=DocumentFilters(
+                status=params.get("status"),
+                destination_ods_code=params.get("destination"),
+                created_after=params.get("created_after"),
+                created_before=params.get("created_before"),
+                source_reference=params.get("source_reference"),
+            ),
+        )
+        paginator = DocumentCursorPagination()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(
+            DocumentSummarySerializer(page, many=True).data
+        )
+
+    @extend_schema(
+        operation_id="documents_create",
+        parameters=[IDEMPOTENCY_KEY],
+        request={
+            "application/json": DocumentJsonIntakeSerializer,
+            "multipart/form-data": DocumentMultipartIntakeSerializer,
+        },
+        responses={
+            201: DocumentDetailSerializer,
+            200: OpenApiResponse(DocumentDetailSerializer, description="Replay"),
+            400: PROBLEM,
+            401: PROBLEM,
+            403: PROBLEM,
+            409: PROBLEM,
+            413: PROBLEM,
+            415: PROBLEM,
+        },
+    )
+    def post(self, request):
+        """Submit a document (multipart file, or JSON with base64 content)."""
+        api_key = _api_key(request)
+        if api_key is None:
+            return problem_response(
+                status_code=403,
+                title="Forbidden",
+                detail="Only API clients of a sending organisation can submit.",
+            )
+        serializer_class = (
+            DocumentMultipartIntakeSerializer
+            if request.content_type.startswith("multipart/")
+            else DocumentJsonIntakeSerializer
+        )
+        serializer = serializer_class(data=request.data)
+        try:
+            valid = serializer.is_valid()
+        except ContentTooLarge:
+            return _too_large()
+        key = request.headers.get("Idempotency-Key", "").strip()
+        errors = [] if valid else _flat(serializer.errors)
+        if not key or len(key) > 128:
+            errors.append(
+                {
+                    "field": "Idempotency-Key",
+                    "code": "required" if not key else "max_length",
+                    "detail": "Send an Idempotency-Key header of 1 to 128 characters.",
+                }
+            )
+        if errors:
+            return problem_response(
+                status_code=400,
+                title="Validation failed",
+                detail="One or more fields are invalid.",
+                kind="validation",
+                errors=errors,
+            )
+        data = dict(serializer.validated_data)
+        file_name = data.pop("file_name", "")
+        submission = DocumentSubmission(
+            declared_extension=file_name.rpartition(".")[2] if "." in file_name else "",
+            **data,
+        )
+        try:
+            document, created = document_submit(
+                sending_organisation=api_key.sending_organisation,
+                source_system=f"api:{api_key.prefix}",
+                idempotency_key=key,
+                submission=submission,
+                actor=api_key,
+            )
+        except IntakeRefused as refused:
+            return problem_response(
+                status_code=400,
+                title="Validation failed",
+                detail="One or more fields are invalid.",
+                kind="validation",
+                errors=[
+                    {"field": name, "code": code, "detail": message}
+                    for name, problems in refused.errors.items()
+                    for code, message in problems
+                ],
+            )
+        except IdempotencyConflict as conflict:
+            return problem_response(
+                status_code=409,
+                title="Idempotency key reused",
+                detail=str(conflict),
+                kind="idempotency-conflict",
+            )
+        document = document_get(
+            user=request.user, api_key=api_key, public_id=document.public_id
+        )
+        body = DocumentDetailSerializer(
+            document, context={"timeline": document_timeline(document=document)}
+        ).data
+        response = Response(body, status=status.HTTP_201_CREATED if created else 200)
+        response["Location"] = f"/api/v1/documents/{document.public_id}"
+        return response
+
+
+def _flat(errors) -> list[dict[str, str]]:
+    from docflow.api.problems import flatten_errors
+
+    return flatten_errors(errors)
+
+
+class DocumentDetailView(APIView):
+    @extend_schema(
+        operation_id="documents_retrieve",
+        responses={200: DocumentDetailSerializer, 401: PROBLEM, 404: PROBLEM},
+    )
+    def get(self, request, public_id):
+        """Status, destination, timeline and transmissions; never patient content."""
+        try:
+            document = document_get(
+                user=request.user, api_key=_api_key(request), public_id=public_id
+            )
+        except Document.DoesNotExist:
+            return problem_response(status_code=404, title="Not found")
+        return Response(
+            DocumentDetailSerializer(
+                document, context={"timeline": document_timeline(document=document)}
+            ).data
+        )
+
+
+class DocumentContentView(APIView):
+    @extend_schema(
+        operation_id="documents_content",
+        parameters=[ContentQuerySerializer],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The document bytes"
+            ),
+            400: PROBLEM,
+            401: PROBLEM,
+            403: PROBLEM,
+            404: PROBLEM,
+        },
+    )
+    def get(self, request, public_id):
+        """The current bytes: needs content permission and a reason; logged."""
+        api_key = _api_key(request)
+        try:
+            document = document_get(
+                user=request.user, api_key=api_key, public_id=public_id
+            )
+        except Document.DoesNotExist:
+            return problem_response(status_code=404, title="Not found")
+        if not request.user.has_perm("docflow.view_document_content"):
+            return problem_response(
+                status_code=403,
+                title="Forbidden",
+                detail="You do not have permission to view patient content.",
+            )
+        query = ContentQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        payload = document_current_payload(document=document)
+        if payload is None:
+            return problem_response(
+                status_code=404,
+                title="Not found",
+                detail="The content has been purged.",
+            )
+        access_log_record(
+            actor=api_key or request.user,
+            channel=AccessChannel.API,
+            action="download",
+            target_type="document",
+            target_id=str(document.public_id),
+            reason=query.validated_data["reason"],
+        )
+        content = payload_blob_read(
+            storage_name=payload.storage_name, expected_sha256=payload.sha256
+        )
+        response = HttpResponse(content, content_type=payload.media_type)
+        response["Content-Disposition"] = (
+            f'attachment; filename="{document.public_id}.{payload.file_extension}"'
+        )
+        response["Cache-Control"] = "no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response

@@ -1,0 +1,112 @@
+"""Every read of the document domain, filtered by what the caller may see."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from guardian.shortcuts import get_objects_for_user
+
+from audit.models import AuditEvent
+from audit.selectors import audit_events_for_target
+from docflow.models import Document, PayloadVersion, SendingOrganisation
+
+ACCESS_DOCUMENTS = "docflow.access_documents"
+
+
+@dataclass(frozen=True)
+class DocumentFilters:
+    status: str | None = None
+    destination_ods_code: str | None = None
+    created_after: datetime.datetime | None = None
+    created_before: datetime.datetime | None = None
+    source_reference: str | None = None
+
+
+def visible_sending_organisation_ids(
+    *, user: Any, api_key: Any = None
+) -> list[int] | None:
+    """Organisations whose documents the caller may see; None means all of them.
+
+    An API key sees exactly its own organisation. Staff see the organisations they
+    were granted ``access_documents`` on (django-guardian); superusers see all.
+    """
+    if api_key is not None:
+        return [api_key.sending_organisation_id]
+    if user is None or not user.is_authenticated or not user.is_active:
+        return []
+    if user.is_superuser:
+        return None
+    granted = get_objects_for_user(
+        user, ACCESS_DOCUMENTS, klass=SendingOrganisation, accept_global_perms=True
+    )
+    return list(granted.values_list("id", flat=True))
+
+
+def _visible_documents(*, user: Any, api_key: Any = None) -> QuerySet[Document]:
+    ids = visible_sending_organisation_ids(user=user, api_key=api_key)
+    queryset = Document.objects.all()
+    if ids is not None:
+        queryset = queryset.filter(sending_organisation_id__in=ids)
+    return queryset
+
+
+def document_list(
+    *, user: Any, api_key: Any = None, filters: DocumentFilters | None = None
+) -> QuerySet[Document]:
+    """Documents the caller may see, newest first, narrowed by the filters."""
+    filters = filters or DocumentFilters()
+    queryset = _visible_documents(user=user, api_key=api_key).select_related(
+        "sending_organisation"
+    )
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.destination_ods_code:
+        queryset = queryset.filter(
+            destination_ods_code=filters.destination_ods_code.strip().upper()
+        )
+    if filters.created_after:
+        queryset = queryset.filter(created_at__gte=filters.created_after)
+    if filters.created_before:
+        queryset = queryset.filter(created_at__lt=filters.created_before)
+    if filters.source_reference:
+        queryset = queryset.filter(source_reference=filters.source_reference)
+    return queryset.order_by("-created_at", "-id")
+
+
+def document_get(*, user: Any, public_id: uuid.UUID, api_key: Any = None) -> Document:
+    """One visible document with what its detail view shows; DoesNotExist otherwise.
+
+    Another organisation's document is indistinguishable from a missing one.
+    """
+    return (
+        _visible_documents(user=user, api_key=api_key)
+        .select_related("sending_organisation", "destination")
+        .prefetch_related(
+            Prefetch(
+                "payload_versions",
+                queryset=PayloadVersion.objects.order_by("created_at", "id"),
+            ),
+            "transmissions",
+        )
+        .get(public_id=public_id)
+    )
+
+
+def document_timeline(*, document: Document) -> QuerySet[AuditEvent]:
+    """The document's journey: every audit event about it, oldest first."""
+    return audit_events_for_target(
+        target_type="document", target_id=str(document.public_id)
+    ).order_by("sequence")
+
+
+def document_current_payload(*, document: Document) -> PayloadVersion:
+    """The newest payload version that has not been purged."""
+    return (
+        document.payload_versions.filter(purged_at__isnull=True)
+        .order_by("-created_at", "-id")
+        .first()
+    )

@@ -1,0 +1,337 @@
+"""Every write to the document domain. Each service is atomic and audited."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import rfc8785
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from audit.services import audit_record
+from docflow.media import MediaRefused, sniff_media
+from docflow.models import (
+    Document,
+    DocumentType,
+    Gender,
+    PayloadStage,
+    PayloadVersion,
+    SendingOrganisation,
+)
+from docflow.payload_store import payload_blob_delete, payload_blob_write
+from docflow.validation import (
+    CONNECT_LENGTH_LIMITS,
+    normalise_nhs_number,
+    normalise_ods_code,
+    validate_birth_date,
+    validate_length,
+    validate_nhs_number,
+    validate_not_future,
+    validate_ods_code,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class DocumentError(Exception):
+    """A domain rule refused the request."""
+
+
+class IntakeRefused(DocumentError):
+    """The submission is invalid; ``errors`` maps each field to its problems."""
+
+    def __init__(self, errors: dict[str, list[tuple[str, str]]]) -> None:
+        super().__init__("The document was refused.")
+        self.errors = errors
+
+
+class IdempotencyConflict(DocumentError):
+    """The idempotency key was used before for a different document."""
+
+
+class TransitionRefused(DocumentError):
+    """The document is not in a state that allows this change."""
+
+
+@dataclass
+class DocumentSubmission:
+    """What a source system sends: metadata plus the bytes."""
+
+    nhs_number: str
+    patient_family_name: str
+    patient_birth_date: datetime.date
+    document_type: str
+    description: str
+    event_date: datetime.date
+    destination_ods_code: str
+    content: bytes = field(repr=False)
+    declared_extension: str = ""
+    patient_given_names: str = ""
+    patient_gender: str = ""
+    mrn: str = ""
+    folder_name: str = ""
+    notes: str = ""
+    sender_department: str = ""
+    sender_person: str = ""
+    source_reference: str = ""
+    urgent: bool = False
+    action_required: bool = False
+    medication_changed: bool = False
+    inpatient: bool = False
+
+    def metadata(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["content"], data["declared_extension"]
+        return data
+
+    def __repr__(self) -> str:  # never show patient details in tracebacks
+        return f"DocumentSubmission(document_type={self.document_type!r})"
+
+
+def _validate_submission(
+    submission: DocumentSubmission,
+) -> dict[str, list[tuple[str, str]]]:
+    errors: dict[str, list[tuple[str, str]]] = {}
+
+    def check(name: str, validator, value) -> None:
+        try:
+            validator(value)
+        except ValidationError as exc:
+            for message in exc.messages:
+                errors.setdefault(name, []).append((exc.code or "invalid", message))
+
+    required = (
+        "nhs_number",
+        "patient_family_name",
+        "patient_birth_date",
+        "document_type",
+        "description",
+        "event_date",
+        "destination_ods_code",
+    )
+    for name in required:
+        if getattr(submission, name) in (None, ""):
+            errors.setdefault(name, []).append(("required", "This field is required."))
+    if submission.nhs_number:
+        check("nhs_number", validate_nhs_number, submission.nhs_number)
+    if submission.destination_ods_code:
+        check(
+            "destination_ods_code", validate_ods_code, submission.destination_ods_code
+        )
+    if submission.patient_birth_date:
+        check("patient_birth_date", validate_birth_date, submission.patient_birth_date)
+    if submission.event_date:
+        check("event_date", validate_not_future, submission.event_date)
+    if submission.document_type and submission.document_type not in DocumentType.values:
+        errors.setdefault("document_type", []).append(
+            ("invalid_choice", "Unknown document type.")
+        )
+    if submission.patient_gender and submission.patient_gender not in Gender.values:
+        errors.setdefault("patient_gender", []).append(
+            ("invalid_choice", "Unknown gender.")
+        )
+    for name in CONNECT_LENGTH_LIMITS:
+        check(name, lambda v, n=name: validate_length(n, v), getattr(submission, name))
+    return errors
+
+
+def submission_fingerprint(submission: DocumentSubmission) -> str:
+    """SHA-256 over canonical metadata and the content's own SHA-256."""
+    metadata = {
+        k: (v.isoformat() if isinstance(v, datetime.date) else v)
+        for k, v in submission.metadata().items()
+    }
+    digest = hashlib.sha256()
+    digest.update(rfc8785.dumps(metadata))
+    digest.update(b"\n")
+    digest.update(hashlib.sha256(submission.content).digest())
+    return digest.hexdigest()
+
+
+def _existing_for_key(*, source_system: str, idempotency_key: str, fingerprint: str):
+    existing = (
+        Document.objects.filter(
+            source_system=source_system, idempotency_key=idempotency_key
+        )
+        .only("id", "public_id", "fingerprint")
+        .first()
+    )
+    if existing is None:
+        return None
+    if existing.fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used for a different document."
+        )
+    return Document.objects.get(pk=existing.pk)
+
+
+def document_submit(
+    *,
+    sending_organisation: SendingOrganisation,
+    source_system: str,
+    idempotency_key: str,
+    submission: DocumentSubmission,
+    actor: Any = None,
+) -> tuple[Document, bool]:
+    """Store a new document once per idempotency key; replays return the original.
+
+    Returns ``(document, created)``. Nothing is stored when the submission is refused.
+    """
+    submission.nhs_number = normalise_nhs_number(submission.nhs_number)
+    submission.destination_ods_code = normalise_ods_code(
+        submission.destination_ods_code
+    )
+    errors = _validate_submission(submission)
+    try:
+        sniffed = sniff_media(
+            submission.content, declared_extension=submission.declared_extension
+        )
+    except MediaRefused as refused:
+        errors.setdefault("content", []).append((refused.code, refused.message))
+        sniffed = None
+    if not idempotency_key or len(idempotency_key) > 128:
+        errors.setdefault("idempotency_key", []).append(
+            ("invalid", "An Idempotency-Key of 1 to 128 characters is required.")
+        )
+    if errors:
+        raise IntakeRefused(errors)
+    assert sniffed is not None
+
+    fingerprint = submission_fingerprint(submission)
+    replay = _existing_for_key(
+        source_system=source_system,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
+    if replay is not None:
+        return replay, False
+
+    blob = payload_blob_write(submission.content)
+    try:
+        document = _document_create(
+            sending_organisation=sending_organisation,
+            source_system=source_system,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            submission=submission,
+            media_type=sniffed.media_type,
+            extension=sniffed.extension,
+            blob=blob,
+            actor=actor,
+        )
+    except IntegrityError:
+        # A concurrent request with the same key won the race: answer as a replay.
+        payload_blob_delete(blob.storage_name)
+        replay = _existing_for_key(
+            source_system=source_system,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
+        if replay is None:
+            raise
+        return replay, False
+    except BaseException:
+        payload_blob_delete(blob.storage_name)
+        raise
+    return document, True
+
+
+@transaction.atomic
+def _document_create(
+    *,
+    sending_organisation,
+    source_system,
+    idempotency_key,
+    fingerprint,
+    submission: DocumentSubmission,
+    media_type,
+    extension,
+    blob,
+    actor,
+) -> Document:
+    metadata = submission.metadata()
+    document = Document.objects.create(
+        sending_organisation=sending_organisation,
+        source_system=source_system,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+        status_changed_at=timezone.now(),
+        **metadata,
+    )
+    version = PayloadVersion.objects.create(
+        document=document,
+        stage=PayloadStage.ORIGINAL,
+        media_type=media_type,
+        file_extension=extension,
+        size_bytes=blob.size_bytes,
+        sha256=blob.sha256,
+        key_id=blob.key_id,
+        storage_name=blob.storage_name,
+    )
+    audit_record(
+        action="document.submitted",
+        target_type="document",
+        target_id=str(document.public_id),
+        data={
+            "sending_organisation": sending_organisation.ods_code,
+            "destination_ods_code": document.destination_ods_code,
+            "document_type": document.document_type,
+            "payload_version": str(version.public_id),
+            "media_type": media_type,
+            "size_bytes": blob.size_bytes,
+            "sha256": blob.sha256,
+        },
+        actor=actor,
+    )
+    return document
+
+
+@transaction.atomic
+def document_transition(
+    *,
+    document: Document,
+    transition: str,
+    actor: Any = None,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+) -> Document:
+    """Move a document along one lifecycle edge under a row lock, and audit it."""
+    locked = Document.objects.select_for_update().get(pk=document.pk)
+    method = getattr(locked, transition, None)
+    if method is None or not hasattr(method, "_django_fsm"):
+        raise TransitionRefused(f"{transition} is not a document transition")
+    if not can_proceed(method):
+        raise TransitionRefused(
+            f"A document that is {locked.status} cannot {transition.replace('_', ' ')}."
+        )
+    previous = locked.status
+    method()
+    locked.status_changed_at = timezone.now()
+    locked.status_reason = reason[:255]
+    locked._change_reason = reason or transition
+    locked.save(
+        update_fields=["status", "status_changed_at", "status_reason", "updated_at"]
+    )
+    audit_record(
+        action=f"document.{transition}",
+        target_type="document",
+        target_id=str(locked.public_id),
+        data={"from": previous, "to": locked.status, "reason": reason, **(data or {})},
+        actor=actor,
+    )
+    return locked
+
+
+def document_cancel(*, document: Document, reason: str, actor: Any) -> Document:
+    """Withdraw a document that has not reached the practice; a reason is required."""
+    if not reason.strip():
+        raise DocumentError("A reason is required to cancel a document.")
+    return document_transition(
+        document=document, transition="cancel", reason=reason.strip(), actor=actor
+    )

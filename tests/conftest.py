@@ -1,0 +1,66 @@
+"""Suite-wide fixtures: payload storage in a temp dir, API clients, DB vendor checks."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tests.factories import SendingOrganisationFactory, make_api_key
+
+
+@pytest.fixture(autouse=True)
+def _payloads_in_tmp(settings, tmp_path):
+    """Each test writes encrypted payloads into its own directory."""
+    storages = dict(settings.STORAGES)
+    storages["payloads"] = {
+        **storages["payloads"],
+        "OPTIONS": {
+            **storages["payloads"]["OPTIONS"],
+            "location": str(tmp_path / "payloads"),
+        },
+    }
+    settings.STORAGES = storages
+    from django.core.files.storage import storages as storage_handler
+
+    storage_handler._storages = {}
+    storage_handler.backends = storages
+    yield tmp_path / "payloads"
+    storage_handler._storages = {}
+
+
+@pytest.fixture
+def sending_organisation(db):
+    return SendingOrganisationFactory(
+        ods_code="RX1", name="Example Hospitals NHS Trust"
+    )
+
+
+@pytest.fixture
+def api_key(sending_organisation):
+    return make_api_key(sending_organisation=sending_organisation)
+
+
+@pytest.fixture
+def api_client(api_key):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key[1]}")
+    return client
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``postgres`` run only when DATABASE_URL points at PostgreSQL."""
+    from django.conf import settings
+
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" in engine:
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"

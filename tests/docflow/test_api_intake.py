@@ -1,0 +1,151 @@
+import base64
+
+import pytest
+
+from audit.models import AuditEvent
+from docflow.models import Document, DocumentStatus, PayloadVersion
+from tests.samples import (
+    INVALID_CHECKSUM_NHS_NUMBER,
+    VALID_NHS_NUMBER,
+    docm_bytes,
+    exe_bytes,
+    pdf_bytes,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def payload(**overrides):
+    body = {
+        "nhs_number": VALID_NHS_NUMBER,
+        "patient_family_name": "Testpatient",
+        "patient_birth_date": "1950-03-01",
+        "document_type": "discharge_summary",
+        "description": "Discharge summary",
+        "event_date": "2024-01-15",
+        "destination_ods_code": "A81001",
+        "file_name": "letter.pdf",
+        "content": base64.b64encode(pdf_bytes()).decode(),
+    }
+    body.update(overrides)
+    return body
+
+
+def test_json_intake_creates_submitted_document_with_encrypted_payload(api_client):
+    response = api_client.post(
+        "/api/v1/documents", payload(), format="json", HTTP_IDEMPOTENCY_KEY="evt-1"
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["status"] == DocumentStatus.SUBMITTED
+    document = Document.objects.get(public_id=body["id"])
+    assert document.nhs_number == VALID_NHS_NUMBER
+    version = PayloadVersion.objects.get(document=document)
+    assert version.media_type == "application/pdf"
+    assert VALID_NHS_NUMBER not in response.content.decode()
+    assert AuditEvent.objects.filter(
+        action="document.submitted", target_id=str(document.public_id)
+    ).exists()
+
+
+def test_multipart_intake_accepts_a_file(api_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    body = payload()
+    del body["content"], body["file_name"]
+    body["file"] = SimpleUploadedFile("letter.pdf", pdf_bytes(), "application/pdf")
+    response = api_client.post(
+        "/api/v1/documents", body, format="multipart", HTTP_IDEMPOTENCY_KEY="evt-m"
+    )
+    assert response.status_code == 201, response.content
+    assert Document.objects.count() == 1
+
+
+def test_replay_with_same_key_and_body_returns_200_and_the_original(api_client):
+    first = api_client.post(
+        "/api/v1/documents", payload(), format="json", HTTP_IDEMPOTENCY_KEY="evt-2"
+    )
+    again = api_client.post(
+        "/api/v1/documents", payload(), format="json", HTTP_IDEMPOTENCY_KEY="evt-2"
+    )
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert Document.objects.count() == 1
+    assert PayloadVersion.objects.count() == 1
+
+
+def test_same_key_with_different_content_is_409_and_stores_nothing(
+    api_client, _payloads_in_tmp
+):
+    api_client.post(
+        "/api/v1/documents", payload(), format="json", HTTP_IDEMPOTENCY_KEY="k"
+    )
+    files_before = sorted(p for p in _payloads_in_tmp.rglob("*") if p.is_file())
+    response = api_client.post(
+        "/api/v1/documents",
+        payload(description="Another letter"),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="k",
+    )
+    assert response.status_code == 409
+    assert response["Content-Type"] == "application/problem+json"
+    assert Document.objects.count() == 1
+    assert sorted(p for p in _payloads_in_tmp.rglob("*") if p.is_file()) == files_before
+
+
+def test_every_field_error_is_listed_at_once(api_client):
+    response = api_client.post(
+        "/api/v1/documents",
+        payload(
+            nhs_number=INVALID_CHECKSUM_NHS_NUMBER,
+            destination_ods_code="a!",
+            event_date="2999-01-01",
+            description="x" * 256,
+            content=base64.b64encode(exe_bytes()).decode(),
+            patient_family_name="",
+        ),
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    fields = {error["field"] for error in response.json()["errors"]}
+    assert fields == {
+        "nhs_number",
+        "destination_ods_code",
+        "event_date",
+        "description",
+        "content",
+        "patient_family_name",
+        "Idempotency-Key",
+    }
+    assert Document.objects.count() == 0
+
+
+def test_docm_renamed_pdf_is_refused_and_nothing_is_stored(
+    api_client, _payloads_in_tmp
+):
+    response = api_client.post(
+        "/api/v1/documents",
+        payload(content=base64.b64encode(docm_bytes()).decode()),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="evt-docm",
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["field"] == "content"
+    assert error["code"] == "macro_enabled"
+    assert Document.objects.count() == 0
+    assert not any(p.is_file() for p in _payloads_in_tmp.rglob("*"))
+
+
+def test_body_over_the_ceiling_is_413(api_client, settings):
+    settings.DOCFLOW_MAX_UPLOAD_BYTES = 1000
+    response = api_client.post(
+        "/api/v1/documents",
+        payload(content=base64.b64encode(pdf_bytes(pad_to=5000)).decode()),
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="evt-big",
+    )
+    assert response.status_code == 413
+    assert Document.objects.count() == 0
