@@ -2,7 +2,9 @@
 
 A 10-digit run (or the 3-3-4 spaced/dashed form) whose modulus 11 check digit is
 valid is replaced by ``[NHS-NUMBER]`` in the message, its arguments and any
-exception text, before any handler sees the record.
+exception text, before any handler sees the record. Fields passed with ``extra=``
+(Django's SQL log puts the raw ``sql`` and ``params`` there) are attached after
+the record is made, so the handler filter scrubs those.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ import traceback
 REDACTED = "[NHS-NUMBER]"
 _CANDIDATE = re.compile(r"(?<![0-9])([0-9]{3})([ -]?)([0-9]{3})\2([0-9]{4})(?![0-9])")
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+# Attributes every record has; anything else on a record came in through ``extra=``.
+_STANDARD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", (), None))
+) | {"message", "asctime", "taskName", "_nhs_redacted"}
 
 
 def _check_digit_valid(digits: str) -> bool:
@@ -34,8 +40,23 @@ def redact_nhs_numbers(text: str) -> str:
     return _CANDIDATE.sub(replace, text)
 
 
+def _redact_extra_fields(record: logging.LogRecord) -> None:
+    for name, value in list(vars(record).items()):
+        if name in _STANDARD_ATTRIBUTES or value is None or isinstance(value, bool):
+            continue
+        try:
+            text = value if isinstance(value, str) else str(value)
+        except Exception:  # a broken __str__ must not stop logging
+            text = ""
+        redacted = redact_nhs_numbers(text)
+        if redacted != text:
+            setattr(record, name, redacted)
+
+
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
     """Rewrite one record in place so no later formatter can reveal a number."""
+    # Extra fields may have been added since the record was made: check every time.
+    _redact_extra_fields(record)
     if getattr(record, "_nhs_redacted", False):
         return record
     try:

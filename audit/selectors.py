@@ -28,6 +28,12 @@ def audit_events_for_target(
 
 def audit_chain_verify(*, batch_size: int = 5000) -> ChainVerdict:
     """Recompute every hash in sequence order; stop at the first broken link."""
+    # Read the head before the events: writers commit an event and the head together,
+    # so every event up to this head is visible to the scan, and events committed
+    # while it runs are not mistaken for tampering.
+    head = AuditChainHead.objects.filter(pk=1).first()
+    head_sequence = head.sequence if head is not None else 0
+    hash_at_head = GENESIS_HASH
     expected_prev = GENESIS_HASH
     expected_sequence = 1
     checked = 0
@@ -62,13 +68,30 @@ def audit_chain_verify(*, batch_size: int = 5000) -> ChainVerdict:
             return ChainVerdict(
                 False, checked, event.sequence, "content does not match its hash"
             )
+        if event.sequence == head_sequence:
+            hash_at_head = event.hash
         expected_prev = event.hash
         expected_sequence += 1
         checked += 1
-    head = AuditChainHead.objects.filter(pk=1).first()
-    if head is not None and (head.sequence, head.last_hash) != (checked, expected_prev):
+    if head is None:
+        if checked:
+            return ChainVerdict(False, checked, checked + 1, "chain head is missing")
+        return ChainVerdict(True, checked)
+    if checked < head_sequence:
         # Events were removed from the end of the chain.
         return ChainVerdict(
             False, checked, checked + 1, "chain head points past the last event"
+        )
+    if hash_at_head != head.last_hash:
+        return ChainVerdict(
+            False, checked, head_sequence, "chain head does not match its event"
+        )
+    # Every writer moves the head in the same transaction as its event, so by now
+    # the head covers every event the scan saw.
+    head_now = AuditChainHead.objects.filter(pk=1).first()
+    head_now_sequence = head_now.sequence if head_now is not None else 0
+    if head_now_sequence < checked:
+        return ChainVerdict(
+            False, checked, head_now_sequence + 1, "events follow the chain head"
         )
     return ChainVerdict(True, checked)
