@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 MAGIC = b"DFP1"
 NONCE_BYTES = 12
+TAG_BYTES = 16
 
 
 class PayloadDecryptionError(Exception):
@@ -73,6 +74,8 @@ class KeyRing:
         start = len(MAGIC) + 1
         key_id = blob[start : start + id_length].decode(errors="replace")
         nonce_start = start + id_length
+        if len(blob) < nonce_start + NONCE_BYTES + TAG_BYTES:
+            raise PayloadDecryptionError("payload blob is truncated")
         nonce = blob[nonce_start : nonce_start + NONCE_BYTES]
         sealed = blob[nonce_start + NONCE_BYTES :]
         key = self.keys.get(key_id)

@@ -322,7 +322,8 @@ def document_transition(
         action=f"document.{transition}",
         target_type="document",
         target_id=str(locked.public_id),
-        data={"from": previous, "to": locked.status, "reason": reason, **(data or {})},
+        # Caller data first, so it can never overwrite the recorded edge.
+        data={**(data or {}), "from": previous, "to": locked.status, "reason": reason},
         actor=actor,
     )
     return locked

@@ -1,0 +1,132 @@
+"""Settings refuse to start without secrets in production, and help in development."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SECRET_NAMES = ("DJANGO_SECRET_KEY", "DOCFLOW_PAYLOAD_KEYS")
+CONTROLLED = (*SECRET_NAMES, "DJANGO_DEBUG", "CONN_MAX_AGE")
+PAYLOAD_KEYS = "kprod:" + base64.urlsafe_b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture
+def environment(tmp_path) -> dict[str, str]:
+    """The current environment minus every variable these tests control."""
+    removed = {*CONTROLLED, *(f"{name}_FILE" for name in CONTROLLED)}
+    env = {k: v for k, v in os.environ.items() if k not in removed}
+    env["DOCFLOW_DEV_SECRETS_FILE"] = str(tmp_path / "secrets" / "dev-secrets.json")
+    env["DOCFLOW_VAR_DIR"] = str(tmp_path / "var")
+    return env
+
+
+def manage_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_production_refuses_to_start_without_secrets(environment, tmp_path):
+    environment["DJANGO_DEBUG"] = "0"
+
+    result = manage_check(environment)
+
+    assert result.returncode != 0
+    assert "Missing secrets with DEBUG off" in result.stderr
+    for name in SECRET_NAMES:
+        assert name in result.stderr
+    assert not Path(environment["DOCFLOW_DEV_SECRETS_FILE"]).exists()
+
+
+def test_production_names_only_the_secret_that_is_missing(environment):
+    environment["DJANGO_DEBUG"] = "0"
+    environment["DJANGO_SECRET_KEY"] = "a-long-production-secret-key-for-this-test"
+
+    result = manage_check(environment)
+
+    assert result.returncode != 0
+    assert "Missing secrets with DEBUG off: DOCFLOW_PAYLOAD_KEYS." in result.stderr
+
+
+def test_development_generates_a_private_secrets_file_once(environment):
+    environment["DJANGO_DEBUG"] = "1"
+    secrets_file = Path(environment["DOCFLOW_DEV_SECRETS_FILE"])
+
+    first = manage_check(environment)
+
+    assert first.returncode == 0, first.stderr
+    assert "System check identified no issues" in first.stdout
+    assert "generated development secrets" in first.stderr
+    assert str(secrets_file) in first.stderr
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    generated = json.loads(secrets_file.read_text())
+    assert set(generated) == set(SECRET_NAMES)
+    assert all(generated.values())
+
+    second = manage_check(environment)
+
+    assert second.returncode == 0, second.stderr
+    assert "generated development secrets" not in second.stderr
+    assert json.loads(secrets_file.read_text()) == generated
+
+
+def test_production_starts_with_secrets_from_files(environment, tmp_path):
+    secret_key_file = tmp_path / "secret_key"
+    secret_key_file.write_text("a-long-production-secret-key-for-this-test\n")
+    payload_keys_file = tmp_path / "payload_keys"
+    payload_keys_file.write_text(PAYLOAD_KEYS + "\n")
+    environment["DJANGO_DEBUG"] = "0"
+    environment["DJANGO_SECRET_KEY_FILE"] = str(secret_key_file)
+    environment["DOCFLOW_PAYLOAD_KEYS_FILE"] = str(payload_keys_file)
+
+    result = manage_check(environment)
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "generated development secrets" not in result.stderr
+    assert not Path(environment["DOCFLOW_DEV_SECRETS_FILE"]).exists()
+
+
+def test_production_refuses_an_unreadable_secret_file(environment, tmp_path):
+    environment["DJANGO_DEBUG"] = "0"
+    environment["DJANGO_SECRET_KEY_FILE"] = str(tmp_path / "missing")
+    environment["DOCFLOW_PAYLOAD_KEYS"] = PAYLOAD_KEYS
+
+    result = manage_check(environment)
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY_FILE cannot be read" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_non_persistent_database_connections_are_refused(environment, value):
+    environment["DJANGO_DEBUG"] = "1"
+    environment["CONN_MAX_AGE"] = value
+
+    result = manage_check(environment)
+
+    assert result.returncode != 0
+    assert "CONN_MAX_AGE must be > 0" in result.stderr
+
+
+def test_persistent_database_connections_are_accepted(environment):
+    environment["DJANGO_DEBUG"] = "1"
+    environment["CONN_MAX_AGE"] = "30"
+
+    result = manage_check(environment)
+
+    assert result.returncode == 0, result.stderr
