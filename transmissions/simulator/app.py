@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -172,6 +172,9 @@ class ConnectSimulator:
             response = getattr(self, f"on_{endpoint}")(request, **args)
         except NotFound:
             response = _problem(404, "Not Found")
+        except MethodNotAllowed as exc:
+            response = _problem(405, "Method Not Allowed")
+            response.headers["Allow"] = ", ".join(exc.valid_methods or [])
         except HTTPException as exc:
             response = _problem(exc.code or 500, exc.name)
         return response(environ, start_response)
@@ -191,12 +194,16 @@ class ConnectSimulator:
 
     def on_token(self, request: Request) -> Response:
         form = request.form
-        client = self.scenario.clients.get(form.get("client_id", ""))
-        if (
-            form.get("grant_type") != "client_credentials"
-            or client is None
-            or form.get("client_secret") != client["secret"]
+        if form.get("grant_type") != "client_credentials" or any(
+            name not in form for name in ("client_id", "client_secret")
         ):
+            return _problem(
+                400,
+                "Bad Request",
+                "Send grant_type=client_credentials, client_id and client_secret.",
+            )
+        client = self.scenario.clients.get(form["client_id"])
+        if client is None or form["client_secret"] != client["secret"]:
             return _problem(401, "Unauthorized", "Invalid client credentials.")
         token = self.store.token_issue(
             client_id=form["client_id"], lifetime_seconds=TOKEN_LIFETIME_SECONDS
@@ -212,6 +219,10 @@ class ConnectSimulator:
     def on_organisation(self, request: Request, ods_code: str) -> Response:
         if self._client(request) is None:
             return _problem(401, "Unauthorized")
+        if len(ods_code) > 10:
+            return _problem(
+                400, "Bad Request", "An ODS code has at most 10 characters."
+            )
         organisation = self.scenario.organisations.get(ods_code.upper())
         if organisation is None:
             return _problem(404, "Not Found", "No such Connect organisation.")
@@ -232,11 +243,10 @@ class ConnectSimulator:
             return _problem(401, "Unauthorized")
         key = request.headers.get("Idempotency-Key", "")
         if not key or len(key) > 64:
-            return _problem(
-                409, "Conflict", "An Idempotency-Key of 1-64 characters is needed."
-            )
+            return _json(failure_body(["SIM02"]), status=400)
+        raw = request.get_data()
         try:
-            body = json.loads(request.get_data(cache=False) or b"null")
+            body = json.loads(raw or b"null")
         except ValueError:
             body = None
         codes, content = validate_inbound(body)
@@ -252,7 +262,7 @@ class ConnectSimulator:
         return self._create(
             client_id=client_id,
             key=key,
-            body_hash=hashlib.sha256(request.get_data()).hexdigest(),
+            body_hash=hashlib.sha256(raw).hexdigest(),
             organisation=organisation,
             resend_of=None,
         )
@@ -301,26 +311,25 @@ class ConnectSimulator:
         client_id = self._client(request)
         if client_id is None:
             return _problem(401, "Unauthorized")
-        key = request.args.get("idempotencyKey", "")
-        row = (
-            self.store.document_find_by_key(client_id=client_id, key=key)
-            if key
-            else None
-        )
+        key = request.args.get("idempotencyKey")
+        if key is None:
+            return _problem(400, "Bad Request", "idempotencyKey is required.")
+        row = self.store.document_find_by_key(client_id=client_id, key=key)
         return _json({"Documents": [status_body(row)] if row else []})
 
     def on_changes(self, request: Request) -> Response:
         if self._client(request) is None:
             return _problem(401, "Unauthorized")
         try:
-            cursor = int(request.args.get("cursor") or 0)
-            limit = int(request.args.get("limit") or 500)
+            limit = int(request.args.get("limit", 500))
         except ValueError:
-            return _problem(400, "Bad Request", "cursor and limit must be integers.")
-        limit = min(max(limit, 1), 1000)
-        changes, next_cursor = self.store.changes_since(
-            cursor=max(cursor, 0), limit=limit
-        )
+            limit = 0
+        if not 1 <= limit <= 1000:
+            return _problem(400, "Bad Request", "limit must be between 1 and 1000.")
+        # The cursor is opaque to clients; one we never issued starts from the top.
+        raw_cursor = request.args.get("cursor", "")
+        cursor = int(raw_cursor) if raw_cursor.isascii() and raw_cursor.isdigit() else 0
+        changes, next_cursor = self.store.changes_since(cursor=cursor, limit=limit)
         return _json(
             {
                 "Changes": [status_body(c) for c in changes],
@@ -347,9 +356,7 @@ class ConnectSimulator:
             return _problem(409, "Conflict", "Only 4005, 5000 and 7000 can be resent.")
         key = request.headers.get("Idempotency-Key", "")
         if not key or len(key) > 64:
-            return _problem(
-                409, "Conflict", "An Idempotency-Key of 1-64 characters is needed."
-            )
+            return _json(failure_body(["SIM02"]), status=400)
         try:
             body = json.loads(request.get_data() or b"{}") or {}
         except ValueError:
@@ -383,7 +390,7 @@ class ConnectSimulator:
         note = body.get("ResolutionNote") if isinstance(body, dict) else None
         if not isinstance(note, str) or len(note) > 255:
             return _problem(
-                409, "Conflict", "A ResolutionNote of up to 255 characters."
+                400, "Bad Request", "A ResolutionNote of up to 255 characters."
             )
         try:
             row = self.store.document_resolve(guid)

@@ -36,6 +36,7 @@ DESCRIPTIONS = {
     "DC02": "Recipient ODS Code Inactive Or Not Found",
     "DC03": "Recipient ODS Code Is Not A Valid Receiving Organisation",
     "SIM01": "File exceeds the destination's size limit",
+    "SIM02": "Idempotency-Key header missing or longer than 64 characters",
 }
 
 
