@@ -1,0 +1,325 @@
+"""HTTP to Docman Connect: timeouts, verified TLS, tokens cached per client."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from transmissions.connect import adapter
+from transmissions.connect.adapter import (
+    ChangesPage,
+    ConnectOrganisation,
+    DocumentStatus,
+    OutboundDocument,
+)
+from transmissions.connect.errors import (
+    ConnectAuthFailed,
+    ConnectConfigurationError,
+    ConnectConflict,
+    ConnectError,
+    ConnectNotFound,
+    ConnectOutcomeUnknown,
+    ConnectRefused,
+    ConnectUnavailable,
+)
+
+# Refresh tokens this long before Connect says they expire.
+TOKEN_EARLY_REFRESH_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 5.0
+    read: float = 30.0
+    write: float = 30.0
+    pool: float = 5.0
+
+    def as_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(
+            connect=self.connect, read=self.read, write=self.write, pool=self.pool
+        )
+
+
+class _TokenCache:
+    """Access tokens per (base URL, client id), shared by the clients of a process."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> str | None:
+        with self._lock:
+            entry = self._tokens.get(key)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, key: tuple[str, str], token: str, expires_in: int) -> None:
+        lifetime = max(expires_in - TOKEN_EARLY_REFRESH_SECONDS, 1)
+        with self._lock:
+            self._tokens[key] = (token, time.monotonic() + lifetime)
+
+    def forget(self, key: tuple[str, str], token: str | None = None) -> None:
+        with self._lock:
+            if token is None or self._tokens.get(key, ("",))[0] == token:
+                self._tokens.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
+TOKENS = _TokenCache()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str) -> str:
+    """HTTPS everywhere; plain HTTP only to this machine (the simulator)."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "https":
+        return base_url.rstrip("/")
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        return base_url.rstrip("/")
+    raise ConnectConfigurationError(
+        f"Refusing {parts.scheme or 'schemeless'} URL for Connect: use https "
+        "(plain http is allowed only to loopback)."
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ConnectClient:
+    """One sending organisation's view of Connect. Returns typed results only."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        client_id: str,
+        client_secret: str | None,
+        timeouts: Timeouts | None = None,
+        http: httpx.Client | None = None,
+        token_cache: _TokenCache = TOKENS,
+    ) -> None:
+        self.base_url = check_base_url(base_url)
+        self.client_id = client_id
+        self._secret = client_secret
+        self._tokens = token_cache
+        self._http = http or httpx.Client(
+            timeout=(timeouts or Timeouts()).as_httpx(), verify=True
+        )
+        self._owns_http = http is None
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> ConnectClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # tokens
+
+    @property
+    def _token_key(self) -> tuple[str, str]:
+        return (self.base_url, self.client_id)
+
+    def _fetch_token(self) -> str:
+        if not self.client_id or not self._secret:
+            raise ConnectAuthFailed("No Connect credentials for this organisation.")
+        try:
+            response = self._http.post(
+                self.base_url + adapter.TOKEN_PATH,
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self.client_id,
+                    "client_secret": self._secret,
+                },
+            )
+        except httpx.TransportError as exc:
+            raise ConnectUnavailable(
+                f"Token request failed: {type(exc).__name__}"
+            ) from exc
+        if response.status_code in (400, 401, 403):
+            raise ConnectAuthFailed(
+                f"Connect refused the credentials ({response.status_code})."
+            )
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ConnectUnavailable(
+                f"Token endpoint answered {response.status_code}",
+                retry_after=_retry_after(response),
+            )
+        if response.status_code != 200:
+            raise ConnectAuthFailed(f"Unexpected token answer {response.status_code}.")
+        token = adapter.parse_token(response.json())
+        self._tokens.put(self._token_key, token.access_token, token.expires_in)
+        return token.access_token
+
+    def _token(self) -> str:
+        return self._tokens.get(self._token_key) or self._fetch_token()
+
+    # requests
+
+    def _request(
+        self, method: str, path: str, *, may_have_effect: bool, **kwargs: Any
+    ) -> httpx.Response:
+        """Send once, refreshing the token once on 401; classify every failure."""
+        for attempt in (1, 2):
+            token = self._token()
+            headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+            try:
+                response = self._http.request(
+                    method, self.base_url + path, headers=headers, **kwargs
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise ConnectUnavailable(
+                    f"Connect unreachable: {type(exc).__name__}"
+                ) from exc
+            except (
+                httpx.ReadTimeout,
+                httpx.WriteTimeout,
+                httpx.RemoteProtocolError,
+            ) as exc:
+                if may_have_effect:
+                    raise ConnectOutcomeUnknown(
+                        f"No answer after sending: {type(exc).__name__}"
+                    ) from exc
+                raise ConnectUnavailable(f"No answer: {type(exc).__name__}") from exc
+            except httpx.TransportError as exc:
+                if may_have_effect:
+                    raise ConnectOutcomeUnknown(type(exc).__name__) from exc
+                raise ConnectUnavailable(type(exc).__name__) from exc
+            if response.status_code == 401:
+                self._tokens.forget(self._token_key, token)
+                if attempt == 1:
+                    kwargs["headers"] = {
+                        k: v for k, v in headers.items() if k != "Authorization"
+                    }
+                    continue
+                raise ConnectAuthFailed("Connect refused a fresh token.")
+            return response
+        raise ConnectAuthFailed("Connect refused a fresh token.")  # pragma: no cover
+
+    @staticmethod
+    def _raise_for(response: httpx.Response) -> None:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise ConnectUnavailable(
+                f"Connect answered {status}", retry_after=_retry_after(response)
+            )
+        if status == 404:
+            raise ConnectNotFound("Not found at Connect.")
+        if status == 409:
+            raise ConnectConflict("Connect reported a conflict.")
+        if status == 400:
+            try:
+                codes = adapter.parse_validation_codes(response.json())
+            except ValueError:
+                codes = []
+            raise ConnectRefused(
+                "Connect refused the document: " + (", ".join(codes) or "400"),
+                codes=codes,
+            )
+        if status >= 300:
+            raise ConnectError(f"Unexpected answer {status} from Connect.")
+
+    def _json(self, response: httpx.Response) -> Any:
+        self._raise_for(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ConnectUnavailable("Connect answered with malformed JSON.") from exc
+
+    # operations
+
+    def post_document(
+        self, *, idempotency_key: str, document: OutboundDocument
+    ) -> tuple[DocumentStatus, bool]:
+        """POST once; returns (status, created). A replay of our key is not created."""
+        response = self._request(
+            "POST",
+            adapter.DOCUMENTS_PATH,
+            may_have_effect=True,
+            json=adapter.inbound_document_body(document),
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        data = self._json(response)
+        return adapter.parse_status(data), response.status_code == 201
+
+    def find_by_idempotency_key(self, idempotency_key: str) -> DocumentStatus | None:
+        """Settle an ambiguous POST: the document Connect holds for our key, if any."""
+        response = self._request(
+            "GET",
+            adapter.DOCUMENTS_PATH,
+            may_have_effect=False,
+            params={"idempotencyKey": idempotency_key},
+        )
+        return adapter.parse_found(self._json(response))
+
+    def get_status(self, guid: str) -> DocumentStatus:
+        response = self._request(
+            "GET", adapter.document_path(guid), may_have_effect=False
+        )
+        return adapter.parse_status(self._json(response))
+
+    def changes(self, *, cursor: str = "", limit: int = 500) -> ChangesPage:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        response = self._request(
+            "GET", adapter.CHANGES_PATH, may_have_effect=False, params=params
+        )
+        return adapter.parse_changes(self._json(response))
+
+    def organisation(self, ods_code: str) -> ConnectOrganisation | None:
+        """The directory entry for a destination; None when Connect does not know it."""
+        response = self._request(
+            "GET", adapter.organisation_path(ods_code), may_have_effect=False
+        )
+        if response.status_code == 404:
+            return None
+        return adapter.parse_organisation(self._json(response))
+
+    def resend(
+        self, guid: str, *, idempotency_key: str, recipient_ods_code: str | None = None
+    ) -> DocumentStatus:
+        body = {"RecipientOdsCode": recipient_ods_code} if recipient_ods_code else {}
+        response = self._request(
+            "POST",
+            adapter.resend_path(guid),
+            may_have_effect=True,
+            json=body,
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        return adapter.parse_status(self._json(response))
+
+    def resolve(self, guid: str, *, note: str) -> DocumentStatus:
+        response = self._request(
+            "POST",
+            adapter.resolve_path(guid),
+            may_have_effect=True,
+            json={"ResolutionNote": note[:255]},
+        )
+        return adapter.parse_status(self._json(response))

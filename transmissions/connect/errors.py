@@ -1,0 +1,57 @@
+"""One error hierarchy for Connect: each class says what is safe to do next."""
+
+from __future__ import annotations
+
+
+class ConnectError(Exception):
+    """Base class. ``retry_safe`` is True only when resending cannot duplicate."""
+
+    retry_safe = False
+    error_class = "connect_error"
+
+
+class ConnectUnavailable(ConnectError):
+    """The request did not take effect (connection refused, 429, 5xx): retry later."""
+
+    retry_safe = True
+    error_class = "retryable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ConnectOutcomeUnknown(ConnectError):
+    """The request was sent and no answer came: it may have taken effect."""
+
+    error_class = "ambiguous"
+
+
+class ConnectRefused(ConnectError):
+    """Connect refused the request for a reason a retry will not change."""
+
+    error_class = "permanent"
+
+    def __init__(self, message: str, *, codes: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.codes = codes or []
+
+
+class ConnectConflict(ConnectRefused):
+    """409: the idempotency key was reused, or the document is in the wrong state."""
+
+
+class ConnectNotFound(ConnectRefused):
+    """404: no such document or organisation."""
+
+
+class ConnectAuthFailed(ConnectError):
+    """No valid credentials: stop outbound for this sending organisation."""
+
+    error_class = "auth"
+
+
+class ConnectConfigurationError(ConnectError):
+    """The client is configured unsafely (e.g. plain HTTP to a remote host)."""
+
+    error_class = "configuration"
