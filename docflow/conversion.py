@@ -1,0 +1,167 @@
+"""Turning what a source system sent into a PDF a practice system can file.
+
+Pure functions over bytes: HTML and images become PDF, PDFs are checked, made
+smaller, or split into parts under a size limit. Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, ImageSequence, UnidentifiedImageError
+from pypdf import PdfReader, PdfWriter
+from pypdf.errors import PdfReadError
+
+# A4 at 200 dpi: enough for letters and scanned results, far smaller than 600 dpi.
+MAX_IMAGE_PIXELS_LONG_SIDE = 2339
+OPTIMISED_JPEG_QUALITY = 70
+MAX_PLAUSIBLE_PAGES = 2000
+
+
+class ConversionFailed(Exception):
+    """The content cannot be made into an acceptable PDF; ``code`` says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class PdfInfo:
+    page_count: int
+    size_bytes: int
+
+
+def _no_remote_fetches():
+    from weasyprint.urls import URLFetcher
+
+    # Inline data only: a letter must never make the server fetch a URL or a file.
+    return URLFetcher(allowed_protocols={"data"}, allow_redirects=False, timeout=1)
+
+
+def html_to_pdf(html: bytes) -> bytes:
+    """Render HTML with WeasyPrint, refusing every external resource."""
+    from weasyprint import HTML
+
+    try:
+        return HTML(
+            string=html.decode("utf-8", errors="replace"),
+            url_fetcher=_no_remote_fetches(),
+        ).write_pdf()
+    except Exception as exc:  # WeasyPrint raises many kinds; all mean "cannot convert"
+        raise ConversionFailed(
+            "conversion_failed", "The HTML could not be rendered."
+        ) from exc
+
+
+def image_to_pdf(image: bytes) -> bytes:
+    """One page per frame (multi-page TIFF included), RGB, via Pillow."""
+    try:
+        with Image.open(io.BytesIO(image)) as opened:
+            frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(opened)]
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ConversionFailed(
+            "conversion_failed", "The image could not be read."
+        ) from exc
+    if not frames:
+        raise ConversionFailed("conversion_failed", "The image has no frames.")
+    output = io.BytesIO()
+    frames[0].save(
+        output, format="PDF", save_all=True, append_images=frames[1:], resolution=200
+    )
+    return output.getvalue()
+
+
+def inspect_pdf(pdf: bytes) -> PdfInfo:
+    """Prove the PDF opens, is not encrypted and has a plausible number of pages."""
+    try:
+        reader = PdfReader(io.BytesIO(pdf), strict=False)
+        if reader.is_encrypted:
+            raise ConversionFailed("encrypted", "The PDF is encrypted.")
+        pages = len(reader.pages)
+    except ConversionFailed:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise ConversionFailed("unreadable", "The PDF cannot be opened.") from exc
+    if not 1 <= pages <= MAX_PLAUSIBLE_PAGES:
+        raise ConversionFailed("implausible_pages", f"The PDF has {pages} pages.")
+    return PdfInfo(page_count=pages, size_bytes=len(pdf))
+
+
+def optimise_pdf(pdf: bytes) -> bytes:
+    """Recompress streams, merge identical objects, downscale and re-encode images."""
+    writer = PdfWriter(clone_from=io.BytesIO(pdf))
+    for page in writer.pages:
+        for picture in page.images:
+            try:
+                image = picture.image
+            except Exception:  # noqa: S112 (an image pypdf cannot decode stays as is)
+                continue
+            if image is None:
+                continue
+            longest = max(image.size)
+            if longest > MAX_IMAGE_PIXELS_LONG_SIDE:
+                scale = MAX_IMAGE_PIXELS_LONG_SIDE / longest
+                image = image.resize(
+                    (
+                        max(1, int(image.width * scale)),
+                        max(1, int(image.height * scale)),
+                    )
+                )
+            if image.mode not in ("RGB", "L"):
+                image = image.convert("RGB")
+            picture.replace(image, quality=OPTIMISED_JPEG_QUALITY)
+        page.compress_content_streams()
+    writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)
+    output = io.BytesIO()
+    writer.write(output)
+    optimised = output.getvalue()
+    return optimised if len(optimised) < len(pdf) else pdf
+
+
+def _pages_as_pdf(reader: PdfReader, start: int, stop: int) -> bytes:
+    writer = PdfWriter()
+    for index in range(start, stop):
+        writer.add_page(reader.pages[index])
+    writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)
+    output = io.BytesIO()
+    writer.write(output)
+    return output.getvalue()
+
+
+def split_pdf(pdf: bytes, *, max_bytes: int) -> list[bytes]:
+    """Consecutive page ranges, each at most ``max_bytes``, in reading order.
+
+    Pages are sized one by one, grouped greedily, and a group that still comes out
+    too big (rare: shared fonts usually make groups smaller than their pages) is
+    halved. Raises ConversionFailed("page_too_large") when one page alone is over.
+    """
+    reader = PdfReader(io.BytesIO(pdf))
+    sizes = [len(_pages_as_pdf(reader, i, i + 1)) for i in range(len(reader.pages))]
+    for index, size in enumerate(sizes):
+        if size > max_bytes:
+            raise ConversionFailed(
+                "page_too_large", f"Page {index + 1} alone is over the size limit."
+            )
+    groups: list[tuple[int, int]] = []
+    start, running = 0, 0
+    for index, size in enumerate(sizes):
+        if running + size > max_bytes and index > start:
+            groups.append((start, index))
+            start, running = index, 0
+        running += size
+    groups.append((start, len(sizes)))
+
+    parts: list[bytes] = []
+    pending = list(reversed(groups))
+    while pending:
+        first, stop = pending.pop()
+        part = _pages_as_pdf(reader, first, stop)
+        if len(part) <= max_bytes or stop - first == 1:
+            parts.append(part)
+            continue
+        middle = (first + stop) // 2
+        pending.extend([(middle, stop), (first, middle)])
+    return parts
