@@ -22,7 +22,9 @@ def _chain_head_for_update() -> AuditChainHead:
     return head
 
 
-@transaction.atomic
+# No savepoint when nested: an event that fails must fail the caller's whole change
+# anyway, and SAVEPOINT/RELEASE would add two round trips, one inside the chain lock.
+@transaction.atomic(savepoint=False)
 def audit_record(
     *,
     action: str,

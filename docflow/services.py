@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
+from audit.models import AuditEvent
 from audit.services import audit_record
 from docflow.media import MediaRefused, sniff_media
 from docflow.models import (
@@ -57,6 +58,30 @@ class IdempotencyConflict(DocumentError):
 
 class TransitionRefused(DocumentError):
     """The document is not in a state that allows this change."""
+
+
+class Submitted(tuple):
+    """``(document, created)``, and for a new document what intake wrote with it.
+
+    ``payload_version`` and ``audit_event`` let the caller answer with the rows it
+    has just written instead of reading them back; both are None for a replay.
+    """
+
+    payload_version: PayloadVersion | None
+    audit_event: AuditEvent | None
+
+    def __new__(
+        cls,
+        document: Document,
+        created: bool,
+        *,
+        payload_version: PayloadVersion | None = None,
+        audit_event: AuditEvent | None = None,
+    ) -> Submitted:
+        result = super().__new__(cls, (document, created))
+        result.payload_version = payload_version
+        result.audit_event = audit_event
+        return result
 
 
 @dataclass
@@ -178,7 +203,7 @@ def document_submit(
     idempotency_key: str,
     submission: DocumentSubmission,
     actor: Any = None,
-) -> tuple[Document, bool]:
+) -> Submitted:
     """Store a new document once per idempotency key; replays return the original.
 
     Returns ``(document, created)``. Nothing is stored when the submission is refused.
@@ -210,11 +235,11 @@ def document_submit(
         fingerprint=fingerprint,
     )
     if replay is not None:
-        return replay, False
+        return Submitted(replay, False)
 
     blob = payload_blob_write(submission.content)
     try:
-        document = _document_create(
+        document, version, event = _document_create(
             sending_organisation=sending_organisation,
             source_system=source_system,
             idempotency_key=idempotency_key,
@@ -235,11 +260,11 @@ def document_submit(
         )
         if replay is None:
             raise
-        return replay, False
+        return Submitted(replay, False)
     except BaseException:
         payload_blob_delete(blob.storage_name)
         raise
-    return document, True
+    return Submitted(document, True, payload_version=version, audit_event=event)
 
 
 @transaction.atomic
@@ -254,7 +279,7 @@ def _document_create(
     extension,
     blob,
     actor,
-) -> Document:
+) -> tuple[Document, PayloadVersion, AuditEvent]:
     metadata = submission.metadata()
     document = Document.objects.create(
         sending_organisation=sending_organisation,
@@ -274,7 +299,7 @@ def _document_create(
         key_id=blob.key_id,
         storage_name=blob.storage_name,
     )
-    audit_record(
+    event = audit_record(
         action="document.submitted",
         target_type="document",
         target_id=str(document.public_id),
@@ -289,7 +314,7 @@ def _document_create(
         },
         actor=actor,
     )
-    return document
+    return document, version, event
 
 
 @transaction.atomic

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from docflow.api import views
@@ -19,4 +19,6 @@ urlpatterns = [
     path(
         "docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"
     ),
+    # Last: malformed ids and unknown paths answer in the API's own error format.
+    re_path(r"^(?P<unmatched>.*)$", views.api_not_found),
 ]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import resolve
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -14,7 +17,7 @@ from rest_framework.views import APIView
 
 from audit.models import AccessChannel
 from audit.services import access_log_record
-from docflow.api.problems import problem_response
+from docflow.api.problems import PROBLEM_CONTENT_TYPE, problem_response
 from docflow.api.serializers import (
     ContentQuerySerializer,
     ContentTooLarge,
@@ -22,9 +25,11 @@ from docflow.api.serializers import (
     DocumentJsonIntakeSerializer,
     DocumentListQuerySerializer,
     DocumentMultipartIntakeSerializer,
+    DocumentPageSerializer,
     DocumentSummarySerializer,
     ProblemSerializer,
 )
+from docflow.media import ACCEPTED_MEDIA_TYPES
 from docflow.models import Document
 from docflow.payload_store import payload_blob_read
 from docflow.selectors import (
@@ -33,6 +38,7 @@ from docflow.selectors import (
     document_get,
     document_list,
     document_timeline,
+    document_with_details,
 )
 from docflow.services import (
     DocumentSubmission,
@@ -42,6 +48,13 @@ from docflow.services import (
 )
 
 PROBLEM = OpenApiResponse(ProblemSerializer, description="Problem details (RFC 9457)")
+
+
+def _problems(*status_codes: int) -> dict:
+    """Document error answers with the media type they are served with."""
+    return {(code, PROBLEM_CONTENT_TYPE): PROBLEM for code in status_codes}
+
+
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
@@ -84,9 +97,8 @@ class DocumentCollectionView(APIView):
         operation_id="documents_list",
         parameters=[DocumentListQuerySerializer],
         responses={
-            200: DocumentSummarySerializer(many=True),
-            400: PROBLEM,
-            401: PROBLEM,
+            200: DocumentPageSerializer,
+            **_problems(400, 401, 404),
         },
     )
     def get(self, request):
@@ -121,12 +133,7 @@ class DocumentCollectionView(APIView):
         responses={
             201: DocumentDetailSerializer,
             200: OpenApiResponse(DocumentDetailSerializer, description="Replay"),
-            400: PROBLEM,
-            401: PROBLEM,
-            403: PROBLEM,
-            409: PROBLEM,
-            413: PROBLEM,
-            415: PROBLEM,
+            **_problems(400, 401, 403, 409, 413, 415),
         },
     )
     def post(self, request):
@@ -173,7 +180,7 @@ class DocumentCollectionView(APIView):
             **data,
         )
         try:
-            document, created = document_submit(
+            submitted = document_submit(
                 sending_organisation=api_key.sending_organisation,
                 source_system=f"api:{api_key.prefix}",
                 idempotency_key=key,
@@ -199,12 +206,21 @@ class DocumentCollectionView(APIView):
                 detail=str(conflict),
                 kind="idempotency-conflict",
             )
-        document = document_get(
-            user=request.user, api_key=api_key, public_id=document.public_id
-        )
-        body = DocumentDetailSerializer(
-            document, context={"timeline": document_timeline(document=document)}
-        ).data
+        document, created = submitted
+        if created:
+            # Answer with the rows this request has just written, not a re-read.
+            document = document_with_details(
+                document=document,
+                payload_versions=[submitted.payload_version],
+                transmissions=[],
+            )
+            timeline = [submitted.audit_event]
+        else:
+            document = document_get(
+                user=request.user, api_key=api_key, public_id=document.public_id
+            )
+            timeline = document_timeline(document=document)
+        body = DocumentDetailSerializer(document, context={"timeline": timeline}).data
         response = Response(body, status=status.HTTP_201_CREATED if created else 200)
         response["Location"] = f"/api/v1/documents/{document.public_id}"
         return response
@@ -219,7 +235,7 @@ def _flat(errors) -> list[dict[str, str]]:
 class DocumentDetailView(APIView):
     @extend_schema(
         operation_id="documents_retrieve",
-        responses={200: DocumentDetailSerializer, 401: PROBLEM, 404: PROBLEM},
+        responses={200: DocumentDetailSerializer, **_problems(401, 404)},
     )
     def get(self, request, public_id):
         """Status, destination, timeline and transmissions; never patient content."""
@@ -236,18 +252,30 @@ class DocumentDetailView(APIView):
         )
 
 
+class PayloadContentNegotiation(DefaultContentNegotiation):
+    """Bytes go out in their own media type whatever Accept says; errors stay JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
+
+
 class DocumentContentView(APIView):
+    content_negotiation_class = PayloadContentNegotiation
+
     @extend_schema(
         operation_id="documents_content",
         parameters=[ContentQuerySerializer],
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
-                OpenApiTypes.BINARY, description="The document bytes"
-            ),
-            400: PROBLEM,
-            401: PROBLEM,
-            403: PROBLEM,
-            404: PROBLEM,
+            **{
+                (200, media_type): OpenApiResponse(
+                    OpenApiTypes.BINARY, description="The document bytes"
+                )
+                for media_type in ACCEPTED_MEDIA_TYPES
+            },
+            **_problems(400, 401, 403, 404),
         },
     )
     def get(self, request, public_id):
@@ -292,3 +320,19 @@ class DocumentContentView(APIView):
         response["Cache-Control"] = "no-store"
         response["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+def api_not_found(request, unmatched: str = ""):
+    """Any other path under the API: a problem+json 404, never Django's HTML page."""
+    if settings.APPEND_SLASH and not request.path_info.endswith("/"):
+        # Keep CommonMiddleware's behaviour for e.g. /api/v1/docs -> /api/v1/docs/.
+        match = resolve(request.path_info + "/")
+        if match.func is not api_not_found:
+            return HttpResponsePermanentRedirect(
+                request.get_full_path(force_append_slash=True)
+            )
+    return JsonResponse(
+        {"type": "about:blank", "title": "Not found", "status": 404},
+        status=404,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )

@@ -1,0 +1,786 @@
+"""Intake throughput: POST documents concurrently to docflow under gunicorn.
+
+Sets up a dedicated PostgreSQL database, migrates it, creates a sending organisation
+and an API key, starts gunicorn with production settings (DEBUG off, generated
+secrets, a temporary payload directory), warms up, then posts ``--requests``
+documents with ``--concurrency`` client threads, each with its own Idempotency-Key.
+
+Prints submissions/s, latency percentiles, errors and the peak RSS of the gunicorn
+process tree, checks every response was 201 and that the database holds exactly one
+document, one payload version and one audit event per accepted submission, and
+exits non-zero if anything failed. Run ``python bench/intake.py --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import psutil
+import psycopg
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.samples import VALID_NHS_NUMBER, pdf_bytes  # noqa: E402
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/docflow_bench"
+TARGET_RPS = 150.0
+TARGET_P99_MS = 250.0
+
+# Runs inside the project's environment (Django configured from the same env vars
+# gunicorn gets) and prints the raw key of a fresh API key as JSON.
+SETUP_SCRIPT = """
+import json, sys, uuid
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from docflow.models import ApiKey, SendingOrganisation
+
+organisation, _ = SendingOrganisation.objects.get_or_create(
+    ods_code="RBENCH", defaults={"name": "Benchmark Hospitals NHS Trust"}
+)
+user = get_user_model().objects.create(
+    username=f"svc-bench-{uuid.uuid4().hex[:12]}", is_active=True
+)
+api_key, raw = ApiKey.objects.create_key(
+    name="bench", sending_organisation=organisation, user=user
+)
+json.dump({"raw": raw, "prefix": api_key.prefix}, sys.stdout)
+"""
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    cores = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(
+        description=(
+            "Benchmark POST /api/v1/documents under gunicorn on PostgreSQL. "
+            f"Target: >= {TARGET_RPS:.0f} submissions/s of a 100 KB PDF with "
+            f"p99 < {TARGET_P99_MS:.0f} ms."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "-n", "--requests", type=int, default=3000, help="measured submissions"
+    )
+    parser.add_argument(
+        "-c", "--concurrency", type=int, default=16, help="client threads"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=200, help="unmeasured submissions first"
+    )
+    parser.add_argument(
+        "--payload-kb", type=int, default=100, help="size of the PDF in KiB"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("json", "multipart"),
+        default="json",
+        help="JSON with base64 content, or a multipart file upload",
+    )
+    # Measured on 2 cores: sync workers beat gthread (threads contend for the GIL
+    # on CPU-bound requests), and 2 x cores + 1 of them keep both cores busy.
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2 * cores + 1,
+        help="gunicorn worker processes",
+    )
+    parser.add_argument(
+        "--worker-class",
+        choices=("sync", "gthread"),
+        default="sync",
+        help="gunicorn worker class",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="threads per worker (gthread only)"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+        help="PostgreSQL database to use (created if missing; env BENCH_DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--fresh", action="store_true", help="drop and recreate the database first"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="port for gunicorn (0: pick a free one)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="per-request timeout, seconds"
+    )
+    parser.add_argument(
+        "--enforce-target",
+        action="store_true",
+        help="also exit non-zero (3) when the throughput or p99 target is missed",
+    )
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.concurrency < 1 or args.workers < 1:
+        parser.error("--requests, --concurrency and --workers must be positive")
+    if args.threads < 1 or args.warmup < 0 or args.payload_kb < 1:
+        parser.error("--threads and --payload-kb must be positive, --warmup >= 0")
+    return args
+
+
+# --- database -----------------------------------------------------------------
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+def ensure_database(url: str, *, fresh: bool) -> str:
+    """Create the benchmark database if missing (drop it first with ``fresh``)."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name:
+        raise SystemExit("--database-url must name a database")
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        if fresh:
+            log(f"dropping database {name}")
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)
+                )
+            )
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone()
+        if not exists:
+            log(f"creating database {name}")
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        sync_commit = conn.execute("SHOW synchronous_commit").fetchone()[0]
+    return f"PostgreSQL {version} (synchronous_commit={sync_commit})"
+
+
+@dataclass(frozen=True)
+class StoredCounts:
+    documents: int
+    payload_versions: int
+    audit_events: int
+    chain_gaps: int
+
+
+def stored_counts(url: str, *, source_system: str) -> StoredCounts:
+    """What the database holds for this run's API key; whether the chain is whole."""
+    with psycopg.connect(url) as conn:
+        documents = conn.execute(
+            "SELECT count(*) FROM docflow_document WHERE source_system = %s",
+            (source_system,),
+        ).fetchone()[0]
+        versions = conn.execute(
+            "SELECT count(*) FROM docflow_payloadversion v "
+            "JOIN docflow_document d ON d.id = v.document_id "
+            "WHERE d.source_system = %s",
+            (source_system,),
+        ).fetchone()[0]
+        events = conn.execute(
+            "SELECT count(*) FROM audit_auditevent e "
+            "JOIN docflow_document d ON e.target_id = d.public_id::text "
+            "WHERE e.target_type = 'document' AND e.action = 'document.submitted' "
+            "AND d.source_system = %s",
+            (source_system,),
+        ).fetchone()[0]
+        low, high, total = conn.execute(
+            "SELECT min(sequence), max(sequence), count(*) FROM audit_auditevent"
+        ).fetchone()
+    gaps = 0 if not total else (high - low + 1) - total
+    return StoredCounts(documents, versions, events, gaps)
+
+
+# --- server -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def new_payload_key_spec() -> str:
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    return f"bench{secrets.token_hex(3)}:{key}"
+
+
+def server_env(*, database_url: str, payload_dir: Path, var_dir: Path) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="docflow.settings",
+        DATABASE_URL=database_url,
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DOCFLOW_PAYLOAD_KEYS=new_payload_key_spec(),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DOCFLOW_PAYLOAD_DIR=str(payload_dir),
+        DOCFLOW_VAR_DIR=str(var_dir),
+        CONN_MAX_AGE=env.get("CONN_MAX_AGE", "600"),
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("DJANGO_SECRET_KEY_FILE", None)
+    env.pop("DOCFLOW_PAYLOAD_KEYS_FILE", None)
+    return env
+
+
+def run_checked(command: list[str], *, env: dict, what: str) -> str:
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"{what} failed (exit {result.returncode})")
+    return result.stdout
+
+
+class Gunicorn:
+    """A gunicorn process group we start, watch and stop."""
+
+    def __init__(self, args: argparse.Namespace, *, env: dict, log_path: Path):
+        self.port = args.port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "docflow.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            args.worker_class,
+            "--backlog",
+            "2048",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "10",
+            "--log-level",
+            "warning",
+            "--worker-tmp-dir",
+            "/dev/shm" if Path("/dev/shm").is_dir() else tempfile.gettempdir(),
+        ]
+        if args.worker_class == "gthread":
+            command += ["--threads", str(args.threads)]
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, *, workers: int, timeout: float = 60.0) -> None:
+        """Wait until every worker has booted and the app answers HTTP."""
+        deadline = time.monotonic() + timeout
+        master = psutil.Process(self.process.pid)
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.fail(f"gunicorn exited with {self.process.returncode}")
+            try:
+                booted = len(master.children()) >= workers
+                answer = httpx.get(f"{self.url}/api/v1/documents", timeout=2)
+            except (httpx.HTTPError, psutil.Error):
+                booted = False
+            else:
+                if booted and answer.status_code in (401, 403):
+                    return
+            time.sleep(0.2)
+        self.fail("gunicorn did not become ready")
+
+    def fail(self, message: str) -> None:
+        self.stop()
+        tail = self.log_path.read_text(errors="replace")[-4000:]
+        sys.stderr.write(tail)
+        raise SystemExit(message)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed RSS and CPU time of a process and all its descendants."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak_rss = 0
+        self.peak_processes = 0
+        self.final_pss: int | None = None
+        self._cpu: dict[int, float] = {}
+        self._processes: list[psutil.Process] = []
+        self._listed_at = 0.0
+        self._stop_event = threading.Event()
+
+    def _tree(self) -> list[psutil.Process]:
+        # Listing descendants walks /proc; once a second is plenty (and cheap).
+        now = time.monotonic()
+        if now - self._listed_at > 1.0:
+            with contextlib.suppress(psutil.Error):
+                self._processes = [self.root, *self.root.children(recursive=True)]
+            self._listed_at = now
+        return self._processes
+
+    def sample(self) -> None:
+        processes = self._tree()
+        total = 0
+        for process in processes:
+            try:
+                with process.oneshot():
+                    total += process.memory_info().rss
+                    times = process.cpu_times()
+                    self._cpu[process.pid] = times.user + times.system
+            except psutil.Error:
+                continue
+        self.peak_rss = max(self.peak_rss, total)
+        self.peak_processes = max(self.peak_processes, len(processes))
+
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.sample()
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+        self._listed_at = 0.0
+        self.sample()
+        # RSS counts pages the workers share with the master once per process;
+        # PSS splits them, so its sum is what the tree really holds (read once:
+        # it walks every mapping).
+        total = 0
+        for process in self._tree():
+            try:
+                total += process.memory_full_info().pss
+            except (psutil.Error, AttributeError):
+                return
+        self.final_pss = total
+
+
+def busy_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (every process and the kernel)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def postgres_cpu_seconds(database: str) -> float | None:
+    """CPU used so far by our database's sessions and the server's own processes.
+
+    Sessions on other databases (a test run next door, say) are left out; None when
+    no PostgreSQL process is visible (a remote server).
+    """
+    total, seen = 0.0, False
+    for process in psutil.process_iter(["name", "cmdline", "cpu_times"]):
+        info = process.info
+        if info["name"] not in ("postgres", "postmaster") or not info["cpu_times"]:
+            continue
+        # A client backend's title is "postgres: <user> <database> <host>(<port>) ..."
+        title = " ".join(info["cmdline"] or ())
+        is_session = "(" in title or "[local]" in title
+        if is_session and f" {database} " not in title:
+            continue
+        total += info["cpu_times"].user + info["cpu_times"].system
+        seen = True
+    return total if seen else None
+
+
+# --- load ---------------------------------------------------------------------
+
+
+def document_metadata(reference: str) -> dict:
+    return {
+        "nhs_number": VALID_NHS_NUMBER,
+        "patient_family_name": "Benchpatient",
+        "patient_given_names": "Alex",
+        "patient_birth_date": "1950-03-01",
+        "document_type": "discharge_summary",
+        "description": "Discharge summary",
+        "event_date": "2024-01-15",
+        "destination_ods_code": "A81001",
+        "source_reference": reference,
+        "file_name": "summary.pdf",
+    }
+
+
+REFERENCE_MARK = "@@REFERENCE@@"
+
+
+class RequestBuilder:
+    """Encodes the body once; each request only splices in its own reference."""
+
+    def __init__(self, *, mode: str, content: bytes) -> None:
+        self.mode = mode
+        if mode == "json":
+            body = dict(document_metadata(REFERENCE_MARK))
+            body["content"] = base64.b64encode(content).decode("ascii")
+            encoded = json.dumps(body).encode()
+            self.content_type = "application/json"
+        else:
+            boundary = f"bench{uuid.uuid4().hex}"
+            chunks = []
+            for name, value in document_metadata(REFERENCE_MARK).items():
+                chunks.append(
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
+                    f"\r\n\r\n{value}\r\n".encode()
+                )
+            file_head = (
+                f"--{boundary}\r\nContent-Disposition: form-data; "
+                'name="file"; filename="summary.pdf"\r\n'
+                "Content-Type: application/pdf\r\n\r\n"
+            )
+            chunks.append(
+                file_head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+            )
+            encoded = b"".join(chunks)
+            self.content_type = f"multipart/form-data; boundary={boundary}"
+        self.head, _, self.tail = encoded.partition(REFERENCE_MARK.encode())
+        self.size = len(encoded)
+
+    def body(self, reference: str) -> bytes:
+        return self.head + reference.encode() + self.tail
+
+
+@dataclass
+class LoadResult:
+    completed: int = 0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    failures: Counter = field(default_factory=Counter)
+    elapsed: float = 0.0
+
+    @property
+    def errors(self) -> int:
+        return sum(self.failures.values())
+
+
+def run_load(
+    *,
+    url: str,
+    raw_key: str,
+    builder: RequestBuilder,
+    total: int,
+    concurrency: int,
+    timeout: float,
+    run_id: str,
+    label: str,
+    progress: bool,
+) -> LoadResult:
+    """Post ``total`` documents from ``concurrency`` threads sharing one client."""
+    result = LoadResult()
+    lock = threading.Lock()
+    counter = iter(range(total))
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency
+    )
+    client = httpx.Client(
+        base_url=url,
+        limits=limits,
+        timeout=timeout,
+        headers={
+            "Authorization": f"Api-Key {raw_key}",
+            "Content-Type": builder.content_type,
+        },
+    )
+
+    def next_index() -> int | None:
+        with lock:
+            return next(counter, None)
+
+    def worker() -> None:
+        latencies: list[float] = []
+        while (index := next_index()) is not None:
+            reference = f"{run_id}-{label}-{index:06d}"
+            started = time.perf_counter()
+            try:
+                response = client.post(
+                    "/api/v1/documents",
+                    content=builder.body(reference),
+                    headers={"Idempotency-Key": reference},
+                )
+            except httpx.HTTPError as exc:
+                with lock:
+                    result.completed += 1
+                    result.failures[type(exc).__name__] += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+            with lock:
+                result.completed += 1
+                result.statuses[response.status_code] += 1
+                if response.status_code != 201:
+                    result.failures[f"HTTP {response.status_code}"] += 1
+                    if result.failures[f"HTTP {response.status_code}"] <= 3:
+                        log(f"HTTP {response.status_code}: {response.text[:300]}")
+        with lock:
+            result.latencies.extend(latencies)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(timeout=2.0)
+            if thread.is_alive():
+                break
+        if progress:
+            elapsed = time.perf_counter() - started
+            log(
+                f"{label}: {result.completed}/{total} done, "
+                f"{result.completed / elapsed:.0f}/s, {result.errors} errors, "
+                f"{elapsed:.1f} s"
+            )
+    result.elapsed = time.perf_counter() - started
+    client.close()
+    return result
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not ordered:
+        return float("nan")
+    rank = max(1, round(fraction * len(ordered) + 0.5))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+@dataclass
+class Measured:
+    """The measured phase: its load result and what each party spent on it."""
+
+    load: LoadResult
+    warmup: LoadResult
+    peak_rss: int
+    final_pss: int | None
+    processes: int
+    gunicorn_cpu: float
+    postgres_cpu: float | None
+    client_cpu: float
+    busy_cpu: float
+
+
+def client_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(args: argparse.Namespace, *, gunicorn: Gunicorn, **common) -> Measured:
+    """Warm up, then post the measured submissions while sampling CPU and memory."""
+    database = urlsplit(args.database_url).path.lstrip("/")
+    sampler = TreeSampler(gunicorn.process.pid)
+    sampler.start()
+    warmup = LoadResult()
+    if args.warmup:
+        log(f"warming up with {args.warmup} submissions")
+        warmup = run_load(total=args.warmup, label="warmup", progress=False, **common)
+    log(f"posting {args.requests} documents, {args.concurrency} at a time")
+    before = (
+        sampler.cpu_seconds(),
+        postgres_cpu_seconds(database),
+        client_cpu_seconds(),
+        busy_cpu_seconds(),
+    )
+    load = run_load(total=args.requests, label="run", progress=True, **common)
+    busy = busy_cpu_seconds() - before[3]
+    client = client_cpu_seconds() - before[2]
+    postgres_after = postgres_cpu_seconds(database)
+    sampler.stop()
+    return Measured(
+        load=load,
+        warmup=warmup,
+        peak_rss=sampler.peak_rss,
+        final_pss=sampler.final_pss,
+        processes=sampler.peak_processes,
+        gunicorn_cpu=sampler.cpu_seconds() - before[0],
+        postgres_cpu=(
+            None
+            if before[1] is None or postgres_after is None
+            else postgres_after - before[1]
+        ),
+        client_cpu=client,
+        busy_cpu=busy,
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    *,
+    measured: Measured,
+    builder: RequestBuilder,
+    content: bytes,
+    db_description: str,
+    counts: StoredCounts,
+    blobs: int,
+) -> tuple[list[str], bool, bool]:
+    """The printed summary, whether everything was stored, and whether we hit target."""
+    load = measured.load
+    accepted = measured.warmup.statuses[201] + load.statuses[201]
+    ms = sorted(value * 1000 for value in load.latencies)
+    rate = load.statuses[201] / load.elapsed if load.elapsed else 0.0
+    p50, p95, p99 = (percentile(ms, f) for f in (0.50, 0.95, 0.99))
+    cores = os.cpu_count() or 1
+    per_request = 1000 / args.requests
+    accounted = measured.gunicorn_cpu + measured.client_cpu
+    accounted += measured.postgres_cpu or 0.0
+    postgres = (
+        "n/a"
+        if measured.postgres_cpu is None
+        else f"{measured.postgres_cpu * per_request:.1f}"
+    )
+    workers = f"{args.workers} x {args.worker_class}"
+    if args.worker_class == "gthread":
+        workers += f", {args.threads} threads each"
+    stored_ok = (
+        counts.documents
+        == counts.payload_versions
+        == counts.audit_events
+        == blobs
+        == accepted
+        and counts.chain_gaps == 0
+    )
+    met = rate >= TARGET_RPS and p99 < TARGET_P99_MS
+    errors = f"{load.errors}" + (f" {dict(load.failures)}" if load.errors else "")
+    if measured.warmup.errors:
+        errors += f"; warm-up {dict(measured.warmup.failures)}"
+    lines = [
+        "docflow intake benchmark",
+        f"  gunicorn       {workers}, DEBUG off",
+        f"  client         httpx, {args.concurrency} concurrent, same machine "
+        f"({cores} cores)",
+        f"  request        {args.mode}, PDF {len(content) / 1024:.0f} KiB "
+        f"(body {builder.size / 1024:.0f} KiB)",
+        f"  database       {db_description}, {redact(args.database_url)}",
+        f"  submissions    {args.requests} in {load.elapsed:.2f} s "
+        f"(after {args.warmup} warm-up)",
+        f"  throughput     {rate:.1f} submissions/s",
+        f"  latency ms     p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  "
+        f"max {ms[-1] if ms else float('nan'):.1f}",
+        f"  errors         {errors}",
+        f"  peak RSS       {measured.peak_rss / 2**20:.0f} MiB "
+        f"(sum over gunicorn master + workers, {measured.processes} processes)"
+        + (
+            f"; PSS after the run {measured.final_pss / 2**20:.0f} MiB"
+            if measured.final_pss is not None
+            else ""
+        ),
+        f"  CPU ms/request gunicorn {measured.gunicorn_cpu * per_request:.1f}, "
+        f"postgres {postgres}, client {measured.client_cpu * per_request:.1f}, "
+        f"rest {max(0.0, measured.busy_cpu - accounted) * per_request:.1f} "
+        f"(machine {100 * measured.busy_cpu / load.elapsed / cores:.0f}% busy)",
+        f"  stored         {counts.documents} documents, {counts.payload_versions} "
+        f"payload versions, {counts.audit_events} audit events, {blobs} blobs for "
+        f"{accepted} accepted, audit chain gaps {counts.chain_gaps}: "
+        + ("OK" if stored_ok else "MISMATCH"),
+        f"  target         >= {TARGET_RPS:.0f}/s and p99 < {TARGET_P99_MS:.0f} ms: "
+        + ("met" if met else "NOT met"),
+    ]
+    return lines, stored_ok, met
+
+
+# --- main ---------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    content = pdf_bytes("Benchmark discharge summary", pad_to=args.payload_kb * 1024)
+    builder = RequestBuilder(mode=args.mode, content=content)
+    db_description = ensure_database(args.database_url, fresh=args.fresh)
+    workdir = Path(tempfile.mkdtemp(prefix="docflow-bench-"))
+    payload_dir = workdir / "payloads"
+    payload_dir.mkdir()
+    env = server_env(
+        database_url=args.database_url, payload_dir=payload_dir, var_dir=workdir
+    )
+    try:
+        log("migrating")
+        run_checked(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+            env=env,
+            what="migrate",
+        )
+        key = json.loads(
+            run_checked([sys.executable, "-c", SETUP_SCRIPT], env=env, what="setup")
+        )
+        gunicorn = Gunicorn(args, env=env, log_path=workdir / "gunicorn.log")
+        try:
+            log(f"started gunicorn on {gunicorn.url}, waiting for its workers")
+            gunicorn.wait_ready(workers=args.workers)
+            measured = measure(
+                args,
+                gunicorn=gunicorn,
+                url=gunicorn.url,
+                raw_key=key["raw"],
+                builder=builder,
+                concurrency=args.concurrency,
+                timeout=args.timeout,
+                run_id=uuid.uuid4().hex[:8],
+            )
+        finally:
+            log("stopping gunicorn")
+            gunicorn.stop()
+        counts = stored_counts(args.database_url, source_system=f"api:{key['prefix']}")
+        blobs = sum(1 for path in payload_dir.rglob("*") if path.is_file())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    lines, stored_ok, met = report(
+        args,
+        measured=measured,
+        builder=builder,
+        content=content,
+        db_description=db_description,
+        counts=counts,
+        blobs=blobs,
+    )
+    print("\n".join(lines), flush=True)
+    if measured.load.errors or measured.warmup.errors or not stored_ok:
+        return 1
+    if args.enforce_target and not met:
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
