@@ -229,14 +229,8 @@ def document_submit(
     assert sniffed is not None
 
     fingerprint = submission_fingerprint(submission)
-    replay = _existing_for_key(
-        source_system=source_system,
-        idempotency_key=idempotency_key,
-        fingerprint=fingerprint,
-    )
-    if replay is not None:
-        return Submitted(replay, False)
-
+    # Insert first and let the unique constraint find replays: new documents are the
+    # common case and pay for no extra read; a replay costs a discarded blob.
     blob = payload_blob_write(submission.content)
     try:
         document, version, event = _document_create(
@@ -251,7 +245,7 @@ def document_submit(
             actor=actor,
         )
     except IntegrityError:
-        # A concurrent request with the same key won the race: answer as a replay.
+        # The key is taken, by an earlier or a concurrent request: replay or conflict.
         payload_blob_delete(blob.storage_name)
         replay = _existing_for_key(
             source_system=source_system,
