@@ -93,3 +93,22 @@ HTML_LETTER = (
     b"<!DOCTYPE html><html><head><title>Clinic letter</title></head>"
     b"<body><p>Dear Dr Example</p></body></html>"
 )
+
+
+def intake_json_body(**overrides) -> dict:
+    """A valid JSON body for POST /api/v1/documents."""
+    import base64
+
+    body = {
+        "nhs_number": VALID_NHS_NUMBER,
+        "patient_family_name": "Testpatient",
+        "patient_birth_date": "1950-03-01",
+        "document_type": "discharge_summary",
+        "description": "Discharge summary",
+        "event_date": "2024-01-15",
+        "destination_ods_code": "A81001",
+        "file_name": "letter.pdf",
+        "content": base64.b64encode(pdf_bytes()).decode(),
+    }
+    body.update(overrides)
+    return body

@@ -17,7 +17,11 @@ from rest_framework.views import APIView
 
 from audit.models import AccessChannel
 from audit.services import access_log_record
-from docflow.api.problems import PROBLEM_CONTENT_TYPE, problem_response
+from docflow.api.problems import (
+    PROBLEM_CONTENT_TYPE,
+    flatten_errors,
+    problem_response,
+)
 from docflow.api.serializers import (
     ContentQuerySerializer,
     ContentTooLarge,
@@ -156,7 +160,7 @@ class DocumentCollectionView(APIView):
         except ContentTooLarge:
             return _too_large()
         key = request.headers.get("Idempotency-Key", "").strip()
-        errors = [] if valid else _flat(serializer.errors)
+        errors = [] if valid else flatten_errors(serializer.errors)
         if not key or len(key) > 128:
             errors.append(
                 {
@@ -224,12 +228,6 @@ class DocumentCollectionView(APIView):
         response = Response(body, status=status.HTTP_201_CREATED if created else 200)
         response["Location"] = f"/api/v1/documents/{document.public_id}"
         return response
-
-
-def _flat(errors) -> list[dict[str, str]]:
-    from docflow.api.problems import flatten_errors
-
-    return flatten_errors(errors)
 
 
 class DocumentDetailView(APIView):

@@ -1,11 +1,10 @@
-import base64
 import logging
 
 import pytest
 from django.db import connection
 
 from tests.audit.leaks import valid_nhs_numbers_in
-from tests.samples import VALID_NHS_NUMBER, pdf_bytes
+from tests.samples import VALID_NHS_NUMBER, intake_json_body
 
 pytestmark = pytest.mark.django_db
 
@@ -29,17 +28,7 @@ def sql_logged_at_debug(caplog):
 def submit_over_the_api(api_client):
     return api_client.post(
         "/api/v1/documents",
-        {
-            "nhs_number": VALID_NHS_NUMBER,
-            "patient_family_name": "Testpatient",
-            "patient_birth_date": "1950-03-01",
-            "document_type": "discharge_summary",
-            "description": "Discharge summary",
-            "event_date": "2024-01-15",
-            "destination_ods_code": "A81001",
-            "file_name": "letter.pdf",
-            "content": base64.b64encode(pdf_bytes()).decode(),
-        },
+        intake_json_body(),
         format="json",
         HTTP_IDEMPOTENCY_KEY="evt-logging-1",
     )

@@ -9,6 +9,7 @@ from tests.samples import (
     VALID_NHS_NUMBER,
     docm_bytes,
     exe_bytes,
+    intake_json_body,
     pdf_bytes,
 )
 
@@ -16,19 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def payload(**overrides):
-    body = {
-        "nhs_number": VALID_NHS_NUMBER,
-        "patient_family_name": "Testpatient",
-        "patient_birth_date": "1950-03-01",
-        "document_type": "discharge_summary",
-        "description": "Discharge summary",
-        "event_date": "2024-01-15",
-        "destination_ods_code": "A81001",
-        "file_name": "letter.pdf",
-        "content": base64.b64encode(pdf_bytes()).decode(),
-    }
-    body.update(overrides)
-    return body
+    return intake_json_body(**overrides)
 
 
 def test_json_intake_creates_submitted_document_with_encrypted_payload(api_client):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -12,6 +10,7 @@ from django.contrib.auth.models import Permission
 from django.core.management import call_command
 
 from tests.factories import SendingOrganisationFactory, make_api_key, submit_document
+from tests.schemathesis_run import run_schemathesis
 
 # Bounded and deterministic: the same requests on every run, well under a minute,
 # so a failure here is a regression rather than a lucky draw.
@@ -65,40 +64,15 @@ def _schemathesis_config(document_ids: list[str]) -> str:
 def test_live_api_conforms_to_its_schema(live_server, live_api_key, tmp_path):
     """schemathesis against the served schema: no 5xx, every answer as documented."""
     raw_key, document_ids = live_api_key
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(_schemathesis_config(document_ids))
-    command = [
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
-        "--config-file",
-        str(config),
-        "run",
-        f"{live_server.url}/api/v1/schema/",
-        "--header",
-        f"Authorization: Api-Key {raw_key}",
-        "--checks",
-        ",".join(CHECKS),
-        "--max-examples",
-        str(MAX_EXAMPLES),
-        "--generation-deterministic",
-        "--workers",
-        "1",
-        "--request-timeout",
-        "30",
-        "--no-color",
-    ]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=600,
-        check=False,
+    returncode, report = run_schemathesis(
+        schema=f"{live_server.url}/api/v1/schema/",
+        header=f"Authorization: Api-Key {raw_key}",
+        workdir=tmp_path,
+        config_toml=_schemathesis_config(document_ids),
+        checks=CHECKS,
+        max_examples=MAX_EXAMPLES,
     )
-    report = result.stdout + result.stderr
-    print(report)
-    assert result.returncode == 0, report
+    assert returncode == 0, report
     assert "Tested: 4" in report, report
     assert " failed" not in report, report
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+
+from tests.schemathesis_run import run_schemathesis
 
 CONTRACT = (
     Path(__file__).resolve().parents[2]
@@ -65,34 +65,13 @@ def test_vendored_contract_matches_the_shared_one():
 def test_simulator_conforms_to_the_connect_contract(simulator, tmp_path):
     schema = tmp_path / "connect-api.served.yaml"
     schema.write_text(yaml.safe_dump(served_contract()), encoding="utf-8")
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG, encoding="utf-8")
-    command = [
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
-        "--config-file",
-        str(config),
-        "run",
-        str(schema),
-        "--url",
-        simulator.url,
-        "--header",
-        f"Authorization: Bearer {simulator.token()}",
-        "--max-examples",
-        "30",
-        "--generation-deterministic",
-        "--workers",
-        "1",
-        "--request-timeout",
-        "30",
-        "--no-color",
-    ]
-    result = subprocess.run(
-        command, capture_output=True, text=True, cwd=tmp_path, timeout=600, check=False
+    returncode, report = run_schemathesis(
+        schema=str(schema),
+        base_url=simulator.url,
+        header=f"Authorization: Bearer {simulator.token()}",
+        workdir=tmp_path,
+        config_toml=CONFIG,
     )
-    report = result.stdout + result.stderr
-    print(report)
-    assert result.returncode == 0, report
+    assert returncode == 0, report
     assert "Tested: 8" in report, report
     assert "No issues found" in report or " failed" not in report, report
