@@ -7,9 +7,11 @@ smaller, or split into parts under a size limit. Nothing here touches the databa
 from __future__ import annotations
 
 import io
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PdfReadError
 
@@ -56,10 +58,26 @@ def html_to_pdf(html: bytes) -> bytes:
         ) from exc
 
 
+_STRICT_DECODING = threading.Lock()
+
+
+@contextmanager
+def _strict_image_decoding():
+    # Importing WeasyPrint sets Pillow's process-wide LOAD_TRUNCATED_IMAGES, after
+    # which a damaged scan would silently become a partly blank page.
+    with _STRICT_DECODING:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def image_to_pdf(image: bytes) -> bytes:
     """One page per frame (multi-page TIFF included), RGB, via Pillow."""
     try:
-        with Image.open(io.BytesIO(image)) as opened:
+        with _strict_image_decoding(), Image.open(io.BytesIO(image)) as opened:
             frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(opened)]
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ConversionFailed(

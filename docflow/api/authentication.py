@@ -2,12 +2,107 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import threading
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models.signals import post_delete, post_save
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from docflow.models import ApiKey
+from docflow.models import ApiKey, SendingOrganisation
 
 KEYWORD = "Api-Key"
+# Bounds the memory of the verified-key cache; only verified keys ever enter it.
+VERIFIED_KEYS_MAX = 256
+
+
+class VerifiedKeyCache:
+    """API keys this process has verified in the last few seconds, by SHA-256.
+
+    Looking a key up costs a three-table query on every request. A key verified
+    less than ``DOCFLOW_API_KEY_CACHE_SECONDS`` ago is trusted again without it, so
+    revoking a key, deactivating its service account or its organisation, or
+    deleting any of them takes effect within that many seconds in every process
+    (and at once in the process that made the change, through the signals below).
+    Expiry is checked on every request. Failures are never cached, and the raw key
+    is never kept: entries are keyed by its SHA-256.
+    """
+
+    def __init__(self, *, clock=time.monotonic) -> None:
+        self.clock = clock
+        self._entries: dict[bytes, tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def digest(raw_key: str) -> bytes:
+        return hashlib.sha256(raw_key.encode()).digest()
+
+    def get(self, digest: bytes) -> ApiKey | None:
+        """A private copy of the cached key, its user and organisation, or None."""
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        valid_until, api_key = entry
+        if self.clock() >= valid_until:
+            with self._lock:
+                if self._entries.get(digest) is entry:
+                    del self._entries[digest]
+            return None
+        return _detached_copy(api_key)
+
+    def put(self, digest: bytes, api_key: ApiKey, *, seconds: float) -> None:
+        """Remember a verified key (a copy: the caller's instance is its own)."""
+        kept = _detached_copy(api_key)
+        with self._lock:
+            now = self.clock()
+            if len(self._entries) >= VERIFIED_KEYS_MAX:
+                for stale in [k for k, (t, _) in self._entries.items() if t <= now]:
+                    del self._entries[stale]
+                if len(self._entries) >= VERIFIED_KEYS_MAX:
+                    self._entries.clear()
+            self._entries[digest] = (now + seconds, kept)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _detached_copy(api_key: ApiKey) -> ApiKey:
+    """Copies of the key, its user and organisation that share no mutable state.
+
+    Requests may cache things on these objects (permissions on the user, say);
+    each request gets its own so nothing outlives it.
+    """
+    clone = copy.copy(api_key)
+    clone.user = copy.copy(api_key.user)
+    clone.sending_organisation = copy.copy(api_key.sending_organisation)
+    return clone
+
+
+verified_keys = VerifiedKeyCache()
+
+
+def _forget_verified_keys(**kwargs) -> None:
+    verified_keys.clear()
+
+
+# A change to a key, a user or an organisation made in this process forgets every
+# verified key at once; other processes follow within the cache's lifetime.
+for _model in (ApiKey, SendingOrganisation, get_user_model()):
+    post_save.connect(
+        _forget_verified_keys,
+        sender=_model,
+        dispatch_uid=f"forget-verified-api-keys-saved-{_model._meta.label}",
+    )
+    post_delete.connect(
+        _forget_verified_keys,
+        sender=_model,
+        dispatch_uid=f"forget-verified-api-keys-deleted-{_model._meta.label}",
+    )
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -15,6 +110,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     The key is looked up by its public prefix and checked against its hash; revoked
     or expired keys, inactive service accounts and inactive organisations are refused.
+    A key verified in the last ``DOCFLOW_API_KEY_CACHE_SECONDS`` is not looked up
+    again (see VerifiedKeyCache for what that means for revocation).
     """
 
     def authenticate(self, request):
@@ -27,6 +124,19 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         raw_key = raw_key.strip()
         if not raw_key:
             raise exceptions.AuthenticationFailed("Missing API key.")
+        seconds = settings.DOCFLOW_API_KEY_CACHE_SECONDS
+        digest = VerifiedKeyCache.digest(raw_key)
+        api_key = verified_keys.get(digest) if seconds > 0 else None
+        if api_key is None:
+            api_key = self._verified_from_database(raw_key)
+            if seconds > 0:
+                verified_keys.put(digest, api_key, seconds=seconds)
+        if api_key.has_expired:
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        return api_key.user, api_key
+
+    @staticmethod
+    def _verified_from_database(raw_key: str) -> ApiKey:
         try:
             api_key = ApiKey.objects.select_related("user", "sending_organisation").get(
                 prefix=raw_key.partition(".")[0], revoked=False
@@ -40,7 +150,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             or not api_key.sending_organisation.is_active
         ):
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        return api_key.user, api_key
+        return api_key
 
     def authenticate_header(self, request) -> str:
         return KEYWORD

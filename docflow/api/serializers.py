@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 from pathlib import PurePath
 
 from django.conf import settings
@@ -11,8 +12,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from audit.models import AuditEvent
 from docflow.media import MediaRefused, sniff_media
-from docflow.models import Document, DocumentStatus, DocumentType, Gender
+from docflow.models import (
+    Document,
+    DocumentStatus,
+    DocumentType,
+    Gender,
+    PayloadVersion,
+)
 from docflow.validation import (
     validate_birth_date,
     validate_nhs_number,
@@ -59,7 +67,20 @@ class Base64ContentField(serializers.CharField):
         ]
 
 
-class DocumentMetadataSerializer(serializers.Serializer):
+class _ShallowFieldCopies:
+    """Gives each serializer instance shallow copies of the declared fields.
+
+    DRF deep-copies them, which re-runs every field's ``__init__`` (over 20 fields,
+    ~0.4 ms per intake request). The copy is what DRF binds to the instance (name,
+    parent, source); what copies share is configuration set at declaration time
+    (validators, choices, error messages), which nothing changes afterwards.
+    """
+
+    def get_fields(self):
+        return {name: copy.copy(field) for name, field in self._declared_fields.items()}
+
+
+class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
     nhs_number = serializers.CharField(max_length=12, validators=[validate_nhs_number])
     patient_family_name = serializers.CharField(max_length=255)
     patient_given_names = serializers.CharField(
@@ -223,6 +244,64 @@ class DocumentDetailSerializer(DocumentSummarySerializer):
     def get_timeline(self, document: Document) -> list[dict]:
         events = self.context["timeline"]
         return TimelineEntrySerializer(events, many=True).data
+
+
+# Unbound, only to format datetimes exactly as the serializers' own fields do.
+_DATETIME = serializers.DateTimeField()
+
+
+def new_document_detail(
+    *, document: Document, payload_version: PayloadVersion, audit_event: AuditEvent
+) -> dict:
+    """DocumentDetailSerializer's body for a document intake has just created.
+
+    Built from the rows intake wrote: one payload version, no transmissions and one
+    timeline event. Building the serializer instead costs ~60 field instances per
+    request; tests hold both bodies equal, field for field.
+    """
+    moment = _DATETIME.to_representation
+    return {
+        "id": str(document.public_id),
+        "status": str(document.status),
+        "status_changed_at": moment(document.status_changed_at),
+        "status_reason": str(document.status_reason),
+        "sending_organisation": str(document.sending_organisation.ods_code),
+        "destination_ods_code": str(document.destination_ods_code),
+        "document_type": str(document.document_type),
+        "source_reference": str(document.source_reference),
+        "created_at": moment(document.created_at),
+        "parent": str(document.parent.public_id) if document.parent_id else None,
+        "replaces": (
+            str(document.replaces.public_id) if document.replaces_id else None
+        ),
+        "payload_versions": [
+            {
+                "id": str(payload_version.public_id),
+                "stage": str(payload_version.stage),
+                "media_type": str(payload_version.media_type),
+                "size_bytes": int(payload_version.size_bytes),
+                "sha256": str(payload_version.sha256),
+                "page_count": (
+                    None
+                    if payload_version.page_count is None
+                    else int(payload_version.page_count)
+                ),
+                "created_at": moment(payload_version.created_at),
+            }
+        ],
+        "transmissions": [],
+        "timeline": [
+            {
+                "sequence": int(audit_event.sequence),
+                "at": moment(audit_event.occurred_at),
+                "action": str(audit_event.action),
+                "actor_kind": str(audit_event.actor_kind),
+                "actor": str(audit_event.actor_label),
+                "from_status": audit_event.data.get("from"),
+                "to_status": audit_event.data.get("to"),
+            }
+        ],
+    }
 
 
 class DocumentListQuerySerializer(serializers.Serializer):

@@ -32,6 +32,7 @@ from docflow.api.serializers import (
     DocumentPageSerializer,
     DocumentSummarySerializer,
     ProblemSerializer,
+    new_document_detail,
 )
 from docflow.media import ACCEPTED_MEDIA_TYPES
 from docflow.models import Document
@@ -42,7 +43,6 @@ from docflow.selectors import (
     document_get,
     document_list,
     document_timeline,
-    document_with_details,
 )
 from docflow.services import (
     DocumentSubmission,
@@ -213,18 +213,18 @@ class DocumentCollectionView(APIView):
         document, created = submitted
         if created:
             # Answer with the rows this request has just written, not a re-read.
-            document = document_with_details(
+            body = new_document_detail(
                 document=document,
-                payload_versions=[submitted.payload_version],
-                transmissions=[],
+                payload_version=submitted.payload_version,
+                audit_event=submitted.audit_event,
             )
-            timeline = [submitted.audit_event]
         else:
             document = document_get(
                 user=request.user, api_key=api_key, public_id=document.public_id
             )
-            timeline = document_timeline(document=document)
-        body = DocumentDetailSerializer(document, context={"timeline": timeline}).data
+            body = DocumentDetailSerializer(
+                document, context={"timeline": document_timeline(document=document)}
+            ).data
         response = Response(body, status=status.HTTP_201_CREATED if created else 200)
         response["Location"] = f"/api/v1/documents/{document.public_id}"
         return response

@@ -93,6 +93,7 @@ def test_detail_shows_status_destination_timeline_and_transmissions(
     transmission = Transmission.objects.create(
         document=document,
         payload_version=document.payload_versions.get(),
+        sending_organisation=document.sending_organisation,
         channel=Channel.CONNECT,
         destination_ods_code="A81005",
         idempotency_key="tx-1",

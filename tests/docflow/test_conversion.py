@@ -86,6 +86,14 @@ def test_unreadable_image_fails_with_a_code():
     assert caught.value.code == "conversion_failed"
 
 
+def test_a_damaged_image_fails_even_after_weasyprint_made_pillow_lenient():
+    html_to_pdf(HTML_LETTER)  # importing WeasyPrint sets LOAD_TRUNCATED_IMAGES
+    damaged = png_bytes()[:-20] + b"\x00" * 20
+    with pytest.raises(ConversionFailed) as caught:
+        image_to_pdf(damaged)
+    assert caught.value.code == "conversion_failed"
+
+
 def test_truncated_pdf_is_unreadable():
     with pytest.raises(ConversionFailed) as caught:
         inspect_pdf(pdf_bytes()[:120])
