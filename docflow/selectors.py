@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Prefetch, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
 from audit.models import AuditEvent
@@ -98,30 +98,6 @@ def document_get(*, user: Any, public_id: uuid.UUID, api_key: Any = None) -> Doc
         .prefetch_related(*_detail_prefetches())
         .get(public_id=public_id)
     )
-
-
-def document_with_details(
-    *,
-    document: Document,
-    payload_versions: list[PayloadVersion] | None = None,
-    transmissions: list | None = None,
-) -> Document:
-    """What the detail view shows, loaded onto a document its caller already holds.
-
-    Related rows the caller already has (say, the ones it has just written) are used
-    as given, as if prefetched; the rest are read.
-    """
-    given = {"payload_versions": payload_versions, "transmissions": transmissions}
-    cache = document.__dict__.setdefault("_prefetched_objects_cache", {})
-    for name, rows in given.items():
-        if rows is not None:
-            # What prefetch_related stores: a queryset already holding its rows.
-            queryset = getattr(document, name).get_queryset()
-            queryset._result_cache = list(rows)
-            queryset._prefetch_done = True
-            cache[name] = queryset
-    prefetch_related_objects([document], *_detail_prefetches())
-    return document
 
 
 def document_timeline(*, document: Document) -> QuerySet[AuditEvent]:

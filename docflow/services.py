@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import rfc8785
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
+from django_q.tasks import async_task
 
 from audit.models import AuditEvent
 from audit.services import audit_record
@@ -25,7 +27,7 @@ from docflow.models import (
     PayloadVersion,
     SendingOrganisation,
 )
-from docflow.payload_store import payload_blob_delete, payload_blob_write
+from docflow.payload_store import StoredBlob, payload_blob_delete, payload_blob_write
 from docflow.validation import (
     CONNECT_LENGTH_LIMITS,
     normalise_nhs_number,
@@ -111,12 +113,18 @@ class DocumentSubmission:
     inpatient: bool = False
 
     def metadata(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["content"], data["declared_extension"]
-        return data
+        # Every metadata value is immutable (text, dates, flags): no deep copy needed.
+        return {name: getattr(self, name) for name in _METADATA_FIELDS}
 
     def __repr__(self) -> str:  # never show patient details in tracebacks
         return f"DocumentSubmission(document_type={self.document_type!r})"
+
+
+_METADATA_FIELDS = tuple(
+    f.name
+    for f in fields(DocumentSubmission)
+    if f.name not in ("content", "declared_extension")
+)
 
 
 def _validate_submission(
@@ -258,7 +266,39 @@ def document_submit(
     except BaseException:
         payload_blob_delete(blob.storage_name)
         raise
+    _enqueue_preparation(document)
     return Submitted(document, True, payload_version=version, audit_event=event)
+
+
+def _enqueue_preparation(document: Document) -> None:
+    # By dotted name: docflow never imports the app that sends (DESIGN §1). A lost
+    # enqueue is found again by the dispatch sweep.
+    task = settings.DOCFLOW_PREPARE_TASK
+    if task:
+        transaction.on_commit(lambda: async_task(task, document.pk))
+
+
+def payload_version_record(
+    *,
+    document: Document,
+    stage: str,
+    media_type: str,
+    extension: str,
+    blob: StoredBlob,
+    page_count: int | None = None,
+) -> PayloadVersion:
+    """Record a stored blob as one version of a document; the caller audits it."""
+    return PayloadVersion.objects.create(
+        document=document,
+        stage=stage,
+        media_type=media_type,
+        file_extension=extension,
+        size_bytes=blob.size_bytes,
+        sha256=blob.sha256,
+        page_count=page_count,
+        key_id=blob.key_id,
+        storage_name=blob.storage_name,
+    )
 
 
 @transaction.atomic
@@ -283,15 +323,12 @@ def _document_create(
         status_changed_at=timezone.now(),
         **metadata,
     )
-    version = PayloadVersion.objects.create(
+    version = payload_version_record(
         document=document,
         stage=PayloadStage.ORIGINAL,
         media_type=media_type,
-        file_extension=extension,
-        size_bytes=blob.size_bytes,
-        sha256=blob.sha256,
-        key_id=blob.key_id,
-        storage_name=blob.storage_name,
+        extension=extension,
+        blob=blob,
     )
     event = audit_record(
         action="document.submitted",

@@ -165,6 +165,11 @@ DOCFLOW_MAX_UPLOAD_BYTES = env_int("DOCFLOW_MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = DOCFLOW_MAX_UPLOAD_BYTES * 4 // 3 + 64 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = DOCFLOW_MAX_UPLOAD_BYTES + 64 * 1024
 
+# An API key verified this recently is trusted again without a database look-up, so
+# revoking or deactivating one takes effect within this many seconds in every worker
+# (0: look every key up on every request). See docflow.api.authentication.
+DOCFLOW_API_KEY_CACHE_SECONDS = env_int("DOCFLOW_API_KEY_CACHE_SECONDS", 5)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "docflow.api.authentication.ApiKeyAuthentication",
@@ -203,10 +208,14 @@ SPECTACULAR_SETTINGS = {
 REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER = {
     "name": "docflow",
-    "workers": env_int("Q_WORKERS", 2),
+    # One worker is the tracker while documents are on their way (and, for a few
+    # seconds a minute, its successor waiting to take over); the rest prepare and
+    # send, each waiting on Connect and the database more than on the CPU.
+    "workers": env_int("Q_WORKERS", 4),
     "timeout": 120,
     "retry": 180,
-    "save_limit": env_int("Q_SAVE_LIMIT", 1000),
+    # -1: successful tasks are not stored (the audit chain is the record); failures are.
+    "save_limit": env_int("Q_SAVE_LIMIT", -1),
     "catch_up": False,
     "ack_failures": True,
     "max_attempts": 3,
@@ -245,4 +254,32 @@ LOGGING = {
 # Connect (the real service or the simulator on loopback in development).
 DOCFLOW_CONNECT_BASE_URL = os.environ.get(
     "DOCFLOW_CONNECT_BASE_URL", "http://127.0.0.1:8100"
+)
+
+# Transmission engine (DESIGN §4): retries, tracking, safe degradation.
+# Connect timeouts in seconds: connect, read, write, pool.
+DOCFLOW_CONNECT_TIMEOUTS = (
+    float(os.environ.get("DOCFLOW_CONNECT_CONNECT_TIMEOUT", "5")),
+    float(os.environ.get("DOCFLOW_CONNECT_READ_TIMEOUT", "30")),
+    float(os.environ.get("DOCFLOW_CONNECT_WRITE_TIMEOUT", "30")),
+    5.0,
+)
+DOCFLOW_SEND_MAX_ATTEMPTS = env_int("DOCFLOW_SEND_MAX_ATTEMPTS", 8)
+DOCFLOW_SEND_RETRY_BASE_SECONDS = env_int("DOCFLOW_SEND_RETRY_BASE_SECONDS", 30)
+DOCFLOW_SEND_RETRY_MAX_SECONDS = env_int("DOCFLOW_SEND_RETRY_MAX_SECONDS", 3600)
+# A destination's directory entry is trusted this long before it is looked up again.
+DOCFLOW_DESTINATION_TTL_SECONDS = env_int("DOCFLOW_DESTINATION_TTL_SECONDS", 900)
+DOCFLOW_POLL_FIRST_SECONDS = env_int("DOCFLOW_POLL_FIRST_SECONDS", 30)
+# Longer than any POST can take with the timeouts above: then the worker is gone.
+DOCFLOW_SENDING_TIMEOUT_SECONDS = env_int("DOCFLOW_SENDING_TIMEOUT_SECONDS", 300)
+DOCFLOW_DISPATCH_GRACE_SECONDS = env_int("DOCFLOW_DISPATCH_GRACE_SECONDS", 60)
+DOCFLOW_CIRCUIT_FAILURE_THRESHOLD = env_int("DOCFLOW_CIRCUIT_FAILURE_THRESHOLD", 5)
+DOCFLOW_CIRCUIT_COOLDOWN_SECONDS = env_int("DOCFLOW_CIRCUIT_COOLDOWN_SECONDS", 60)
+DOCFLOW_SURGE_THRESHOLD = env_int("DOCFLOW_SURGE_THRESHOLD", 10)
+DOCFLOW_SURGE_WINDOW_SECONDS = env_int("DOCFLOW_SURGE_WINDOW_SECONDS", 600)
+DOCFLOW_TRACK_LOOP_SECONDS = env_int("DOCFLOW_TRACK_LOOP_SECONDS", 50)
+DOCFLOW_TRACK_ROUND_SECONDS = float(os.environ.get("DOCFLOW_TRACK_ROUND_SECONDS", "1"))
+# Queued (by dotted name) when a new document is stored; empty turns it off.
+DOCFLOW_PREPARE_TASK = os.environ.get(
+    "DOCFLOW_PREPARE_TASK", "transmissions.tasks.prepare_document"
 )

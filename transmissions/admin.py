@@ -1,6 +1,14 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 
-from transmissions.models import Transmission
+from docflow.admin import SendingOrganisationAdmin
+from docflow.models import SendingOrganisation
+from transmissions.models import HaltKind, OutboundHalt, Transmission
+from transmissions.services.controls import (
+    outbound_halt_close,
+    outbound_pause,
+    outbound_resume,
+)
 
 
 @admin.register(Transmission)
@@ -9,10 +17,11 @@ class TransmissionAdmin(admin.ModelAdmin):
         "public_id",
         "channel",
         "destination_ods_code",
+        "state",
         "status_code",
         "attempts",
     ]
-    list_filter = ["channel", "status_code"]
+    list_filter = ["channel", "state", "status_code"]
     readonly_fields = [f.name for f in Transmission._meta.fields]
     show_full_result_count = False
 
@@ -21,3 +30,88 @@ class TransmissionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class PauseForm(forms.ModelForm):
+    class Meta:
+        model = OutboundHalt
+        fields = ["sending_organisation", "reason"]
+
+
+@admin.register(OutboundHalt)
+class OutboundHaltAdmin(admin.ModelAdmin):
+    """The kill switch: adding a halt pauses outbound; the action lifts halts."""
+
+    form = PauseForm
+    list_display = [
+        "__str__",
+        "reason",
+        "opened_at",
+        "opened_by",
+        "closed_at",
+        "closed_by",
+    ]
+    list_filter = ["kind", ("closed_at", admin.EmptyFieldListFilter)]
+    actions = ["lift_selected"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return [f.name for f in OutboundHalt._meta.fields]
+        return []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        halt = outbound_pause(
+            reason=form.cleaned_data["reason"],
+            actor=request.user,
+            sending_organisation=form.cleaned_data["sending_organisation"],
+        )
+        obj.pk = halt.pk
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Lift the selected halts (resume outbound)")
+    def lift_selected(self, request, queryset):
+        closed = [
+            outbound_halt_close(
+                halt=halt, reason="Lifted in the admin", actor=request.user
+            )
+            for halt in queryset.filter(closed_at__isnull=True)
+        ]
+        self.message_user(
+            request, f"{len(closed)} halt(s) lifted.", level=messages.SUCCESS
+        )
+
+
+admin.site.unregister(SendingOrganisation)
+
+
+@admin.register(SendingOrganisation)
+class SendingOrganisationWithOutboundAdmin(SendingOrganisationAdmin):
+    actions = ["pause_outbound", "resume_outbound"]
+
+    @admin.action(description="Pause outbound sending (kill switch)")
+    def pause_outbound(self, request, queryset):
+        for organisation in queryset:
+            outbound_pause(
+                reason="Paused in the admin",
+                actor=request.user,
+                sending_organisation=organisation,
+            )
+        self.message_user(request, f"Outbound paused for {queryset.count()}.")
+
+    @admin.action(description="Resume outbound sending (lift every halt)")
+    def resume_outbound(self, request, queryset):
+        lifted = 0
+        for organisation in queryset:
+            lifted += len(
+                outbound_resume(
+                    reason="Resumed in the admin",
+                    actor=request.user,
+                    sending_organisation=organisation,
+                    kinds=tuple(HaltKind.values),
+                )
+            )
+        self.message_user(request, f"{lifted} halt(s) lifted.")

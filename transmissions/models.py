@@ -1,12 +1,22 @@
-"""Sends of payload versions over a channel, and what came back."""
+"""Sends of payload versions over a channel, what came back, and outbound controls."""
 
 from __future__ import annotations
 
 import uuid
 
 from django.db import models
+from django.db.models import Q
 
 from docflow.models import Channel
+
+
+class TransmissionState(models.TextChoices):
+    # Created when a document is claimed; the POST may not have reached Connect yet.
+    # Retries and settling by idempotency key reuse this row and its key.
+    PENDING = "pending", "Not yet confirmed by Connect"
+    POSTED = "posted", "Held by Connect, being tracked"
+    FINAL = "final", "Tracking finished"
+    ABANDONED = "abandoned", "Never reached Connect; the document was held"
 
 
 class Transmission(models.Model):
@@ -19,9 +29,19 @@ class Transmission(models.Model):
     payload_version = models.ForeignKey(
         "docflow.PayloadVersion", on_delete=models.PROTECT, related_name="transmissions"
     )
+    sending_organisation = models.ForeignKey(
+        "docflow.SendingOrganisation",
+        on_delete=models.PROTECT,
+        related_name="transmissions",
+    )
     channel = models.CharField(max_length=16, choices=Channel.choices)
     destination_ods_code = models.CharField(max_length=10)
     idempotency_key = models.CharField(max_length=64, unique=True)
+    state = models.CharField(
+        max_length=16,
+        choices=TransmissionState.choices,
+        default=TransmissionState.PENDING,
+    )
     external_id = models.CharField(
         "Connect document GUID or MESH message id",
         max_length=64,
@@ -31,7 +51,10 @@ class Transmission(models.Model):
     status_code = models.PositiveIntegerField(null=True, blank=True)
     rejection_code = models.CharField(max_length=16, blank=True)
     attempts = models.PositiveIntegerField(default=0)
-    next_poll_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    posted_at = models.DateTimeField(null=True, blank=True)
+    last_status_at = models.DateTimeField(null=True, blank=True)
     last_error_class = models.CharField(max_length=32, blank=True)
     resend_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="resends"
@@ -41,6 +64,106 @@ class Transmission(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        constraints = [
+            # One send in flight per document: retries reuse it and its key.
+            models.UniqueConstraint(
+                fields=["document"],
+                condition=Q(state="pending"),
+                name="transmission_one_pending_per_document",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "next_poll_at"]),
+            models.Index(fields=["document", "state"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel} transmission {self.public_id}"
+
+
+class HaltKind(models.TextChoices):
+    KILL_SWITCH = "kill_switch", "Paused by an operator"
+    TOKEN_FAILURE = "token_failure", "Connect refused our credentials"
+    CIRCUIT_OPEN = "circuit_open", "Repeated failures (circuit open)"
+    SURGE = "surge", "Surge of system errors or on-hold statuses"
+
+
+class OutboundHalt(models.Model):
+    """One reason outbound sending is stopped, for everyone or one sending org.
+
+    While any halt is open for its scope nothing is posted; documents wait in `ready`.
+    A circuit halt closes itself after `retry_at` on the next successful send; the
+    others need an operator (kill switch command or admin action).
+    """
+
+    sending_organisation = models.ForeignKey(
+        "docflow.SendingOrganisation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="outbound_halts",
+        help_text="Empty: every sending organisation.",
+    )
+    kind = models.CharField(max_length=16, choices=HaltKind.choices)
+    reason = models.CharField(max_length=255)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    opened_by = models.CharField(max_length=150)
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="Circuit only: when one trial send may go."
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.CharField(max_length=150, blank=True)
+    close_reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sending_organisation", "kind"],
+                condition=Q(closed_at__isnull=True),
+                name="outbound_halt_one_open_per_org_and_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=Q(closed_at__isnull=True, sending_organisation__isnull=True),
+                name="outbound_halt_one_open_global_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.sending_organisation or "all sending organisations"
+        return f"{self.get_kind_display()}: {scope}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class ConnectFailureCount(models.Model):
+    """Consecutive retryable failures talking to Connect for one sending org."""
+
+    sending_organisation = models.OneToOneField(
+        "docflow.SendingOrganisation",
+        on_delete=models.CASCADE,
+        related_name="connect_failures",
+    )
+    consecutive = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.consecutive} consecutive failures"
+
+
+class ChangesCursor(models.Model):
+    """Where one sending org's read of Connect's changes feed got to."""
+
+    sending_organisation = models.OneToOneField(
+        "docflow.SendingOrganisation",
+        on_delete=models.CASCADE,
+        related_name="connect_changes_cursor",
+    )
+    cursor = models.CharField(max_length=255, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"changes cursor of {self.sending_organisation_id}"

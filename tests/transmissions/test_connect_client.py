@@ -181,7 +181,7 @@ def test_unreachable_connect_is_retryable(unused_tcp_port):
 def test_unknown_organisation_is_none(client):
     assert client.organisation("Z99999") is None
     organisation = client.organisation("A81003")
-    assert organisation.endpoint_type == "EmisMesh"
+    assert organisation.endpoint_type == "emis_mesh"  # our profile code
 
 
 def test_change_feed_and_resend_and_resolve(client, simulator):

@@ -192,13 +192,24 @@ def parse_found(data: dict[str, Any]) -> DocumentStatus | None:
     return parse_status(documents[0]) if documents else None
 
 
+# Connect's endpoint type names -> our DestinationProfile.endpoint_type codes.
+ENDPOINT_TYPES = {
+    "Docman10": "docman10",
+    "Docman7": "docman7",
+    "EmisMesh": "emis_mesh",
+    "TppMesh": "tpp_mesh",
+}
+
+
 def parse_organisation(data: dict[str, Any]) -> ConnectOrganisation:
+    endpoint_type = str(data.get("EndpointType", ""))
     return ConnectOrganisation(
         ods_code=str(data["OdsCode"]),
         name=str(data.get("Name", "")),
         is_active=bool(data["IsActive"]),
         is_receiving=bool(data["IsReceivingOrganisation"]),
-        endpoint_type=str(data.get("EndpointType", "")),
+        # An unknown name passes through: no profile matches it, so nothing is sent.
+        endpoint_type=ENDPOINT_TYPES.get(endpoint_type, endpoint_type),
         max_file_size_bytes=data.get("MaxFileSizeBytes"),
     )
 

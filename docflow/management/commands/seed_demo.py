@@ -1,10 +1,11 @@
 """Demo data for a development machine: safe to run on every start.
 
 Creates sending organisations, destinations of every endpoint type, users of every
-role, one API key per sending organisation and documents in several lifecycle
-states. Documents go through the real intake and transition services, so their
-audit trail is the same as in production. Everything is looked up before it is
-created, so a second run changes nothing.
+role, one API key per sending organisation and documents for every practice
+behaviour of the Connect simulator's demo scenario. Documents go in through the real
+intake service; the running engine sends them on to their outcomes (accepted,
+delivered, rejected, held, system error), so their audit trail is production's.
+Everything is looked up before it is created, so a second run changes nothing.
 """
 
 from __future__ import annotations
@@ -36,12 +37,7 @@ from docflow.models import (
     OrganisationStatus,
     SendingOrganisation,
 )
-from docflow.services import (
-    DocumentSubmission,
-    document_cancel,
-    document_submit,
-    document_transition,
-)
+from docflow.services import DocumentSubmission, document_cancel, document_submit
 
 # Printed, and only ever set on a development machine (see handle()).
 DEMO_PASSWORD = "docflow-demo-password"  # noqa: S105
@@ -99,51 +95,30 @@ USERS = [
     DemoUser("system.admin", "System admin", "Sam", "Adams", True),
 ]
 
-# How to reach each demo state from `submitted`, through the real transitions.
-_READY = ["mark_prepared"]
-_RECEIVED = [*_READY, "claim_for_sending", "mark_received"]
-_DELIVERED = [*_RECEIVED, "mark_delivered"]
-PATHS: dict[str, list[str]] = {
-    "submitted": [],
-    "ready": _READY,
-    "held": ["hold_before_send"],
-    "outcome_unknown": [*_READY, "claim_for_sending", "mark_outcome_unknown"],
-    "received": _RECEIVED,
-    "delivered": _DELIVERED,
-    "accepted": [*_DELIVERED, "mark_accepted"],
-    "rejected": [*_DELIVERED, "mark_rejected"],
-    "rejection_resolved": [*_DELIVERED, "mark_rejected", "resolve_rejection"],
-    "system_error": [*_RECEIVED, "mark_system_error"],
-    "cancelled": ["cancel"],
-}
-# The reason (a code or a short text) recorded with a step.
-REASONS = {
-    "hold_before_send": "destination_inactive",
-    "mark_outcome_unknown": "timeout_after_send",
-    "mark_rejected": "REJ01",
-    "mark_system_error": "5000",
-    "resolve_rejection": "Practice confirmed the patient moved; letter sent on.",
-    "cancel": "Letter filed against the wrong patient record; reissued.",
-}
-# Steps a person takes (the rest are the system's), and who takes them.
-PERSON_STEPS = frozenset({"resolve_rejection", "cancel"})
+# Every demo document goes in through intake; the running engine (qcluster and the
+# Connect simulator started by `make run`) prepares, sends and tracks it to the
+# outcome its practice's simulated behaviour gives. Only the cancellation is a
+# person's act, taken here before anything is sent.
+CANCEL_REASON = "Letter filed against the wrong patient record; reissued."
 CLINICAL_ADMIN_FOR = {"RX1": "clinical.admin", "RY2": "clinical.admin.ry2"}
 
-# (sender, destination, document type, description, state to leave it in)
+# (sender, destination, document type, description, what happens to it)
 DOCUMENTS = [
-    ("RX1", "A81001", "discharge_summary", "Discharge summary, ward 4", "submitted"),
-    ("RX1", "A81002", "clinic_letter", "Cardiology clinic letter", "ready"),
+    ("RX1", "A81001", "discharge_summary", "Discharge summary, ward 4", "accepted"),
+    ("RX1", "A81002", "clinic_letter", "Cardiology clinic letter", "accepted"),
     ("RX1", "A81006", "discharge_summary", "Discharge summary, surgery", "held"),
     ("RX1", "A81001", "result", "Haematology result", "accepted"),
     ("RX1", "A81003", "ed_attendance", "Emergency department visit", "delivered"),
     ("RX1", "A81005", "clinic_letter", "Respiratory clinic letter", "rejected"),
     ("RX1", "A81002", "clinic_letter", "Orthopaedic clinic letter", "cancelled"),
-    ("RX1", "A81004", "discharge_summary", "Discharge summary, maternity", "received"),
-    ("RY2", "A81004", "result", "Community phlebotomy result", "submitted"),
+    ("RX1", "A81004", "discharge_summary", "Discharge summary, maternity", "delivered"),
+    ("RY2", "A81010", "result", "Community phlebotomy result", "accepted"),
     ("RY2", "A81002", "referral", "Referral to community nursing", "accepted"),
     ("RY2", "A81008", "clinic_letter", "Podiatry clinic letter", "system_error"),
-    ("RY2", "A81005", "clinic_letter", "Physiotherapy letter", "rejection_resolved"),
-    ("RY2", "A81012", "discharge_summary", "Discharge summary", "outcome_unknown"),
+    ("RY2", "A81009", "clinic_letter", "Physiotherapy letter", "system_error"),
+    ("RY2", "A81012", "discharge_summary", "Discharge summary", "delivered"),
+    ("RY2", "A81007", "clinic_letter", "Dental referral letter", "held"),
+    ("RY2", "A81011", "result", "Radiology report", "accepted"),
 ]
 # Fictitious patients, one per document: (family name, given name, date of birth).
 PATIENTS = [
@@ -160,6 +135,8 @@ PATIENTS = [
     ("Wright", "Harper", datetime.date(1958, 3, 17)),
     ("Hughes", "Rowan", datetime.date(1969, 10, 10)),
     ("Green", "Emerson", datetime.date(1951, 1, 2)),
+    ("Baker", "Sage", datetime.date(1972, 5, 25)),
+    ("Clarke", "Reese", datetime.date(1987, 9, 13)),
 ]
 
 
@@ -228,7 +205,8 @@ def _write_private_json(path: Path, data: dict) -> None:
 class Command(BaseCommand):
     help = (
         "Create demo organisations, users of every role, API keys and documents in "
-        "several states. Idempotent. Development only unless --force."
+        "flight to every practice behaviour. Idempotent. Development only unless "
+        "--force."
     )
 
     def add_arguments(self, parser) -> None:
@@ -388,10 +366,10 @@ class Command(BaseCommand):
         api_keys: dict[str, tuple[ApiKey, str]],
         users: dict[str, object],
     ) -> int:
-        """Submit each demo document once and walk it to its state."""
+        """Submit each demo document once; the engine takes it from there."""
         today = timezone.localdate()
         created_count = 0
-        for index, (sender_code, destination, kind, description, state) in enumerate(
+        for index, (sender_code, destination, kind, description, outcome) in enumerate(
             DOCUMENTS, start=1
         ):
             source_system = f"demo:{sender_code}"
@@ -435,31 +413,20 @@ class Command(BaseCommand):
                     sender_department="Demo department",
                     sender_person="Dr A Consultant",
                     source_reference=f"DEMO-{index:03d}",
-                    urgent=state == "rejected",
+                    urgent=outcome == "rejected",
                 ),
                 actor=api_keys[sender_code][0],
             )
             if not created:
                 continue
-            for step in PATHS[state]:
-                actor = (
-                    users[CLINICAL_ADMIN_FOR[sender_code]]
-                    if step in PERSON_STEPS
-                    else None
-                )
-                if step == "cancel":
-                    document = document_cancel(
-                        document=document, reason=REASONS[step], actor=actor
-                    )
-                    continue
-                document = document_transition(
+            if outcome == "cancelled":
+                document = document_cancel(
                     document=document,
-                    transition=step,
-                    reason=REASONS.get(step, ""),
-                    actor=actor,
+                    reason=CANCEL_REASON,
+                    actor=users[CLINICAL_ADMIN_FOR[sender_code]],
                 )
             created_count += 1
-            self._say(f"  document demo-{index:03d}: {document.status}")
+            self._say(f"  document demo-{index:03d}: {document.status}, for {outcome}")
         return created_count
 
     def _summary(

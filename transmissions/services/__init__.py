@@ -1,0 +1,10 @@
+"""Every write of the transmissions app, one module per stage.
+
+- ``controls``: outbound halts (kill switch, token failure, circuit, surge).
+- ``pipeline``: preparation hand-off (sending from the same task) and the sweep that
+  enqueues due work.
+- ``sending``: claim, post, classify the answer.
+- ``tracking``: apply Connect statuses (changes feed first, per-document fallback).
+- ``tracker``: the one loop that tracks while anything is on its way.
+- ``reconciling``: settle uncertain sends by idempotency key; re-check destinations.
+"""

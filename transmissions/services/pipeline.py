@@ -1,0 +1,111 @@
+"""Hand-offs between stages, and the sweep that finds work whose enqueue was lost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from casework.services import work_item_sync_for_document
+from docflow.models import Document, DocumentStatus
+from docflow.preparation import Prepared, document_prepare
+from transmissions.models import OutboundHalt, Transmission, TransmissionState
+from transmissions.queue import PREPARE, SEND, SETTLE, enqueue_on_commit
+from transmissions.services.sending import document_send
+
+S = DocumentStatus
+
+
+@transaction.atomic
+def document_prepare_for_sending(
+    *, document_id: int, actor: Any = None, queue_sends: bool = True
+) -> Prepared:
+    """Prepare one submitted document; a held one gets its work item, and whatever
+    is ready to send is queued once this commits (unless the caller sends it)."""
+    prepared = document_prepare(document_id=document_id, actor=actor)
+    if not (prepared.sendable and prepared.document.status == S.READY):
+        # Just prepared means submitted a moment ago: it never needed anybody, so
+        # there is no item to close and none to open. Everything else is synced.
+        work_item_sync_for_document(document=prepared.document, actor=actor)
+    if queue_sends:
+        for document in prepared.sendable:
+            enqueue_on_commit(SEND, document.pk)
+    return prepared
+
+
+def document_prepare_and_send(*, document_id: int, actor: Any = None) -> Prepared:
+    """Prepare one submitted document, then send it from this same worker once the
+    preparation has committed: one queued task per document instead of two, and a
+    failed send still retries on its own (the payload is never rebuilt). The parts
+    of a split document are queued, to go out side by side."""
+    prepared = document_prepare_for_sending(
+        document_id=document_id, actor=actor, queue_sends=False
+    )
+    if len(prepared.sendable) == 1:
+        [document] = prepared.sendable
+        transaction.on_commit(
+            lambda: document_send(document_id=document.pk, actor=actor)
+        )
+    else:
+        for document in prepared.sendable:
+            enqueue_on_commit(SEND, document.pk)
+    return prepared
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    prepare: int
+    send: int
+    settle: int
+
+
+def pipeline_dispatch_due(*, limit: int = 1000) -> Dispatched:
+    """Queue work that is due and not otherwise queued: submitted documents whose
+    enqueue was lost, ready documents whose backoff has passed (and whose
+    organisation is not halted), and documents whose outcome is unknown."""
+    now = timezone.now()
+    grace = now - timedelta(seconds=settings.DOCFLOW_DISPATCH_GRACE_SECONDS)
+    submitted = list(
+        Document.objects.filter(status=S.SUBMITTED, status_changed_at__lt=grace)
+        .order_by("status_changed_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    blocking = [
+        halt
+        for halt in OutboundHalt.objects.filter(closed_at__isnull=True)
+        if not (halt.kind == "circuit_open" and halt.retry_at and halt.retry_at <= now)
+    ]
+    waiting = Transmission.objects.filter(
+        document=OuterRef("pk"),
+        state=TransmissionState.PENDING,
+        next_attempt_at__gt=now,
+    )
+    halted_organisations = [halt.sending_organisation_id for halt in blocking]
+    ready: list[int] = []
+    if not any(halt.sending_organisation_id is None for halt in blocking):
+        ready = list(
+            Document.objects.filter(status=S.READY, status_changed_at__lt=grace)
+            .exclude(part_count__isnull=False, part_number__isnull=True)
+            .exclude(sending_organisation_id__in=halted_organisations)
+            .exclude(Exists(waiting))
+            .order_by("status_changed_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+    unknown = list(
+        Document.objects.filter(status=S.OUTCOME_UNKNOWN)
+        .order_by("status_changed_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    with transaction.atomic():
+        for pk in submitted:
+            enqueue_on_commit(PREPARE, pk)
+        for pk in ready:
+            enqueue_on_commit(SEND, pk)
+        for pk in unknown:
+            enqueue_on_commit(SETTLE, pk)
+    return Dispatched(prepare=len(submitted), send=len(ready), settle=len(unknown))

@@ -1,0 +1,112 @@
+"""The tracker: one loop, on one worker at a time, that applies Connect's statuses
+while anything is on its way.
+
+Each run is a django-q2 task of at most ``seconds`` (inside the task timeout). On
+PostgreSQL a session advisory lock makes it the only tracker, and a run that still
+has work queues its successor shortly before it ends; the successor waits for the
+lock, so tracking goes on without a gap while documents keep coming. Elsewhere
+(SQLite in development) runs neither exclude nor continue each other: the minute
+schedule starts them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
+
+from docflow.models import Document, DocumentStatus, SendingOrganisation
+from transmissions.models import Transmission, TransmissionState
+from transmissions.queue import TRACK, enqueue_on_commit
+from transmissions.services.tracking import changes_feed_read, transmissions_poll_due
+
+S = DocumentStatus
+
+# Documents that will be posted soon: tracking keeps going while there are any.
+ON_ITS_WAY = (S.SUBMITTED, S.READY, S.SENDING, S.OUTCOME_UNKNOWN)
+TRACKED = (TransmissionState.POSTED, TransmissionState.PENDING)
+# Any constant will do: it names "the tracker" among PostgreSQL advisory locks.
+TRACKER_LOCK = 0x646F63666C6F77  # "docflow"
+# A run queues its successor this long before it ends (at most a fifth of the
+# run): time for the successor to come up through the queue.
+HANDOVER_SECONDS = 10.0
+LEASE_POLL_SECONDS = 0.2
+
+
+def _lease_try() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [TRACKER_LOCK])
+        return cursor.fetchone()[0]
+
+
+@contextmanager
+def tracker_lease(*, wait: float = 0.0) -> Iterator[bool]:
+    """Whether this process may track now, waiting up to ``wait`` seconds: one
+    tracker at a time, by a session-level PostgreSQL advisory lock that dies with
+    its connection (a killed worker frees it). Without PostgreSQL: always."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    deadline = time.monotonic() + wait
+    held = _lease_try()
+    while not held and time.monotonic() < deadline:
+        time.sleep(LEASE_POLL_SECONDS)
+        held = _lease_try()
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [TRACKER_LOCK])
+
+
+def anything_on_its_way() -> bool:
+    """Posted documents not settled yet, or documents that will be posted soon."""
+    return (
+        Transmission.objects.filter(state__in=TRACKED).exists()
+        or Document.objects.filter(status__in=ON_ITS_WAY).exists()
+    )
+
+
+def tracking_round() -> int:
+    """Read the changes feed of every sending organisation with documents at
+    Connect, then poll what the feed left due; returns the changes applied."""
+    organisation_ids = (
+        Transmission.objects.filter(state__in=TRACKED)
+        .values_list("sending_organisation_id", flat=True)
+        .distinct()
+    )
+    applied = 0
+    for organisation_id in SendingOrganisation.objects.filter(
+        pk__in=list(organisation_ids)
+    ).values_list("pk", flat=True):
+        applied += changes_feed_read(sending_organisation_id=organisation_id)
+    return applied + transmissions_poll_due()
+
+
+def statuses_track(*, seconds: float, wait: float = 0.0) -> int:
+    """Track in rounds for up to ``seconds`` while anything is on its way, as the
+    only tracker (waiting up to ``wait`` seconds for the one before to finish);
+    returns the changes applied."""
+    deadline = time.monotonic() + seconds
+    handover = min(HANDOVER_SECONDS, seconds / 5)
+    continues = connection.vendor == "postgresql"
+    applied = 0
+    with tracker_lease(wait=wait) as held:
+        if not held:
+            return 0  # another tracker is at work
+        while True:
+            applied += tracking_round()
+            if not anything_on_its_way():
+                return applied
+            now = time.monotonic()
+            if continues and now >= deadline - handover:
+                # Queued now, it waits for this run's lease: no gap between runs.
+                enqueue_on_commit(TRACK, seconds, 2 * handover)
+                continues = False
+            if now >= deadline:
+                return applied
+            time.sleep(settings.DOCFLOW_TRACK_ROUND_SECONDS)

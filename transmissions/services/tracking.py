@@ -1,0 +1,557 @@
+"""Tracking: apply what Connect reports about posted documents.
+
+The changes feed is read first; documents the feed has not settled are polled one by
+one, less often the older they get. Every status change goes through a document
+transition (audited) and the work item rule.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from casework.models import ACTIVE_STATUSES, WorkItem
+from casework.services import work_item_category_for, work_item_sync_for_document
+from docflow.models import (
+    FINAL_STATES,
+    DestinationProfile,
+    Document,
+    DocumentStatus,
+    Organisation,
+    SendingOrganisation,
+)
+from docflow.services import TransitionRefused, document_transition
+from transmissions.connect.adapter import DocumentStatus as ConnectStatus
+from transmissions.connect.errors import (
+    ConnectAuthFailed,
+    ConnectConfigurationError,
+    ConnectError,
+    ConnectNotFound,
+)
+from transmissions.connections import connect_client_for
+from transmissions.models import (
+    ChangesCursor,
+    HaltKind,
+    Transmission,
+    TransmissionState,
+)
+from transmissions.services.controls import outbound_halt_open, surge_check
+
+logger = logging.getLogger(__name__)
+
+S = DocumentStatus
+
+# Connect status code -> the document state it mirrors.
+STATE_FOR_CODE = {
+    4002: S.RECEIVED,
+    4003: S.DELIVERED,
+    4010: S.ACCEPTED,
+    4005: S.REJECTED,
+    5000: S.SYSTEM_ERROR,
+    7000: S.SYSTEM_ERROR,
+    6000: S.REJECTION_RESOLVED,
+}
+
+# (document state, state Connect reports) -> transitions that get there. Pairs not
+# listed are stale or out-of-order reports and change nothing.
+PATHS: dict[tuple[str, str], list[str]] = {
+    (S.RECEIVED, S.DELIVERED): ["mark_delivered"],
+    (S.RECEIVED, S.ACCEPTED): ["mark_accepted"],
+    (S.RECEIVED, S.REJECTED): ["mark_rejected"],
+    (S.RECEIVED, S.SYSTEM_ERROR): ["mark_system_error"],
+    (S.DELIVERED, S.ACCEPTED): ["mark_accepted"],
+    (S.DELIVERED, S.REJECTED): ["mark_rejected"],
+    (S.DELIVERED, S.SYSTEM_ERROR): ["mark_system_error"],
+    (S.REJECTED, S.REJECTION_RESOLVED): ["resolve_rejection"],
+    (S.SYSTEM_ERROR, S.REJECTION_RESOLVED): ["resolve_rejection"],
+}
+# Before Connect's answer was recorded the document is still sending (or unknown).
+for _target in set(STATE_FOR_CODE.values()):
+    for _source in (S.SENDING, S.OUTCOME_UNKNOWN):
+        PATHS[(_source, _target)] = [
+            "mark_received",
+            *PATHS.get((S.RECEIVED, _target), []),
+        ]
+
+
+def poll_interval(*, age: timedelta) -> timedelta:
+    """Poll often while a document is young, rarely once it is old."""
+    seconds = age.total_seconds()
+    if seconds < 600:
+        step = settings.DOCFLOW_POLL_FIRST_SECONDS
+    elif seconds < 3600:
+        step = 300
+    elif seconds < 86400:
+        step = 1800
+    else:
+        step = 10800
+    return timedelta(seconds=step)
+
+
+def _reports_accepted(destination: Organisation | None, cache: dict[str, bool]) -> bool:
+    endpoint_type = destination.endpoint_type if destination else ""
+    if endpoint_type not in cache:
+        profile = DestinationProfile.objects.filter(endpoint_type=endpoint_type).first()
+        cache[endpoint_type] = profile.reports_accepted if profile else True
+    return cache[endpoint_type]
+
+
+def _tracking_finished(
+    document: Document, *, destination: Organisation | None, profiles: dict[str, bool]
+) -> bool:
+    if document.status in FINAL_STATES:
+        return True
+    if document.status == S.DELIVERED:
+        # DESIGN §3: delivered is final where accepted is never reported.
+        return not _reports_accepted(destination, profiles)
+    return document.status in (S.REJECTED, S.SYSTEM_ERROR, S.UNDELIVERED)
+
+
+@dataclass
+class _Page:
+    """What the changes of one feed page share: profile answers, which documents
+    have an active work item (read once, under the documents' locks), and the
+    writes that wait for the end of the page."""
+
+    profiles: dict[str, bool] = field(default_factory=dict)
+    with_items: set[int] = field(default_factory=set)
+    transmissions: dict[int, Transmission] = field(default_factory=dict)
+    surges: set[int] = field(default_factory=set)
+
+
+TRANSMISSION_STATUS_FIELDS = (
+    "status_code",
+    "rejection_code",
+    "last_status_at",
+    "state",
+    "next_poll_at",
+    "updated_at",
+)
+TRANSMISSION_POSTED_FIELDS = (
+    "state",
+    "external_id",
+    "posted_at",
+    "next_attempt_at",
+    "next_poll_at",
+    "last_error_class",
+    "updated_at",
+)
+
+
+def _roll_up_parent(parent_id: int, actor: Any) -> None:
+    """A split parent follows its parts: received, delivered, accepted once all are."""
+    order = [S.RECEIVED, S.DELIVERED, S.ACCEPTED]
+    states = list(
+        Document.objects.filter(parent_id=parent_id).values_list("status", flat=True)
+    )
+    if not states or any(state not in order for state in states):
+        return  # parts still travelling or needing attention: the parts carry it
+    reached = order[min(order.index(state) for state in states)]
+    parent = Document.objects.get(pk=parent_id)
+    steps = []
+    current = parent.status
+    if current == S.READY:
+        steps += ["claim_for_sending", "mark_received"]
+        current = S.RECEIVED
+    if current not in order or order.index(reached) <= order.index(current):
+        steps = steps if current in order else []
+    elif reached == S.DELIVERED:
+        steps.append("mark_delivered")
+    else:
+        steps.append("mark_accepted")
+    for step in steps:
+        parent = document_transition(
+            document=parent,
+            transition=step,
+            reason=f"all {len(states)} parts {reached}",
+            data={"parts": len(states)},
+            actor=actor,
+        )
+
+
+def transmission_apply_status(
+    *,
+    transmission: Transmission,
+    status: ConnectStatus,
+    actor: Any = None,
+    profiles: dict[str, bool] | None = None,
+) -> Document:
+    """Mirror one Connect status onto the transmission and its document (call inside
+    a transaction). Stale or out-of-order reports change nothing."""
+    return _apply_status(
+        transmission, status, actor=actor, profiles={} if profiles is None else profiles
+    )
+
+
+def _apply_status(
+    transmission: Transmission,
+    status: ConnectStatus,
+    *,
+    actor: Any,
+    profiles: dict[str, bool],
+    page: _Page | None = None,
+) -> Document:
+    """One status onto one transmission; within a page, the transmission row, the
+    surge check and work items nobody needs wait for the page's end."""
+    document = transmission.document
+    # Fetched with the transmission; transitions return documents without it.
+    destination = document.destination
+    target = STATE_FOR_CODE.get(status.status_code)
+    now = timezone.now()
+    if target is None:
+        logger.warning("Unknown Connect status code %s", status.status_code)
+    document = _advance(document, target, status, actor=actor)
+    changed_code = False
+    if target is None or document.status == target:
+        changed_code = transmission.status_code != status.status_code
+        transmission.status_code = status.status_code
+        transmission.last_status_at = now
+        if status.rejection is not None:
+            transmission.rejection_code = status.rejection.code[:16]
+    else:
+        # Older than what the document shows (a POST's answer read after the feed
+        # moved it on, say): recorded already, and never over a newer status.
+        logger.info("Status %s is behind the document; kept", status.status_code)
+    _work_item_sync(document, actor=actor, page=page)
+    if _tracking_finished(document, destination=destination, profiles=profiles):
+        if transmission.state != TransmissionState.FINAL:
+            audit_record(
+                action="transmission.final",
+                target_type="document",
+                target_id=str(document.public_id),
+                data={
+                    "transmission": str(transmission.public_id),
+                    "guid": transmission.external_id,
+                    "status_code": status.status_code,
+                    "outcome": document.status,
+                },
+                actor=actor,
+            )
+        transmission.state = TransmissionState.FINAL
+        transmission.next_poll_at = None
+    elif transmission.posted_at:
+        age = now - transmission.posted_at
+        transmission.next_poll_at = now + poll_interval(age=age)
+    document.destination = destination
+    transmission.document = document
+    surge = changed_code and status.status_code in (5000, 7000)
+    if page is None:
+        transmission.save(update_fields=TRANSMISSION_STATUS_FIELDS)
+        if surge:
+            surge_check(sending_organisation=document.sending_organisation)
+    else:
+        page.transmissions[transmission.pk] = transmission
+        if surge:
+            page.surges.add(document.sending_organisation_id)
+    if document.parent_id:
+        _roll_up_parent(document.parent_id, actor)
+    return document
+
+
+def _advance(
+    document: Document, target: str | None, status: ConnectStatus, *, actor: Any
+) -> Document:
+    """Take the document along the path to ``target``, one audited transition per
+    step. A refused step means it moved on meanwhile (the feed and a worker's own
+    answer can race): look at it again under its lock, once, and go on from there."""
+    for attempt in (1, 2):
+        try:
+            for step in PATHS.get((document.status, target), []) if target else []:
+                reason = str(status.status_code)
+                data = {"guid": status.guid, "status_code": status.status_code}
+                if step == "mark_rejected" and status.rejection is not None:
+                    reason = status.rejection.code
+                    data["rejection_code"] = status.rejection.code
+                document = document_transition(
+                    document=document,
+                    transition=step,
+                    reason=reason,
+                    data=data,
+                    actor=actor,
+                )
+        except TransitionRefused:
+            if attempt == 2:
+                logger.info("Status %s not applicable any more", status.status_code)
+                return document
+            document = Document.objects.select_for_update().get(pk=document.pk)
+        else:
+            return document
+    return document
+
+
+def _work_item_sync(document: Document, *, actor: Any, page: _Page | None) -> None:
+    """The work item rule after a status report. Within a page it is skipped where
+    it would find nothing to do: no active item and none called for."""
+    if page is not None and (
+        document.pk not in page.with_items and work_item_category_for(document) is None
+    ):
+        return
+    item = work_item_sync_for_document(document=document, actor=actor)
+    if page is not None:
+        if item is None:
+            page.with_items.discard(document.pk)
+        else:
+            page.with_items.add(document.pk)
+
+
+def _record_posted(transmission: Transmission, status: ConnectStatus) -> None:
+    now = timezone.now()
+    transmission.state = TransmissionState.POSTED
+    transmission.external_id = status.guid
+    transmission.posted_at = transmission.posted_at or now
+    transmission.next_attempt_at = None
+    transmission.next_poll_at = now + timedelta(
+        seconds=settings.DOCFLOW_POLL_FIRST_SECONDS
+    )
+    transmission.last_error_class = ""
+    transmission.save(update_fields=TRANSMISSION_POSTED_FIELDS)
+    payload = transmission.payload_version
+    audit_record(
+        action="transmission.posted",
+        target_type="document",
+        target_id=str(transmission.document.public_id),
+        data={
+            "transmission": str(transmission.public_id),
+            "destination": transmission.destination_ods_code,
+            "payload_version": str(payload.public_id),
+            "sha256": payload.sha256,
+            "guid": status.guid,
+            "idempotency_key": transmission.idempotency_key,
+        },
+    )
+
+
+@transaction.atomic
+def transmission_record_posted(
+    *, transmission_id: int, status: ConnectStatus, actor: Any = None
+) -> Transmission:
+    """Connect holds the document: record its GUID once, audit which payload version
+    went where, and apply the status Connect reported."""
+    transmission = (
+        Transmission.objects.select_for_update(of=("self",))
+        .select_related("payload_version")
+        .get(pk=transmission_id)
+    )
+    # Everything that needs no audit event comes first: the first event holds the
+    # audit chain until commit. The document is read as it is now, under its lock
+    # (the changes feed may have moved it on while we waited for the transmission).
+    page = _Page(with_items=_lock_documents([transmission]))
+    if transmission.state == TransmissionState.PENDING:
+        _record_posted(transmission, status)
+    _apply_status(transmission, status, actor=actor, profiles=page.profiles, page=page)
+    _page_finish(page)
+    return transmission
+
+
+def _latest_per_guid(changes: list[ConnectStatus]) -> list[ConnectStatus]:
+    """Keep every change in order (each is a status change to audit), dropping exact
+    repeats of the same status for the same document."""
+    seen: set[tuple[str, int]] = set()
+    kept = []
+    for change in changes:
+        key = (change.guid, change.status_code)
+        if key not in seen:
+            seen.add(key)
+            kept.append(change)
+    return kept
+
+
+@transaction.atomic
+def _apply_changes_page(
+    organisation_id: int, changes: list[ConnectStatus], read_from: str, cursor: str
+) -> int:
+    position = ChangesCursor.objects.select_for_update().get(
+        sending_organisation_id=organisation_id
+    )
+    if position.cursor != read_from:
+        return 0  # another reader applied this page while we fetched it
+    changes = _latest_per_guid(changes)
+    by_guid = {
+        t.external_id: t
+        for t in Transmission.objects.select_for_update(of=("self",))
+        .select_related("payload_version")
+        .filter(
+            sending_organisation_id=organisation_id,
+            external_id__in={c.guid for c in changes},
+        )
+    }
+    # A change can arrive before the worker that posted has recorded the GUID (or
+    # after it died): match it by our idempotency key instead.
+    missing_keys = {
+        c.idempotency_key
+        for c in changes
+        if c.guid not in by_guid and c.idempotency_key
+    }
+    if missing_keys:
+        for t in (
+            Transmission.objects.select_for_update(of=("self",))
+            .select_related("payload_version")
+            .filter(
+                sending_organisation_id=organisation_id,
+                idempotency_key__in=missing_keys,
+            )
+        ):
+            by_guid.setdefault(t.external_id or t.idempotency_key, t)
+    by_key = {t.idempotency_key: t for t in by_guid.values()}
+    page = _Page(with_items=_lock_documents(by_key.values()))
+    applied = 0
+    for change in changes:
+        transmission = by_guid.get(change.guid) or by_key.get(change.idempotency_key)
+        if transmission is None:
+            continue
+        if transmission.state == TransmissionState.PENDING:
+            _record_posted(transmission, change)
+            by_guid[change.guid] = transmission
+        if transmission.state != TransmissionState.POSTED:
+            continue
+        _apply_status(
+            transmission, change, actor=None, profiles=page.profiles, page=page
+        )
+        applied += 1
+    _page_finish(page)
+    position.cursor = cursor
+    position.save(update_fields=["cursor", "updated_at"])
+    return applied
+
+
+def _lock_documents(transmissions) -> set[int]:
+    """Lock the page's documents (in id order, before any transition does), read
+    them as they are now onto their transmissions, and say which have an active
+    work item: casework takes the document lock before it touches an item, so the
+    answer holds until the page commits."""
+    by_document: dict[int, list[Transmission]] = defaultdict(list)
+    for transmission in transmissions:
+        by_document[transmission.document_id].append(transmission)
+    if not by_document:
+        return set()
+    for document in (
+        Document.objects.select_for_update(of=("self",))
+        .select_related("destination")
+        .filter(pk__in=by_document)
+        .order_by("pk")
+    ):
+        for transmission in by_document[document.pk]:
+            transmission.document = document
+    return set(
+        WorkItem.objects.filter(
+            document_id__in=list(by_document), status__in=ACTIVE_STATUSES
+        )
+        .order_by()
+        .values_list("document_id", flat=True)
+    )
+
+
+def _page_finish(page: _Page) -> None:
+    """The page's deferred writes: every transmission row it changed in one
+    statement, then one surge check per organisation that saw a system error."""
+    changed = list(page.transmissions.values())
+    if len(changed) == 1:
+        changed[0].save(update_fields=TRANSMISSION_STATUS_FIELDS)
+    elif changed:
+        now = timezone.now()
+        for transmission in changed:
+            transmission.updated_at = now
+        Transmission.objects.bulk_update(changed, TRANSMISSION_STATUS_FIELDS)
+    for organisation in SendingOrganisation.objects.filter(pk__in=page.surges):
+        surge_check(sending_organisation=organisation)
+
+
+def changes_feed_read(
+    *, sending_organisation_id: int, max_pages: int = 20, page_size: int = 500
+) -> int:
+    """Apply Connect's changes feed for one sending organisation from its saved
+    cursor; the cursor moves only with the changes it covers, in one transaction."""
+    organisation = SendingOrganisation.objects.get(pk=sending_organisation_id)
+    ChangesCursor.objects.get_or_create(sending_organisation=organisation)
+    client = connect_client_for(organisation)
+    applied = 0
+    for _ in range(max_pages):
+        cursor = ChangesCursor.objects.get(sending_organisation=organisation).cursor
+        try:
+            page = client.changes(cursor=cursor, limit=page_size)
+        except (ConnectAuthFailed, ConnectConfigurationError) as exc:
+            outbound_halt_open(
+                kind=HaltKind.TOKEN_FAILURE,
+                reason=str(exc)[:255],
+                sending_organisation=organisation,
+            )
+            break
+        except ConnectError as exc:
+            # Connect is struggling: the next round (or the per-document poll) will
+            # pick up from the same cursor.
+            logger.warning("Changes feed unavailable: %s", exc)
+            break
+        if not page.changes:
+            break
+        applied += _apply_changes_page(
+            organisation.pk, page.changes, cursor, page.next_cursor
+        )
+        if len(page.changes) < page_size:
+            break
+    return applied
+
+
+def transmissions_poll_due(*, limit: int = 200) -> int:
+    """Poll, one by one, posted transmissions whose next poll is due (the feed's
+    fallback); returns how many were asked about."""
+    now = timezone.now()
+    due = list(
+        Transmission.objects.filter(
+            state=TransmissionState.POSTED, next_poll_at__lte=now
+        )
+        .select_related("sending_organisation")
+        .order_by("next_poll_at")[:limit]
+    )
+    grouped: dict[int, list[Transmission]] = defaultdict(list)
+    for transmission in due:
+        grouped[transmission.sending_organisation_id].append(transmission)
+    polled = 0
+    for items in grouped.values():
+        client = connect_client_for(items[0].sending_organisation)
+        for item in items:
+            try:
+                status = client.get_status(item.external_id)
+            except ConnectNotFound:
+                logger.warning("Connect does not know transmission %s", item.public_id)
+                _push_next_poll(item.pk)
+                continue
+            except (ConnectAuthFailed, ConnectConfigurationError) as exc:
+                outbound_halt_open(
+                    kind=HaltKind.TOKEN_FAILURE,
+                    reason=str(exc)[:255],
+                    sending_organisation=item.sending_organisation,
+                )
+                break
+            except ConnectError:
+                break  # Connect is struggling: leave the rest for the next round
+            _apply_polled(item.pk, status)
+            polled += 1
+    return polled
+
+
+@transaction.atomic
+def _apply_polled(transmission_id: int, status: ConnectStatus) -> None:
+    transmission = (
+        Transmission.objects.select_for_update(of=("self",))
+        .select_related("document", "payload_version", "document__destination")
+        .get(pk=transmission_id)
+    )
+    if transmission.state == TransmissionState.POSTED:
+        transmission_apply_status(transmission=transmission, status=status)
+
+
+def _push_next_poll(transmission_id: int) -> None:
+    now = timezone.now()
+    transmission = Transmission.objects.get(pk=transmission_id)
+    age = now - (transmission.posted_at or now)
+    Transmission.objects.filter(pk=transmission_id).update(
+        next_poll_at=now + poll_interval(age=age)
+    )

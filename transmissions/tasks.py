@@ -1,0 +1,64 @@
+"""django-q2 entry points: take ids, call one service, safe to run twice."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from transmissions.services import (
+    pipeline,
+    reconciling,
+    resending,
+    sending,
+    tracker,
+)
+
+
+def prepare_document(document_id: int) -> str:
+    """Prepare one submitted document and send it (no-op unless still submitted)."""
+    prepared = pipeline.document_prepare_and_send(document_id=document_id)
+    return prepared.document.status
+
+
+def send_document(document_id: int) -> str:
+    """Send one ready document (no-op unless it is ready and due)."""
+    return sending.document_send(document_id=document_id).outcome
+
+
+def settle_outcome_unknown(document_id: int) -> str:
+    """Settle one document whose outcome is unknown, by idempotency key."""
+    return reconciling.outcome_unknown_settle(document_id=document_id)
+
+
+def dispatch_due() -> str:
+    """Queue due work that nothing else has queued."""
+    return str(pipeline.pipeline_dispatch_due())
+
+
+def reconcile_sending() -> int:
+    """Move documents stuck in sending to outcome unknown (settled next round)."""
+    return len(reconciling.sending_stuck_mark_unknown())
+
+
+def reconcile_organisations() -> str:
+    """Re-check destinations in Connect's directory."""
+    return str(reconciling.organisations_reconcile())
+
+
+def track(seconds: float | None = None, wait: float = 0.0) -> int:
+    """Apply Connect's statuses in rounds while anything is on its way (the changes
+    feed first, then polls of what is due); scheduled every minute, and a run with
+    work left hands over to its successor so tracking has no gaps."""
+    return tracker.statuses_track(
+        seconds=settings.DOCFLOW_TRACK_LOOP_SECONDS if seconds is None else seconds,
+        wait=wait,
+    )
+
+
+def resend_document(document_id: int) -> str:
+    """Ask Connect to resend a document it holds (after casework requeued it)."""
+    return resending.document_resend(document_id=document_id).outcome
+
+
+def resolve_rejection_at_connect(document_id: int, note: str) -> str:
+    """Mark a rejection resolved at Connect and mirror it."""
+    return resending.rejection_resolve_at_connect(document_id=document_id, note=note)
