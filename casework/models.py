@@ -1,0 +1,343 @@
+"""Work items: one problem with one document that needs a person.
+
+Classification is data (admin-editable): a reason code belongs to a bucket, and the
+bucket names the team that works it by default and how soon it is due.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django_fsm import FSMField, FSMModelMixin, transition
+from simple_history.models import HistoricalRecords
+
+
+class Team(models.Model):
+    """A group of staff that works the items routed to it.
+
+    Who belongs is a django-guardian grant of ``casework.work_team_items`` on the
+    team, to users or to groups.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("work_team_items", "Can see and work this team's work items"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkItemBucket(models.Model):
+    """One kind of problem staff recognise, with its default team and due rule."""
+
+    key = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    default_team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="default_for_buckets",
+        help_text="New items in this bucket go to this team.",
+    )
+    due_within_hours = models.PositiveIntegerField(
+        default=24, help_text="A new item is due this many hours after it opens."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "key"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class WorkItemCategory(models.TextChoices):
+    """The kind of problem, from the document's state (not the reason code)."""
+
+    PREFLIGHT = "preflight", "Cannot be sent as it is (held before sending)"
+    SEND_FAILED = "send_failed", "Sending kept failing (held after sending)"
+    OUTCOME_UNKNOWN = "outcome_unknown", "Sent, outcome not known"
+    REJECTION = "rejection", "Rejected by the practice"
+    SYSTEM_ERROR = "system_error", "System error or on hold at the destination"
+    UNDELIVERED = "undelivered", "Delivered but never collected"
+
+
+class WorkItemReason(models.Model):
+    """What one reason code means, its bucket, and what a person should do next.
+
+    A row matches a code exactly, or every code it starts (``match_prefix``, as for
+    DC01.xx). A row with no code is the fallback for one category: codes nobody has
+    described yet still land in a sensible bucket.
+    """
+
+    code = models.CharField(max_length=64, blank=True)
+    match_prefix = models.BooleanField(
+        default=False, help_text="Match every code that starts with this one."
+    )
+    category = models.CharField(
+        max_length=32,
+        choices=WorkItemCategory.choices,
+        blank=True,
+        help_text="Only for a fallback row (no code): the kind of problem it covers.",
+    )
+    bucket = models.ForeignKey(
+        WorkItemBucket, on_delete=models.PROTECT, related_name="reasons"
+    )
+    title = models.CharField(max_length=200)
+    suggested_actions = models.JSONField(
+        default=list, blank=True, help_text="Plain-language next steps, in order."
+    )
+    is_clinical = models.BooleanField(
+        default=False,
+        help_text="A practice's clinical decision: never resolved automatically.",
+    )
+
+    class Meta:
+        ordering = ["bucket__position", "code", "category"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code"],
+                condition=~Q(code=""),
+                name="work_item_reason_unique_code",
+            ),
+            models.UniqueConstraint(
+                fields=["category"],
+                condition=Q(code=""),
+                name="work_item_reason_one_fallback_per_category",
+            ),
+            models.CheckConstraint(
+                condition=~Q(code="") | ~Q(category=""),
+                name="work_item_reason_code_or_category",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code or f'({self.category})'}: {self.title}"
+
+
+class WorkItemStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ASSIGNED = "assigned", "Assigned"
+    RESOLVED = "resolved", "Resolved"
+    CANCELLED = "cancelled", "Cancelled (document withdrawn)"
+    # The document left the attention state without a person deciding here (the
+    # engine settled it, or the rejection was resolved at Connect).
+    CLOSED = "closed", "Closed by the system"
+
+
+ACTIVE_STATUSES = (WorkItemStatus.OPEN, WorkItemStatus.ASSIGNED)
+ENDED_STATUSES = (
+    WorkItemStatus.RESOLVED,
+    WorkItemStatus.CANCELLED,
+    WorkItemStatus.CLOSED,
+)
+
+
+class WorkItemResolution(models.TextChoices):
+    RESEND = "resend", "Resent unchanged"
+    CORRECTED_VERSION = "corrected_version", "Corrected version sent"
+    REROUTE = "reroute", "Rerouted to another practice"
+    OTHER_ROUTE = "other_route", "Sent by another route"
+    NO_FURTHER_ACTION = "no_further_action", "No further action"
+    DOCUMENT_CANCELLED = "document_cancelled", "Document cancelled"
+    DOCUMENT_MOVED_ON = "document_moved_on", "Document moved on (system)"
+
+
+class OtherRouteChannel(models.TextChoices):
+    POST = "post", "Post"
+    SECURE_EMAIL = "secure_email", "Secure email (NHSmail)"
+    MESH = "mesh", "Direct MESH"
+    HAND_DELIVERED = "hand_delivered", "Hand delivered"
+    GIVEN_TO_PATIENT = "given_to_patient", "Given to the patient"
+    OTHER = "other", "Other"
+
+
+S = WorkItemStatus
+
+
+class WorkItem(FSMModelMixin, models.Model):
+    """One problem with one document that needs (or needed) a person."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    document = models.ForeignKey(
+        "docflow.Document", on_delete=models.PROTECT, related_name="work_items"
+    )
+    category = models.CharField(max_length=32, choices=WorkItemCategory.choices)
+    reason_code = models.CharField(max_length=64, blank=True)
+    # Classification, copied when the item opens so later edits of the reference
+    # data never rewrite what a person was told.
+    bucket = models.ForeignKey(
+        WorkItemBucket,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="work_items",
+    )
+    reason_title = models.CharField(max_length=200, blank=True)
+    suggested_actions = models.JSONField(default=list, blank=True)
+    is_clinical = models.BooleanField(default=False)
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="work_items",
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_work_items",
+    )
+    due_at = models.DateTimeField(null=True, blank=True)
+    status = FSMField(
+        max_length=16,
+        choices=WorkItemStatus.choices,
+        default=S.OPEN,
+        protected=True,
+    )
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="closed_work_items",
+    )
+    resolution = models.CharField(
+        max_length=32, choices=WorkItemResolution.choices, blank=True
+    )
+    resolution_reason = models.TextField(blank=True)
+    # What the resolution did: channel and reference, old and new destination, the
+    # replacing document. Identifiers only, never patient details.
+    resolution_details = models.JSONField(default=dict, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            # DESIGN §3: a document needing attention has exactly one open work item.
+            models.UniqueConstraint(
+                fields=["document"],
+                condition=Q(status__in=["open", "assigned"]),
+                name="work_item_one_open_per_document",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="assigned") | Q(assignee__isnull=False),
+                name="work_item_assigned_has_assignee",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "assigned"]) | ~Q(resolution=""),
+                name="work_item_ended_has_resolution",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "category", "-opened_at"]),
+            models.Index(fields=["status", "opened_at", "id"]),
+            # The queue: active items oldest first, read in order a page at a time.
+            # With two statuses the index above needs a sort of every active item.
+            models.Index(
+                fields=["opened_at", "id"],
+                condition=Q(status__in=["open", "assigned"]),
+                name="work_item_active_queue",
+            ),
+            models.Index(fields=["team", "status", "opened_at"]),
+            models.Index(fields=["assignee", "status"]),
+        ]
+        permissions = [
+            ("assign_workitem", "Can assign work items"),
+            ("resend_workitem", "Can resolve work items by resending unchanged"),
+            (
+                "decide_workitem",
+                "Can resolve work items by rerouting, correcting, sending another "
+                "way, closing or cancelling",
+            ),
+            ("reopen_workitem", "Can reopen ended work items"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_category_display()} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    # Transitions: only services call them; they change this row's fields only.
+
+    @transition(field=status, source=S.OPEN, target=S.ASSIGNED)
+    def assign(self, *, assignee: Any) -> None:
+        """A person takes the item (or is given it)."""
+        self.assignee = assignee
+
+    @transition(field=status, source=S.ASSIGNED, target=S.ASSIGNED)
+    def reassign(self, *, assignee: Any) -> None:
+        """The item moves to another person."""
+        self.assignee = assignee
+
+    @transition(field=status, source=S.ASSIGNED, target=S.OPEN)
+    def unassign(self) -> None:
+        """The item goes back to its team's queue."""
+        self.assignee = None
+
+    def _end(self, *, resolution: str, reason: str, details: dict, by: Any, at) -> None:
+        self.resolution = resolution
+        self.resolution_reason = reason
+        self.resolution_details = details
+        self.closed_by = by
+        self.closed_at = at
+
+    @transition(field=status, source=[S.OPEN, S.ASSIGNED], target=S.RESOLVED)
+    def resolve(
+        self, *, resolution: str, reason: str, details: dict, by: Any, at
+    ) -> None:
+        """A person decided what happens to the document."""
+        self._end(resolution=resolution, reason=reason, details=details, by=by, at=at)
+
+    @transition(field=status, source=[S.OPEN, S.ASSIGNED], target=S.CANCELLED)
+    def cancel(self, *, reason: str, details: dict, by: Any, at) -> None:
+        """A person withdrew the document; nothing is left to do."""
+        self._end(
+            resolution=WorkItemResolution.DOCUMENT_CANCELLED,
+            reason=reason,
+            details=details,
+            by=by,
+            at=at,
+        )
+
+    @transition(field=status, source=[S.OPEN, S.ASSIGNED], target=S.CLOSED)
+    def close(self, *, reason: str, at) -> None:
+        """The document left the attention state without a decision here."""
+        self._end(
+            resolution=WorkItemResolution.DOCUMENT_MOVED_ON,
+            reason=reason,
+            details={},
+            by=None,
+            at=at,
+        )
+
+    @transition(field=status, source=[S.RESOLVED, S.CANCELLED, S.CLOSED], target=S.OPEN)
+    def reopen(self, *, due_at) -> None:
+        """A person found the problem is not over; the item goes back to the queue."""
+        self.assignee = None
+        self.closed_at = None
+        self.closed_by = None
+        self.resolution = ""
+        self.resolution_reason = ""
+        self.resolution_details = {}
+        self.due_at = due_at

@@ -12,6 +12,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("work/", include("casework.urls")),
     path("api/v1/", include("docflow.api.urls")),
     path("admin/", admin.site.urls),
 ]

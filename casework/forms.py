@@ -1,0 +1,201 @@
+"""Staff page input: shape checks only. Rules live in the casework services."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+
+from django import forms
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from casework.models import OtherRouteChannel, WorkItemCategory
+
+REASON_MAX_LENGTH = 1000
+
+SCOPE_TEAM = "team"
+SCOPE_MINE = "mine"
+
+ASSIGNEE_ANY = ""
+ASSIGNEE_ME = "me"
+ASSIGNEE_NOBODY = "nobody"
+
+AGE_CHOICES = [
+    ("", "Any age"),
+    ("1", "Older than 1 day"),
+    ("3", "Older than 3 days"),
+    ("7", "Older than 7 days"),
+    ("28", "Older than 28 days"),
+]
+
+
+def cursor_encode(opened_at: datetime.datetime, pk: int) -> str:
+    """The keyset position after one row, opaque in the URL."""
+    raw = json.dumps([opened_at.isoformat(), pk]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(value: str) -> tuple[datetime.datetime, int] | None:
+    """The keyset position, or None for anything that is not one of ours."""
+    try:
+        padded = value + "=" * (-len(value) % 4)
+        opened_at, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        moment = parse_datetime(opened_at)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        return None
+    if moment is None or timezone.is_naive(moment) or not isinstance(pk, int):
+        return None
+    return moment, pk
+
+
+class QueueFilterForm(forms.Form):
+    """The queue's filters, from the query string; bad values are ignored."""
+
+    scope = forms.ChoiceField(
+        choices=[(SCOPE_TEAM, "Team queue"), (SCOPE_MINE, "My items")],
+        required=False,
+    )
+    bucket = forms.SlugField(required=False, max_length=32)
+    category = forms.ChoiceField(
+        label="Kind of problem",
+        choices=[("", "Any kind"), *WorkItemCategory.choices],
+        required=False,
+    )
+    team = forms.TypedChoiceField(
+        label="Team", coerce=int, empty_value=None, required=False
+    )
+    reason = forms.CharField(label="Reason code", max_length=64, required=False)
+    destination = forms.RegexField(
+        label="Destination practice (ODS code)",
+        regex=r"^[A-Za-z0-9]{3,10}$",
+        required=False,
+    )
+    age = forms.ChoiceField(label="Age", choices=AGE_CHOICES, required=False)
+    overdue = forms.BooleanField(label="Overdue only", required=False)
+    assignee = forms.ChoiceField(
+        label="Assigned to",
+        choices=[
+            (ASSIGNEE_ANY, "Anyone or nobody"),
+            (ASSIGNEE_ME, "Me"),
+            (ASSIGNEE_NOBODY, "Nobody (unassigned)"),
+        ],
+        required=False,
+    )
+    after = forms.CharField(required=False, max_length=200)
+
+    def __init__(self, *args, teams=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].choices = [
+            ("", "All my teams"),
+            *[(team.pk, team.name) for team in teams],
+        ]
+
+    def clean_reason(self) -> str:
+        return self.cleaned_data["reason"].strip().upper()
+
+    def clean_destination(self) -> str:
+        return self.cleaned_data["destination"].strip().upper()
+
+    def clean_after(self):
+        value = self.cleaned_data["after"]
+        return cursor_decode(value) if value else None
+
+
+class ReasonForm(forms.Form):
+    """A reason a person gives for an action (required unless the rule says not)."""
+
+    reason = forms.CharField(
+        label="Reason",
+        max_length=REASON_MAX_LENGTH,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class RequiredReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason",
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Enter a reason."},
+    )
+
+
+class ViewDocumentForm(forms.Form):
+    reason = forms.CharField(
+        label="Why do you need to see the document?",
+        help_text="Your reason is recorded with your name in the access log.",
+        max_length=REASON_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Enter why you need to see the document."},
+    )
+
+
+class AssignForm(forms.Form):
+    assignee = forms.TypedChoiceField(
+        label="Assign to", coerce=int, error_messages={"required": "Choose a person."}
+    )
+    reason = ReasonForm.base_fields["reason"]
+
+    def __init__(self, *args, people=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.people = {person.pk: person for person in people}
+        self.fields["assignee"].choices = [
+            ("", "Choose a person"),
+            *[(person.pk, person.get_username()) for person in people],
+        ]
+
+    def clean_assignee(self):
+        return self.people[self.cleaned_data["assignee"]]
+
+
+class BulkAssignForm(AssignForm):
+    items = forms.TypedMultipleChoiceField(
+        label="Work items",
+        coerce=str,
+        error_messages={"required": "Select at least one work item."},
+    )
+
+    def __init__(self, *args, item_ids=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["items"].choices = [(value, value) for value in item_ids]
+
+
+class RerouteForm(ReasonForm):
+    ods_code = forms.RegexField(
+        label="New practice (ODS code)",
+        regex=r"^[A-Za-z0-9]{3,10}$",
+        max_length=10,
+        error_messages={
+            "required": "Enter the ODS code of the practice to send it to.",
+            "invalid": "Enter an ODS code of 3 to 10 letters and numbers.",
+        },
+    )
+
+    def clean_ods_code(self) -> str:
+        return self.cleaned_data["ods_code"].strip().upper()
+
+
+class OtherRouteForm(ReasonForm):
+    channel = forms.ChoiceField(
+        label="How was it sent?",
+        choices=OtherRouteChannel.choices,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose how it was sent."},
+    )
+    reference = forms.CharField(
+        label="Reference",
+        help_text="A tracking number or email reference to find the send by.",
+        max_length=255,
+        error_messages={"required": "Enter a reference."},
+    )
+
+
+class CorrectedVersionForm(ReasonForm):
+    content = forms.FileField(
+        label="Corrected document",
+        help_text="The whole corrected document (PDF, or a format intake accepts).",
+        required=False,
+    )

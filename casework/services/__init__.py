@@ -1,0 +1,33 @@
+"""Every work item write. Each service is keyword-only, atomic and audited."""
+
+from casework.services.lifecycle import (
+    SEND_FAILURE_REASONS,
+    work_item_assign,
+    work_item_category_for,
+    work_item_reopen,
+    work_item_sync_for_document,
+    work_item_unassign,
+)
+from casework.services.resolutions import (
+    work_item_cancel_document,
+    work_item_resolve_corrected_version,
+    work_item_resolve_no_further_action,
+    work_item_resolve_other_route,
+    work_item_resolve_reroute,
+    work_item_resolve_resend,
+)
+
+__all__ = [
+    "SEND_FAILURE_REASONS",
+    "work_item_assign",
+    "work_item_cancel_document",
+    "work_item_category_for",
+    "work_item_reopen",
+    "work_item_resolve_corrected_version",
+    "work_item_resolve_no_further_action",
+    "work_item_resolve_other_route",
+    "work_item_resolve_reroute",
+    "work_item_resolve_resend",
+    "work_item_sync_for_document",
+    "work_item_unassign",
+]

@@ -1,0 +1,119 @@
+"""The steps every work item write shares: lock in a fixed order, check who acts,
+save with a history row naming the user and the reason, and one audit event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Model
+from django_q.tasks import async_task
+
+from audit.models import AuditEvent
+from audit.services import audit_record
+from casework.access import can_act
+from casework.errors import (
+    WorkItemInvalid,
+    WorkItemPermissionDenied,
+    WorkItemStateError,
+)
+from casework.models import WorkItem
+from docflow.models import Document
+
+ITEM_FIELDS_ON_END = [
+    "status",
+    "resolution",
+    "resolution_reason",
+    "resolution_details",
+    "closed_by",
+    "closed_at",
+]
+
+
+def history_user(actor: Any) -> Model | None:
+    """The user a history row names: people only (the system and API keys: none)."""
+    if isinstance(actor, get_user_model()) and actor.pk is not None:
+        return actor
+    return None
+
+
+def lock(work_item: WorkItem) -> tuple[WorkItem, Document]:
+    """Lock the document, then its item: the order the engine locks them in."""
+    document_id = (
+        WorkItem.objects.filter(pk=work_item.pk)
+        .values_list("document_id", flat=True)
+        .get()
+    )
+    document = Document.objects.select_for_update().get(pk=document_id)
+    item = WorkItem.objects.select_for_update().get(pk=work_item.pk)
+    item.document = document
+    return item, document
+
+
+def require(
+    *, actor: Any, work_item: WorkItem, permission: str | tuple[str, ...]
+) -> None:
+    """Refuse unless a person with the role (any of several) and both grants acts."""
+    if history_user(actor) is None:
+        raise WorkItemPermissionDenied("Only a signed-in person can do this.")
+    permissions = (permission,) if isinstance(permission, str) else permission
+    if not any(
+        can_act(user=actor, work_item=work_item, permission=name)
+        for name in permissions
+    ):
+        raise WorkItemPermissionDenied(
+            "You may not do this to this work item: it needs a role that allows "
+            "it and access to the item's team and sending organisation."
+        )
+
+
+def require_active(work_item: WorkItem) -> None:
+    """Refuse when the item was already resolved, cancelled or closed."""
+    if not work_item.is_active:
+        raise WorkItemStateError(
+            f"This work item is already {work_item.get_status_display().lower()}"
+            f" ({work_item.get_resolution_display().lower()}).",
+            code="already_ended",
+        )
+
+
+def required_reason(reason: str, *, what: str) -> str:
+    """A reason a person must give, stripped; refused when blank."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise WorkItemInvalid(f"Give a reason to {what}.", code="reason_required")
+    return reason
+
+
+def save_and_audit(
+    item: WorkItem,
+    *,
+    fields: list[str],
+    action: str,
+    change_reason: str,
+    actor: Any,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Save the item (history row: the user, the reason) and chain one audit event."""
+    item._change_reason = change_reason
+    item._history_user = history_user(actor)
+    item.save(update_fields=fields)
+    return audit_record(
+        action=f"work_item.{action}",
+        target_type="work_item",
+        target_id=str(item.public_id),
+        data={
+            "document": str(item.document.public_id),
+            "category": item.category,
+            "reason_code": item.reason_code,
+            "status": item.status,
+            **(data or {}),
+        },
+        actor=actor,
+    )
+
+
+def enqueue_on_commit(task: str, *args: Any) -> None:
+    """Queue a task by dotted name once the surrounding transaction commits."""
+    transaction.on_commit(lambda: async_task(task, *args))

@@ -1,0 +1,23 @@
+"""Casework staff pages, under /work/. Items by public UUID only."""
+
+from django.urls import path
+
+from casework import views
+
+app_name = "casework"
+
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("assign/", views.bulk_assign, name="bulk-assign"),
+    path("items/<uuid:public_id>/", views.item_detail, name="item"),
+    path(
+        "items/<uuid:public_id>/document/",
+        views.document_content,
+        name="item-document",
+    ),
+    path(
+        "items/<uuid:public_id>/<slug:action>/",
+        views.item_action,
+        name="item-action",
+    ),
+]
