@@ -44,6 +44,7 @@ run: bootstrap venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo
+	$(PY) manage.py setup_schedules
 	scripts/run-dev
 
 seed: export DJANGO_DEBUG ?= 1
