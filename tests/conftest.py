@@ -8,6 +8,32 @@ from rest_framework.test import APIClient
 
 from tests.factories import SendingOrganisationFactory, make_api_key
 
+# Data migrations whose rows a transactional test's flush removes, in order.
+SEEDING_MIGRATIONS = (
+    ("audit.migrations.0002_chain_head_and_append_only_triggers", "seed_head"),
+    ("docflow.migrations.0002_destination_profiles_and_roles", "seed"),
+    ("casework.migrations.0003_seed_classification_and_roles", "seed"),
+)
+
+
+def reference_data_seed() -> None:
+    """Apply every seeding migration's function again (each is idempotent)."""
+    import importlib
+
+    from django.apps import apps
+
+    for module_name, function_name in SEEDING_MIGRATIONS:
+        module = importlib.import_module(module_name)
+        getattr(module, function_name)(apps, None)
+
+
+@pytest.fixture
+def reference_data(transactional_db):
+    """Destination profiles, role groups, casework buckets and reasons, and the audit
+    chain head, as the migrations seeded them. Transactional tests start after other
+    transactional tests have flushed the database, so they ask for this."""
+    reference_data_seed()
+
 
 @pytest.fixture(autouse=True)
 def _payloads_in_tmp(settings, tmp_path):

@@ -23,7 +23,10 @@ from tests.casework.factories import (
 from tests.factories import SendingOrganisationFactory, UserFactory
 from tests.samples import VALID_NHS_NUMBER
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("reference_data"),
+]
 
 PASSWORD = "correct-horse-battery-staple"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
