@@ -53,7 +53,7 @@ def work_items_visible_to(*, user: Any) -> QuerySet[WorkItem]:
         queryset = queryset.filter(team_id__in=teams)
     organisations = visible_sending_organisation_ids(user=user)
     if organisations is not None:
-        queryset = queryset.filter(document__sending_organisation_id__in=organisations)
+        queryset = queryset.filter(sending_organisation_id__in=organisations)
     return queryset
 
 

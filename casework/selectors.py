@@ -1,5 +1,10 @@
 """Work item reads, filtered by what the user may see (teams and sending
-organisations granted, a role that views items)."""
+organisations granted, a role that views items).
+
+Every page's reads take a fixed number of statements whatever the data and the
+number of staff: lists are bounded, related rows are read with them, and the
+queue's counts and pages read active items by index without touching documents.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db.models import Count, Q, QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.utils import timezone
+from guardian.models import GroupObjectPermission, UserObjectPermission
 
+from audit.selectors import audit_events_for_target
 from casework import access
 from casework.errors import DocumentStateError
 from casework.models import (
@@ -26,12 +35,20 @@ from casework.models import (
     WorkItemStatus,
 )
 from casework.resolution_plans import plan_for
-from docflow.models import Document
+from docflow.models import Document, SendingOrganisation
+from docflow.selectors import (
+    ACCESS_DOCUMENTS,
+    document_timeline,
+)
 
 # Status filter values beyond the item statuses themselves.
 ACTIVE = "active"
 ENDED = "ended"
 ALL = "all"
+
+# Rows the item page shows of each list (timeline, events, transmissions, history):
+# the newest ones, so a long-lived document costs the page no more than a new one.
+ITEM_PAGE_ROWS = 50
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,58 @@ class BucketCount:
     overdue: int
 
 
+@dataclass(frozen=True)
+class WorkQueuePage:
+    """Up to a page of items in queue order, whether more follow, and the counts."""
+
+    items: list[WorkItem]
+    more: bool
+    counts: list[BucketCount]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """At most ``ITEM_PAGE_ROWS`` rows of a list, oldest or newest first as asked,
+    and whether older rows were left out."""
+
+    rows: list[Any]
+    more: bool = False
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass(frozen=True)
+class WorkItemPage:
+    """A visible work item (its document read with it) and what its page lists."""
+
+    item: WorkItem
+    actions: frozenset[str]
+    assignees: list[Any]
+    document_events: Rows
+    item_events: Rows
+    transmissions: Rows
+    history: Rows
+
+
+def _viewer(user: Any) -> bool:
+    return (
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and getattr(user, "is_active", False)
+        and user.has_perm(access.VIEW)
+    )
+
+
+def _visible(*, user: Any) -> QuerySet[WorkItem]:
+    """The items the user may see (``access.work_items_visible_to``): filtered on the
+    item's own copy of its sending organisation, so counting never joins documents."""
+    return access.work_items_visible_to(user=user)
+
+
 def _filtered(
     queryset: QuerySet[WorkItem], filters: WorkItemFilters
 ) -> QuerySet[WorkItem]:
@@ -83,7 +152,7 @@ def _filtered(
         queryset = queryset.filter(reason_code=filters.reason_code)
     if filters.sending_organisation_id is not None:
         queryset = queryset.filter(
-            document__sending_organisation_id=filters.sending_organisation_id
+            sending_organisation_id=filters.sending_organisation_id
         )
     if filters.destination_ods_code:
         queryset = queryset.filter(
@@ -96,39 +165,32 @@ def _filtered(
     return queryset
 
 
-def work_items_for(
-    *, user: Any, filters: WorkItemFilters | None = None
-) -> QuerySet[WorkItem]:
-    """Visible items, oldest first, keyset-paginated on (opened_at, id)."""
-    # Pass the last row's (opened_at, id) as ``filters.after`` for the next page.
-    filters = filters or WorkItemFilters()
-    queryset = _filtered(access.work_items_visible_to(user=user), filters)
+def _queue(visible: QuerySet[WorkItem], filters: WorkItemFilters) -> QuerySet:
+    queryset = _filtered(visible, filters)
     if filters.after is not None:
-        opened_at, last_id = filters.after
+        # A row comparison, (opened_at, id) > (t, n): PostgreSQL starts the index
+        # scan at the cursor, so page 1,000 reads no more entries than page 1.
+        # (Django's own lookup for composite keys; SQLite gets the OR form.)
         queryset = queryset.filter(
-            Q(opened_at__gt=opened_at) | Q(opened_at=opened_at, id__gt=last_id)
+            TupleGreaterThan(Tuple(F("opened_at"), F("id")), filters.after)
         )
-    return queryset.select_related(
-        "document", "document__sending_organisation", "bucket", "team", "assignee"
-    ).order_by("opened_at", "id")
+    return queryset.select_related("document", "bucket", "team", "assignee").order_by(
+        "opened_at", "id"
+    )
 
 
-def work_item_bucket_counts(
-    *, user: Any, filters: WorkItemFilters | None = None
-) -> list[BucketCount]:
-    """Active and overdue visible items per bucket, every bucket listed."""
-    # Zeros included, in bucket order; unclassified items last if there are any.
-    filters = filters or WorkItemFilters()
+def _counts(visible: QuerySet[WorkItem], filters: WorkItemFilters) -> list[BucketCount]:
+    # Exact counts: for active items, one index-only scan of the partial index
+    # work_item_active_counts (bucket, grants, due date and the filtered columns;
+    # only the destination filter reads documents).
     now = timezone.now()
     rows = (
-        _filtered(
-            access.work_items_visible_to(user=user),
-            dataclasses.replace(filters, bucket=None, after=None),
-        )
+        _filtered(visible, dataclasses.replace(filters, bucket=None, after=None))
+        .order_by()
         .values("bucket_id")
         .annotate(
-            active=Count("id"),
-            overdue=Count("id", filter=Q(due_at__lt=now)),
+            active=Count("*"),
+            overdue=Count("due_at", filter=Q(due_at__lt=now)),
         )
     )
     by_bucket = {row["bucket_id"]: row for row in rows}
@@ -154,10 +216,35 @@ def work_item_bucket_counts(
     return counts
 
 
+def work_items_for(
+    *, user: Any, filters: WorkItemFilters | None = None
+) -> QuerySet[WorkItem]:
+    """Visible items, oldest first, keyset-paginated on (opened_at, id)."""
+    # Pass the last row's (opened_at, id) as ``filters.after`` for the next page.
+    return _queue(_visible(user=user), filters or WorkItemFilters())
+
+
+def work_item_bucket_counts(
+    *, user: Any, filters: WorkItemFilters | None = None
+) -> list[BucketCount]:
+    """Active and overdue visible items per bucket, every bucket listed."""
+    # Zeros included, in bucket order; unclassified items last if there are any.
+    return _counts(_visible(user=user), filters or WorkItemFilters())
+
+
+def work_queue_page(*, user: Any, filters: WorkItemFilters, size: int) -> WorkQueuePage:
+    """One page of visible items and the counts per bucket, visibility read once."""
+    visible = _visible(user=user)
+    rows = list(_queue(visible, filters)[: size + 1])
+    return WorkQueuePage(
+        items=rows[:size], more=len(rows) > size, counts=_counts(visible, filters)
+    )
+
+
 def work_item_get(*, user: Any, public_id: uuid.UUID) -> WorkItem:
     """One visible item; DoesNotExist alike when missing or not visible."""
     return (
-        access.work_items_visible_to(user=user)
+        _visible(user=user)
         .select_related(
             "document",
             "document__sending_organisation",
@@ -171,10 +258,7 @@ def work_item_get(*, user: Any, public_id: uuid.UUID) -> WorkItem:
     )
 
 
-def work_item_history(*, user: Any, work_item: WorkItem) -> QuerySet:
-    """Every recorded change of a visible item, newest first, with who and why."""
-    if not access.can_see(user=user, work_item=work_item):
-        return WorkItem.history.none()
+def _history(work_item: WorkItem) -> QuerySet:
     return (
         WorkItem.history.filter(id=work_item.pk)
         .select_related("history_user", "assignee")
@@ -182,14 +266,16 @@ def work_item_history(*, user: Any, work_item: WorkItem) -> QuerySet:
     )
 
 
-def work_item_actions(*, user: Any, work_item: WorkItem) -> frozenset[str]:
-    """What the user may do to the item now, by role, grants and states."""
-    # Resolutions by value, plus assign, take, unassign and reopen. One offered here
-    # can still be refused by what only its service checks (content, destination).
+def work_item_history(*, user: Any, work_item: WorkItem) -> QuerySet:
+    """Every recorded change of a visible item, newest first, with who and why."""
     if not access.can_see(user=user, work_item=work_item):
-        return frozenset()
+        return WorkItem.history.none()
+    return _history(work_item)
+
+
+def _actions(*, user: Any, work_item: WorkItem, document: Document) -> frozenset[str]:
+    # For an item the user may see (checked by the caller): roles and states.
     actions: set[str] = set()
-    document = Document.objects.get(pk=work_item.document_id)
     if work_item.is_active:
         role = {
             WorkItemResolution.RESEND: access.RESEND,
@@ -209,9 +295,9 @@ def work_item_actions(*, user: Any, work_item: WorkItem) -> frozenset[str]:
             actions.add(str(resolution))
         if user.has_perm(access.ASSIGN):
             actions.add("assign")
-        if work_item.assignee_id != user.pk and access.can_work(
-            user=user, work_item=work_item
-        ):
+        # access.can_work, less the visibility the caller has established.
+        works = any(user.has_perm(permission) for permission in access.WORKING)
+        if work_item.assignee_id != user.pk and works:
             actions.add("take")
         if work_item.status == WorkItemStatus.ASSIGNED and (
             user.has_perm(access.ASSIGN) or work_item.assignee_id == user.pk
@@ -222,10 +308,83 @@ def work_item_actions(*, user: Any, work_item: WorkItem) -> frozenset[str]:
     return frozenset(actions)
 
 
+def work_item_actions(*, user: Any, work_item: WorkItem) -> frozenset[str]:
+    """What the user may do to the item now, by role, grants and states."""
+    # Resolutions by value, plus assign, take, unassign and reopen. One offered here
+    # can still be refused by what only its service checks (content, destination).
+    if not access.can_see(user=user, work_item=work_item):
+        return frozenset()
+    document = Document.objects.get(pk=work_item.document_id)
+    return _actions(user=user, work_item=work_item, document=document)
+
+
 def work_item_assignees(*, work_item: WorkItem) -> list[Any]:
     """People who may be given the item: working role, team and organisation."""
-    users = get_user_model().objects.filter(is_active=True).order_by("username")
-    return [user for user in users if access.can_work(user=user, work_item=work_item)]
+    # access.can_work for every active person, in six statements whatever the
+    # number of staff: a superuser, or a role that views and works items (held
+    # directly or by a group), and the item's team and sending organisation granted
+    # (each by a role permission for all of them, or a django-guardian grant on the
+    # one object, directly or by a group).
+    user_model = get_user_model()
+    names = (access.VIEW, *access.WORKING, access.WORK_TEAM_ITEMS, ACCESS_DOCUMENTS)
+    wanted = Q()
+    for name in names:
+        app_label, codename = name.split(".", 1)
+        wanted |= Q(content_type__app_label=app_label, codename=codename)
+    name_of = {
+        pk: f"{app_label}.{codename}"
+        for pk, app_label, codename in Permission.objects.filter(wanted).values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
+    held: dict[int, set[str]] = {}  # person -> role permissions
+    direct = user_model.user_permissions.through.objects.filter(
+        permission_id__in=name_of
+    ).values_list("user_id", "permission_id")
+    by_group = user_model.groups.through.objects.filter(
+        group__permissions__in=name_of
+    ).values_list("user_id", "group__permissions")
+    for person, permission in [*direct, *by_group]:
+        held.setdefault(person, set()).add(name_of[permission])
+    # Grants on the item's own team and sending organisation, by permission and
+    # the kind of object they were given on.
+    team_type = ContentType.objects.get_for_model(Team)
+    sender_type = ContentType.objects.get_for_model(SendingOrganisation)
+    objects = Q(
+        content_type=sender_type, object_pk=str(work_item.sending_organisation_id)
+    )
+    if work_item.team_id is not None:
+        objects |= Q(content_type=team_type, object_pk=str(work_item.team_id))
+    granted = [
+        *UserObjectPermission.objects.filter(
+            objects, permission_id__in=name_of
+        ).values_list("user_id", "permission_id", "content_type_id"),
+        *GroupObjectPermission.objects.filter(
+            objects, permission_id__in=name_of, group__user__isnull=False
+        ).values_list("group__user", "permission_id", "content_type_id"),
+    ]
+    on_item: dict[int, set[tuple[str, int]]] = {}  # person -> (permission, type)
+    for person, permission, content_type in granted:
+        on_item.setdefault(person, set()).add((name_of[permission], content_type))
+    may_work = [
+        person
+        for person, roles in held.items()
+        if access.VIEW in roles
+        and roles.intersection(access.WORKING)
+        and (
+            access.WORK_TEAM_ITEMS in roles
+            or (access.WORK_TEAM_ITEMS, team_type.pk) in on_item.get(person, ())
+        )
+        and (
+            ACCESS_DOCUMENTS in roles
+            or (ACCESS_DOCUMENTS, sender_type.pk) in on_item.get(person, ())
+        )
+    ]
+    return list(
+        user_model.objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(pk__in=may_work))
+        .order_by("username")
+    )
 
 
 def work_item_assignee_candidates(*, user: Any) -> list[Any]:
@@ -248,6 +407,44 @@ def work_item_assignee_candidates(*, user: Any) -> list[Any]:
         )
         .distinct()
         .order_by("username")
+    )
+
+
+def _newest(queryset: QuerySet, *order: str, oldest_first: bool) -> Rows:
+    rows = list(queryset.order_by(*order)[: ITEM_PAGE_ROWS + 1])
+    more = len(rows) > ITEM_PAGE_ROWS
+    rows = rows[:ITEM_PAGE_ROWS]
+    return Rows(rows=rows[::-1] if oldest_first else rows, more=more)
+
+
+def work_item_page(*, user: Any, public_id: uuid.UUID) -> WorkItemPage:
+    """One visible item and its page's lists, the newest rows of each, bounded."""
+    # A fixed number of statements: visibility decided once (by work_item_get, which
+    # raises DoesNotExist alike for a missing or hidden item), every list capped at
+    # ITEM_PAGE_ROWS with its related rows, the assignees in one statement.
+    item = work_item_get(user=user, public_id=public_id)
+    document = item.document
+    actions = _actions(user=user, work_item=item, document=document)
+    return WorkItemPage(
+        item=item,
+        actions=actions,
+        assignees=work_item_assignees(work_item=item) if "assign" in actions else [],
+        document_events=_newest(
+            document_timeline(document=document), "-sequence", oldest_first=True
+        ),
+        item_events=_newest(
+            audit_events_for_target(
+                target_type="work_item", target_id=str(item.public_id)
+            ),
+            "-sequence",
+            oldest_first=True,
+        ),
+        transmissions=_newest(
+            document.transmissions.all(), "-created_at", "-id", oldest_first=True
+        ),
+        history=_newest(
+            _history(item), "-history_date", "-history_id", oldest_first=False
+        ),
     )
 
 

@@ -22,7 +22,6 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.models import AccessChannel
-from audit.selectors import audit_events_for_target
 from audit.services import access_log_record
 from casework import services
 from casework.errors import WorkItemError, WorkItemInvalid
@@ -43,19 +42,18 @@ from casework.forms import (
 )
 from casework.models import WorkItem, WorkItemResolution
 from casework.selectors import (
+    ITEM_PAGE_ROWS,
     WorkItemFilters,
     teams_for,
-    work_item_actions,
     work_item_assignee_candidates,
     work_item_assignees,
-    work_item_bucket_counts,
     work_item_get,
-    work_item_history,
-    work_items_for,
+    work_item_page,
+    work_queue_page,
 )
 from docflow.models import Document
 from docflow.payload_store import payload_blob_read
-from docflow.selectors import document_current_payload, document_get, document_timeline
+from docflow.selectors import document_current_payload, document_get
 
 PAGE_SIZE = 25
 VIEW_CONTENT = "docflow.view_document_content"
@@ -105,17 +103,17 @@ def queue(request):
     teams = list(teams_for(user=request.user))
     form = QueueFilterForm(request.GET or None, teams=teams)
     filters = _queue_filters(form, request.user)
-    rows = list(work_items_for(user=request.user, filters=filters)[: PAGE_SIZE + 1])
-    items, more = rows[:PAGE_SIZE], len(rows) > PAGE_SIZE
+    page = work_queue_page(user=request.user, filters=filters, size=PAGE_SIZE)
+    items = page.items
     next_query = None
-    if more:
+    if page.more:
         query = request.GET.copy()
         query["after"] = cursor_encode(items[-1].opened_at, items[-1].pk)
         next_query = query.urlencode()
     context = {
         "form": form,
         "filters": filters,
-        "counts": work_item_bucket_counts(user=request.user, filters=filters),
+        "counts": page.counts,
         "items": items,
         "next_query": next_query,
         "first_query": _query_without(request, "after") if filters.after else None,
@@ -228,12 +226,12 @@ ACTIONS = {
 }
 
 
-def _form_for(action: Action, item: WorkItem, data=None, files=None):
+def _form_for(action: Action, item: WorkItem, data=None, files=None, *, people=None):
     # Each button's form has its own prefix: several share a page (and field names).
     if action.form_class is AssignForm:
-        return AssignForm(
-            data, prefix=action.slug, people=work_item_assignees(work_item=item)
-        )
+        if people is None:
+            people = work_item_assignees(work_item=item)
+        return AssignForm(data, prefix=action.slug, people=people)
     return action.form_class(data, files, prefix=action.slug)
 
 
@@ -291,29 +289,34 @@ def _item_or_404(request, public_id: uuid.UUID) -> WorkItem:
         raise Http404("No such work item.") from None
 
 
-def _render_item(request, item: WorkItem, *, bound=None, status: int = 200):
-    allowed = work_item_actions(user=request.user, work_item=item)
-    document = item.document
+def _render_item(request, public_id: uuid.UUID, *, bound=None, status: int = 200):
+    try:
+        page = work_item_page(user=request.user, public_id=public_id)
+    except WorkItem.DoesNotExist:
+        raise Http404("No such work item.") from None
+    item = page.item
     actions = []
     for action in ACTIONS.values():
-        if action.key not in allowed:
+        if action.key not in page.actions:
             continue
-        form = bound[1] if bound and bound[0] is action else _form_for(action, item)
+        if bound and bound[0] is action:
+            form = bound[1]
+        else:
+            form = _form_for(action, item, people=page.assignees)
         actions.append({"action": action, "form": form})
     view_form = bound[1] if bound and bound[0] == "view-document" else None
     context = {
         "item": item,
-        "document": document,
+        "document": item.document,
         "actions": actions,
         "bound_action": bound[0] if bound else None,
         "can_view_content": request.user.has_perm(VIEW_CONTENT),
         "view_form": view_form or ViewDocumentForm(prefix="view"),
-        "document_events": document_timeline(document=document),
-        "item_events": audit_events_for_target(
-            target_type="work_item", target_id=str(item.public_id)
-        ).order_by("sequence"),
-        "transmissions": document.transmissions.order_by("created_at", "id"),
-        "history": work_item_history(user=request.user, work_item=item),
+        "document_events": page.document_events,
+        "item_events": page.item_events,
+        "transmissions": page.transmissions,
+        "history": page.history,
+        "page_rows": ITEM_PAGE_ROWS,
         "now": timezone.now(),
     }
     return render(request, "casework/item.html", context, status=status)
@@ -323,7 +326,7 @@ def _render_item(request, item: WorkItem, *, bound=None, status: int = 200):
 @login_required
 def item_detail(request, public_id: uuid.UUID):
     """One work item, its document's metadata and timeline, and its buttons."""
-    return _render_item(request, _item_or_404(request, public_id))
+    return _render_item(request, public_id)
 
 
 @require_POST
@@ -336,7 +339,7 @@ def item_action(request, public_id: uuid.UUID, action: str):
     item = _item_or_404(request, public_id)
     form = _form_for(chosen, item, request.POST, request.FILES)
     if not form.is_valid():
-        return _render_item(request, item, bound=(chosen, form), status=400)
+        return _render_item(request, item.public_id, bound=(chosen, form), status=400)
     try:
         item = _perform(chosen, item, form, request.user)
     except WorkItemInvalid as error:
@@ -344,7 +347,7 @@ def item_action(request, public_id: uuid.UUID, action: str):
             for _code, message in problems:
                 form.add_error(None, f"{field}: {message}")
         form.add_error(None, error.message)
-        return _render_item(request, item, bound=(chosen, form), status=400)
+        return _render_item(request, item.public_id, bound=(chosen, form), status=400)
     except WorkItemError as error:
         messages.error(request, error.message)
         return redirect("casework:item", public_id=item.public_id)
@@ -368,7 +371,9 @@ def document_content(request, public_id: uuid.UUID):
         return redirect("casework:item", public_id=item.public_id)
     form = ViewDocumentForm(request.POST, prefix="view")
     if not form.is_valid():
-        return _render_item(request, item, bound=("view-document", form), status=400)
+        return _render_item(
+            request, item.public_id, bound=("view-document", form), status=400
+        )
     try:
         document = document_get(user=request.user, public_id=item.document.public_id)
     except Document.DoesNotExist:

@@ -67,6 +67,7 @@ def _open(document: Document, *, category: str, actor: Any) -> WorkItem:
     now = timezone.now()
     item = WorkItem(
         document=document,
+        sending_organisation_id=document.sending_organisation_id,
         category=category,
         reason_code=code,
         bucket=classification.bucket,

@@ -106,6 +106,9 @@ def test_attention_state_opens_one_classified_item_with_team_and_due_date(
     [row] = item.history.all()
     assert (row.history_type, row.history_user) == ("+", None)
     assert row.history_change_reason == f"Document {document.status}: {reason}"
+    # The sender is copied onto the item (and its history) for the queue's reads.
+    assert item.sending_organisation == sending_organisation
+    assert row.sending_organisation_id == sending_organisation.pk
 
 
 @pytest.mark.parametrize(
@@ -271,10 +274,18 @@ def test_database_refuses_a_second_open_item_for_one_document(sending_organisati
     document = move(
         submit_document(sending_organisation=sending_organisation), "hold_before_send"
     )
-    WorkItem.objects.create(document=document, category="preflight")
+    WorkItem.objects.create(
+        document=document,
+        sending_organisation=sending_organisation,
+        category="preflight",
+    )
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        WorkItem.objects.create(document=document, category="preflight")
+        WorkItem.objects.create(
+            document=document,
+            sending_organisation=sending_organisation,
+            category="preflight",
+        )
 
 
 def test_documents_needing_nobody_get_no_item(sending_organisation):
