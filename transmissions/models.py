@@ -56,6 +56,13 @@ class Transmission(models.Model):
     posted_at = models.DateTimeField(null=True, blank=True)
     last_status_at = models.DateTimeField(null=True, blank=True)
     last_error_class = models.CharField(max_length=32, blank=True)
+    # Why this channel was chosen (blank: the destination profile's default).
+    route_reason = models.CharField(max_length=32, blank=True)
+    # MESH only: the workflow sent under, the recipient mailbox, and MESH's or the
+    # practice's latest word on the message (tracking status or ITK3 response).
+    workflow_id = models.CharField(max_length=64, blank=True)
+    recipient_mailbox = models.CharField(max_length=20, blank=True)
+    mesh_status = models.CharField(max_length=32, blank=True)
     resend_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="resends"
     )
@@ -167,3 +174,127 @@ class ChangesCursor(models.Model):
 
     def __str__(self) -> str:
         return f"changes cursor of {self.sending_organisation_id}"
+
+
+DEFAULT_MESH_WORKFLOW = "GPCONNECT_SEND_DOCUMENT"
+
+
+class MeshMailbox(models.Model):
+    """One sending organisation's MESH mailbox and how documents go through it.
+
+    The password and the shared key are named by reference (an environment variable
+    or secret file, see ``docflow.configuration.read_secret``), never stored here.
+    """
+
+    sending_organisation = models.OneToOneField(
+        "docflow.SendingOrganisation",
+        on_delete=models.PROTECT,
+        related_name="mesh_mailbox",
+    )
+    mailbox_id = models.CharField(max_length=20, unique=True)
+    password_ref = models.CharField(
+        max_length=100, help_text="Name of the secret holding the mailbox password."
+    )
+    shared_key_ref = models.CharField(
+        max_length=100, help_text="Name of the secret holding the environment key."
+    )
+    base_url = models.URLField(
+        blank=True, help_text="Empty: the DOCFLOW_MESH_BASE_URL setting."
+    )
+    client_cert_path = models.CharField(max_length=255, blank=True)
+    client_key_path = models.CharField(max_length=255, blank=True)
+    ca_cert_path = models.CharField(
+        max_length=255, blank=True, help_text="Empty: the system's trusted CAs."
+    )
+    default_workflow_id = models.CharField(max_length=64, default=DEFAULT_MESH_WORKFLOW)
+    workflow_ids = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Workflow per document type, e.g. {"discharge_summary": '
+        '"TOC_FHIR_IP_DISCH"}; others use the default workflow.',
+    )
+    route_oversize_above_bytes = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Send over MESH instead of Connect when the payload is larger.",
+    )
+    route_when_not_connect_endpoint = models.BooleanField(
+        default=False,
+        help_text="Send over MESH when Connect does not know or does not serve "
+        "the destination (DC02, DC03).",
+    )
+    is_active = models.BooleanField(default=True)
+    last_handshake_at = models.DateTimeField(null=True, blank=True)
+    last_handshake_error = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mailbox_id"]
+        verbose_name = "MESH mailbox"
+
+    def __str__(self) -> str:
+        return f"MESH mailbox {self.mailbox_id}"
+
+    def workflow_for(self, document_type: str) -> str:
+        return str(self.workflow_ids.get(document_type) or self.default_workflow_id)
+
+
+class MeshEndpointLookup(models.Model):
+    """What MESH's directory said about one organisation and workflow, and when."""
+
+    ods_code = models.CharField(max_length=10)
+    workflow_id = models.CharField(max_length=64)
+    mailbox_id = models.CharField(
+        max_length=20, blank=True, help_text="Empty: no mailbox receives it."
+    )
+    looked_up_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["ods_code", "workflow_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["ods_code", "workflow_id"], name="mesh_lookup_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ods_code}/{self.workflow_id}: {self.mailbox_id or 'none'}"
+
+
+class MeshInboxOutcome(models.TextChoices):
+    APPLIED = "applied", "Applied to a transmission"
+    STALE = "stale", "Matched, changed nothing"
+    UNMATCHED = "unmatched", "No transmission of ours"
+    UNREADABLE = "unreadable", "Could not be read"
+    NOT_OURS = "not_ours", "Not a report or acknowledgement"
+
+
+class MeshInboxMessage(models.Model):
+    """One message taken from a MESH inbox and what it did; acknowledged in MESH
+    only after this row is committed, so a lost acknowledgement repeats nothing."""
+
+    mailbox = models.ForeignKey(
+        MeshMailbox, on_delete=models.PROTECT, related_name="inbox_messages"
+    )
+    message_id = models.CharField(max_length=64, unique=True)
+    message_type = models.CharField(max_length=16)
+    workflow_id = models.CharField(max_length=64, blank=True)
+    linked_message_id = models.CharField(max_length=64, blank=True)
+    status_code = models.CharField(max_length=32, blank=True)
+    response_code = models.CharField(max_length=16, blank=True)
+    transmission = models.ForeignKey(
+        Transmission,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="mesh_inbox_messages",
+    )
+    outcome = models.CharField(max_length=16, choices=MeshInboxOutcome.choices)
+    received_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"MESH {self.message_type} {self.message_id}"

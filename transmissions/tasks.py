@@ -5,6 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 
 from transmissions.services import (
+    mesh_mailboxes,
+    mesh_routing,
+    mesh_settling,
+    mesh_tracking,
     pipeline,
     reconciling,
     resending,
@@ -25,7 +29,10 @@ def send_document(document_id: int) -> str:
 
 
 def settle_outcome_unknown(document_id: int) -> str:
-    """Settle one document whose outcome is unknown, by idempotency key."""
+    """Settle one document whose outcome is unknown, by idempotency key (over
+    MESH: by the message's local id)."""
+    if mesh_settling.mesh_pending_transmission(document_id=document_id):
+        return mesh_settling.mesh_outcome_unknown_settle(document_id=document_id)
     return reconciling.outcome_unknown_settle(document_id=document_id)
 
 
@@ -55,10 +62,28 @@ def track(seconds: float | None = None, wait: float = 0.0) -> int:
 
 
 def resend_document(document_id: int) -> str:
-    """Ask Connect to resend a document it holds (after casework requeued it)."""
+    """Ask Connect to resend a document it holds (after casework requeued it); one
+    last sent over MESH goes again as a new message."""
+    if mesh_routing.mesh_sent_last(document_id=document_id):
+        return sending.document_send(document_id=document_id).outcome
     return resending.document_resend(document_id=document_id).outcome
 
 
 def resolve_rejection_at_connect(document_id: int, note: str) -> str:
-    """Mark a rejection resolved at Connect and mirror it."""
+    """Mark a rejection resolved at Connect and mirror it (nothing to tell Connect
+    about a document last sent over MESH)."""
+    if mesh_routing.mesh_sent_last(document_id=document_id):
+        return "not_at_connect"
     return resending.rejection_resolve_at_connect(document_id=document_id, note=note)
+
+
+def mesh_poll_inboxes() -> str:
+    """Record and apply MESH reports and acknowledgements from every inbox, then
+    track messages with no news for a while."""
+    polls = mesh_tracking.mesh_round()
+    return ", ".join(f"{box}: {poll.outcomes}" for box, poll in polls.items())
+
+
+def mesh_handshake() -> int:
+    """Validate every MESH mailbox with MESH (daily)."""
+    return mesh_mailboxes.mesh_mailboxes_handshake()

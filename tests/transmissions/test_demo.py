@@ -12,8 +12,13 @@ from django.utils import timezone
 
 from casework.models import WorkItem
 from docflow.management.commands.seed_demo import DOCUMENTS
-from docflow.models import Document, DocumentStatus, SendingOrganisation
+from docflow.models import Channel, Document, DocumentStatus, SendingOrganisation
+from tests.mesh import sandbox as mesh_sandbox
+from tests.mesh.conftest import _connection, sandbox  # noqa: F401 - a fixture
 from tests.transmissions.engine import connect_to, simulator_stats
+from transmissions.mesh.client import MeshMailboxClient
+from transmissions.mesh.demo_practice import answer_waiting
+from transmissions.services.mesh_inbox import mesh_inboxes_poll
 from transmissions.services.pipeline import document_prepare_for_sending
 from transmissions.services.sending import document_send
 from transmissions.services.tracking import changes_feed_read
@@ -21,8 +26,9 @@ from transmissions.services.tracking import changes_feed_read
 S = DocumentStatus
 
 
-def run_engine_rounds(rounds: int) -> None:
-    """What the qcluster does, in-process: prepare, send (retrying when due), track."""
+def run_engine_rounds(rounds: int, practice: MeshMailboxClient) -> None:
+    """What the qcluster does, in-process: prepare, send (retrying when due), track
+    (Connect's feed and our MESH inbox); and what the MESH practice does: answer."""
     now = timezone.now()
     for round_number in range(rounds):
         with time_machine.travel(now + dt.timedelta(hours=round_number)):
@@ -36,17 +42,32 @@ def run_engine_rounds(rounds: int) -> None:
                 document_send(document_id=pk)
             for organisation in SendingOrganisation.objects.all():
                 changes_feed_read(sending_organisation_id=organisation.pk)
+            answer_waiting(practice, business_code="30001")
+            mesh_inboxes_poll()
 
 
 def test_demo_documents_end_in_every_promised_outcome(
-    db, simulator, settings, monkeypatch, tmp_path
+    reference_data,
+    simulator,
+    sandbox,  # noqa: F811 - the fixture imported above
+    settings,
+    monkeypatch,
+    tmp_path,
 ):
+    # Transactional: the MESH inbox poll acknowledges only what has committed.
     settings.VAR_DIR = tmp_path / "var"
     settings.DEBUG = True  # seed_demo is for development machines only
+    # The demo's MESH mailbox points at this sandbox, as scripts/run-dev's does.
+    sandbox.reset()
+    monkeypatch.setenv("DOCFLOW_MESH_SANDBOX_PORT", sandbox.url.rsplit(":", 1)[1])
+    monkeypatch.setenv("DOCFLOW_MESH_SANDBOX_DIR", str(sandbox.ca_path.parent))
+    monkeypatch.setenv("MESH_PASSWORD_RX1", mesh_sandbox.PASSWORD)
+    monkeypatch.setenv("MESH_SHARED_KEY", mesh_sandbox.SHARED_KEY)
     call_command("seed_demo", stdout=io.StringIO())
     connect_to(simulator, settings, monkeypatch)
 
-    run_engine_rounds(6)
+    with MeshMailboxClient(_connection(sandbox, mesh_sandbox.GP_MAILBOX)) as practice:
+        run_engine_rounds(6, practice)
 
     outcomes = {
         document.idempotency_key: document.status
@@ -69,6 +90,10 @@ def test_demo_documents_end_in_every_promised_outcome(
     assert WorkItem.objects.filter(status="open").count() == attention.count()
     sent = Document.objects.filter(
         status__in=[S.ACCEPTED, S.DELIVERED, S.REJECTED, S.SYSTEM_ERROR]
-    ).count()
+    )
+    over_mesh = sent.filter(transmissions__channel=Channel.MESH)
+    assert [d.destination_ods_code for d in over_mesh] == ["X26"]
+    assert over_mesh.get().status == S.ACCEPTED
+    sent = sent.count() - 1
     stats = simulator_stats(simulator)
     assert stats["documents"] == stats["distinct_keys"] == sent

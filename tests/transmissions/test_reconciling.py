@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from casework.models import WorkItem
-from docflow.models import DocumentStatus, Organisation
+from docflow.models import Channel, DestinationProfile, DocumentStatus, Organisation
 from tests.transmissions.engine import (
     connect_to,
     directory_from_scenario,
@@ -20,7 +20,7 @@ from tests.transmissions.engine import (
     simulator_stats,
 )
 from transmissions.connections import connect_client_for
-from transmissions.models import Transmission, TransmissionState
+from transmissions.models import OutboundHalt, Transmission, TransmissionState
 from transmissions.services.reconciling import (
     Settled,
     organisations_reconcile,
@@ -33,6 +33,7 @@ from transmissions.services.sending import (
     _outbound,
     document_send,
 )
+from transmissions.services.tracker import tracking_round
 from transmissions.services.tracking import changes_feed_read, transmissions_poll_due
 
 S = DocumentStatus
@@ -174,6 +175,59 @@ def test_a_destination_turning_inactive_holds_its_ready_documents(
     assert AuditEvent.objects.filter(
         action="organisation.status_changed", target_id="A81001"
     ).exists()
+
+
+def test_a_practice_reached_over_mesh_is_never_checked_against_connect(
+    connected, sending_organisation, simulator
+):
+    DestinationProfile.objects.create(
+        endpoint_type="gp_mesh",
+        name="GP practice over MESH",
+        channel=Channel.MESH,
+        max_file_size_bytes=20 * 1024 * 1024,
+        allowed_media_types=["application/pdf"],
+    )
+    Organisation.objects.filter(ods_code="A81001").update(
+        endpoint_type="gp_mesh", last_verified_at=None
+    )
+    waiting = ready_document(sending_organisation, "A81001")
+    # Connect would call it inactive: it is not in Connect's directory at all.
+    httpx.put(
+        f"{simulator.url}/_sim/organisations/A81001", json={"behaviour": "inactive"}
+    )
+
+    result = organisations_reconcile()
+
+    waiting.refresh_from_db()
+    assert result.held == 0
+    assert waiting.status == S.READY
+    assert Organisation.objects.get(ods_code="A81001").status == "active"
+    assert not AuditEvent.objects.filter(
+        action="organisation.status_changed", target_id="A81001"
+    ).exists()
+
+
+def test_tracking_leaves_mesh_transmissions_to_their_inboxes(
+    db, sending_organisation, settings, unused_tcp_port
+):
+    # Nothing listens there: asking Connect anything would fail and halt the trust.
+    settings.DOCFLOW_CONNECT_BASE_URL = f"http://127.0.0.1:{unused_tcp_port}"
+    directory_from_scenario()
+    document = ready_document(sending_organisation, "A81001")
+    Transmission.objects.create(
+        document=document,
+        payload_version=document.payload_versions.get(),
+        sending_organisation=sending_organisation,
+        channel=Channel.MESH,
+        destination_ods_code="A81001",
+        idempotency_key=f"{document.public_id}.1",
+        state=TransmissionState.POSTED,
+        posted_at=timezone.now(),
+        next_poll_at=timezone.now() - dt.timedelta(minutes=5),
+    )
+
+    assert tracking_round() == 0
+    assert not OutboundHalt.objects.exists()
 
 
 def test_changes_feed_down_keeps_the_cursor_for_the_next_round(

@@ -15,7 +15,14 @@ from django.utils import timezone
 
 from casework.services import work_item_sync_for_document
 from docflow.directory import organisation_record_lookup
-from docflow.models import Document, DocumentStatus, Organisation, SendingOrganisation
+from docflow.models import (
+    Channel,
+    DestinationProfile,
+    Document,
+    DocumentStatus,
+    Organisation,
+    SendingOrganisation,
+)
 from docflow.services import TransitionRefused, document_transition
 from transmissions.connect.errors import (
     ConnectAuthFailed,
@@ -144,6 +151,16 @@ def organisations_reconcile(
     destination that turned inactive holds its ready documents (one work item each)."""
     stale = timezone.now() - timedelta(seconds=stale_after_seconds)
     checked = inactive = held = 0
+    # Practices reached over MESH are not in Connect's directory: asking Connect
+    # about them would mark them inactive and hold their documents.
+    mesh_types = DestinationProfile.objects.filter(channel=Channel.MESH).values(
+        "endpoint_type"
+    )
+    over_mesh = set(
+        Organisation.objects.filter(endpoint_type__in=mesh_types).values_list(
+            "ods_code", flat=True
+        )
+    )
     for organisation in SendingOrganisation.objects.filter(is_active=True).exclude(
         connect_client_id=""
     ):
@@ -160,7 +177,7 @@ def organisations_reconcile(
             ).values_list("ods_code", flat=True)[:limit]
         )
         client = connect_client_for(organisation)
-        for ods_code in sorted(codes):
+        for ods_code in sorted(codes - over_mesh):
             try:
                 found = client.organisation(ods_code)
             except (ConnectAuthFailed, ConnectConfigurationError) as exc:

@@ -16,10 +16,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
+from audit.services import audit_record
 from casework.services import work_item_sync_for_document
 from docflow.directory import organisation_record_lookup
-from docflow.models import Document, DocumentStatus, PayloadVersion
+from docflow.models import Channel, Document, DocumentStatus, PayloadVersion
 from docflow.payload_store import payload_blob_read
 from docflow.selectors import document_current_payload
 from docflow.services import TransitionRefused, document_transition
@@ -42,6 +44,10 @@ from transmissions.services.controls import (
     outbound_halt_open,
     outbound_halts_open,
 )
+from transmissions.services.mesh_routing import (
+    mesh_route_for,
+    mesh_route_when_connect_refuses,
+)
 from transmissions.services.tracking import transmission_record_posted
 
 logger = logging.getLogger(__name__)
@@ -62,6 +68,17 @@ class SendResult:
     outcome: str
     document_id: int
     detail: str = ""
+
+
+DESTINATION_PAUSED = "destination_paused"
+
+
+def destination_paused(destination_ods_code: str) -> bool:
+    """Whether sending to this destination is paused. Pauses are decided above
+    transmissions (operations watches destination health), so the check is named
+    by dotted path in DOCFLOW_DESTINATION_PAUSED_CHECK; empty: never paused."""
+    check = settings.DOCFLOW_DESTINATION_PAUSED_CHECK
+    return bool(check) and bool(import_string(check)(destination_ods_code))
 
 
 def is_split_parent(document: Document) -> bool:
@@ -147,8 +164,17 @@ def _destination_refusal(document: Document, client: ConnectClient) -> str | Non
 
 
 @transaction.atomic
-def _claim(document_id: int) -> tuple[Document, Transmission, PayloadVersion] | str:
+def _claim(
+    document_id: int,
+    *,
+    channel: str = Channel.CONNECT,
+    new_key: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> tuple[Document, Transmission, PayloadVersion] | str:
     """Claim ``ready`` -> ``sending`` under a row lock and ready its transmission.
+
+    A new transmission goes by ``channel`` under ``new_key`` (MESH: the local id)
+    with ``fields``; a route a rule chose (``route_reason``) is audited with it.
 
     The document is locked and checked first and the transmission written before
     the claim's audit event: that event holds the audit chain until commit, so the
@@ -178,11 +204,25 @@ def _claim(document_id: int) -> tuple[Document, Transmission, PayloadVersion] | 
             document_id=document_id,
             payload_version=payload,
             sending_organisation_id=sending_organisation_id,
-            channel="connect",
+            channel=channel,
             destination_ods_code=destination_ods_code,
-            idempotency_key=f"docflow-{uuid.uuid4()}",
+            idempotency_key=new_key or f"docflow-{uuid.uuid4()}",
             attempts=1,
+            **(fields or {}),
         )
+        if transmission.route_reason:
+            audit_record(
+                action="transmission.routed",
+                target_type="document",
+                target_id=str(transmission.document.public_id),
+                data={
+                    "transmission": str(transmission.public_id),
+                    "channel": channel,
+                    "reason": transmission.route_reason,
+                    "workflow": transmission.workflow_id,
+                    "recipient_mailbox": transmission.recipient_mailbox,
+                },
+            )
     else:
         # Retries send the very bytes the key was first used for.
         payload = transmission.payload_version
@@ -211,7 +251,14 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     )
     if halt is not None:
         return SendResult(SendOutcome.HALTED, document_id, halt.kind)
+    if destination_paused(document.destination_ods_code):
+        # Waits in ready, as under a halt, until the pause is lifted.
+        return SendResult(SendOutcome.HALTED, document_id, DESTINATION_PAUSED)
 
+    # Routing: MESH where the profile or the organisation's rule says so.
+    route = mesh_route_for(document=document)
+    if route is not None:
+        return _send_over_mesh(document, route, actor)
     client = connect_client_for(organisation)
     try:
         refusal = _destination_refusal(document, client)
@@ -222,6 +269,9 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
         connect_failure_record(sending_organisation=organisation, error=str(exc))
         return SendResult(SendOutcome.RETRY, document_id, "destination check failed")
     if refusal is not None:
+        route = mesh_route_when_connect_refuses(document=document, refusal=refusal)
+        if route is not None:
+            return _send_over_mesh(document, route, actor)
         with transaction.atomic():
             try:
                 _transition(
@@ -274,6 +324,14 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     )
     transmission_record_posted(transmission_id=transmission.pk, status=status)
     return SendResult(SendOutcome.POSTED, document_id, status.guid)
+
+
+def _send_over_mesh(document: Document, route, actor: Any) -> SendResult:
+    # Imported here: the MESH sender builds on this module's claim and failure
+    # handling.
+    from transmissions.services.mesh_sending import mesh_document_send
+
+    return mesh_document_send(document=document, route=route, actor=actor)
 
 
 def _record_error(

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connection
 
-from docflow.models import Document, DocumentStatus, SendingOrganisation
+from docflow.models import Channel, Document, DocumentStatus, SendingOrganisation
 from transmissions.models import Transmission, TransmissionState
 from transmissions.queue import TRACK, enqueue_on_commit
 from transmissions.services.tracking import changes_feed_read, transmissions_poll_due
@@ -73,9 +73,10 @@ def anything_on_its_way() -> bool:
 
 def tracking_round() -> int:
     """Read the changes feed of every sending organisation with documents at
-    Connect, then poll what the feed left due; returns the changes applied."""
+    Connect, then poll what the feed left due; returns the changes applied. MESH
+    transmissions are tracked through their inboxes, never here."""
     organisation_ids = (
-        Transmission.objects.filter(state__in=TRACKED)
+        Transmission.objects.filter(state__in=TRACKED, channel=Channel.CONNECT)
         .values_list("sending_organisation_id", flat=True)
         .distinct()
     )

@@ -22,6 +22,7 @@ from casework.models import ACTIVE_STATUSES, WorkItem
 from casework.services import work_item_category_for, work_item_sync_for_document
 from docflow.models import (
     FINAL_STATES,
+    Channel,
     DestinationProfile,
     Document,
     DocumentStatus,
@@ -505,7 +506,9 @@ def transmissions_poll_due(*, limit: int = 200) -> int:
     now = timezone.now()
     due = list(
         Transmission.objects.filter(
-            state=TransmissionState.POSTED, next_poll_at__lte=now
+            state=TransmissionState.POSTED,
+            channel=Channel.CONNECT,
+            next_poll_at__lte=now,
         )
         .select_related("sending_organisation")
         .order_by("next_poll_at")[:limit]

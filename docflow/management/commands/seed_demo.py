@@ -24,11 +24,14 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from guardian.shortcuts import assign_perm
 
 from audit.selectors import audit_chain_verify
 from docflow.models import (
     ApiKey,
+    Channel,
+    DestinationProfile,
     Document,
     DocumentStatus,
     EndpointType,
@@ -67,6 +70,8 @@ DESTINATIONS = [
     ("A81011", "Green Lanes Practice", EndpointType.DOCMAN10, ACTIVE),
     ("A81012", "Quarry Hill Surgery", EndpointType.DOCMAN10, ACTIVE),
     ("A81013", "Small Box Practice", EndpointType.DOCMAN7, ACTIVE),
+    # Reached over MESH, not Connect: the local MESH sandbox's test practice.
+    ("X26", "Sandbox Surgery (over MESH)", "gp_mesh", ACTIVE),
 ]
 
 
@@ -119,6 +124,7 @@ DOCUMENTS = [
     ("RY2", "A81012", "discharge_summary", "Discharge summary", "delivered"),
     ("RY2", "A81007", "clinic_letter", "Dental referral letter", "held"),
     ("RY2", "A81011", "result", "Radiology report", "accepted"),
+    ("RX1", "X26", "clinic_letter", "Diabetes clinic letter (MESH)", "accepted"),
 ]
 # Fictitious patients, one per document: (family name, given name, date of birth).
 PATIENTS = [
@@ -137,6 +143,7 @@ PATIENTS = [
     ("Green", "Emerson", datetime.date(1951, 1, 2)),
     ("Baker", "Sage", datetime.date(1972, 5, 25)),
     ("Clarke", "Reese", datetime.date(1987, 9, 13)),
+    ("Evans", "Rowan", datetime.date(1983, 4, 14)),
 ]
 
 
@@ -225,6 +232,7 @@ class Command(BaseCommand):
         self.keys_path = Path(settings.VAR_DIR) / "demo-api-keys.json"
         senders = self._sending_organisations()
         self._destinations()
+        self._mesh(senders)
         users = self._users(senders)
         api_keys = self._api_keys(senders)
         created = self._documents(senders, api_keys, users)
@@ -271,6 +279,24 @@ class Command(BaseCommand):
         )
 
     @transaction.atomic
+    @transaction.atomic
+    def _mesh(self, senders: dict[str, SendingOrganisation]) -> None:
+        """Practice X26 is reached over MESH: its profile names the channel, and RX1
+        sends through its mailbox on the local MESH sandbox."""
+        DestinationProfile.objects.update_or_create(
+            endpoint_type="gp_mesh",
+            defaults={
+                "name": "GP practice over MESH",
+                "channel": Channel.MESH,
+                "max_file_size_bytes": 20 * 1024 * 1024,
+                "allowed_media_types": ["application/pdf"],
+                "reports_accepted": True,
+            },
+        )
+        # By dotted path, as casework names tasks: docflow never imports transmissions.
+        seed = import_string("transmissions.mesh.demo_setup.mesh_demo_mailbox_seed")
+        self._say(f"  MESH: {seed(sending_organisation=senders['RX1'])} for RX1")
+
     def _users(self, senders: dict[str, SendingOrganisation]) -> dict[str, object]:
         user_model = get_user_model()
         users: dict[str, object] = {}

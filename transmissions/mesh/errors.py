@@ -1,0 +1,53 @@
+"""One error hierarchy for MESH: each class says what is safe to do next."""
+
+from __future__ import annotations
+
+
+class MeshChannelError(Exception):
+    """Base class. ``retry_safe`` is True only when sending again cannot duplicate."""
+
+    retry_safe = False
+    error_class = "mesh_error"
+
+
+class MeshUnavailable(MeshChannelError):
+    """The request did not take effect (no connection, 425/429): retry later."""
+
+    retry_safe = True
+    error_class = "retryable"
+
+
+class MeshOutcomeUnknown(MeshChannelError):
+    """The upload was sent and no usable answer came: MESH may hold the message."""
+
+    error_class = "ambiguous"
+
+
+class MeshRefused(MeshChannelError):
+    """MESH refused the request for a reason a retry will not change."""
+
+    error_class = "permanent"
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MeshNotFound(MeshRefused):
+    """404: no such message (tracking) or mailbox."""
+
+
+class MeshAmbiguousLocalId(MeshRefused):
+    """300: more than one message carries the local id."""
+
+
+class MeshAuthFailed(MeshChannelError):
+    """MESH refused our mailbox credentials (403)."""
+
+    error_class = "auth"
+
+
+class MeshConfigurationError(MeshChannelError):
+    """The mailbox is configured unsafely or incompletely (secret, TLS files)."""
+
+    error_class = "configuration"

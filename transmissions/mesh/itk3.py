@@ -1,0 +1,281 @@
+"""The ITK3 message we send over MESH and the ITK3 responses that come back.
+
+What we send is a FHIR STU3 message Bundle: a MessageHeader (its id is our
+transmission's public id, so every response names the send it answers), the
+ITK3 handling flags asking for both acknowledgements, the patient, and the
+document as a Binary. The patient travels only inside the payload, never in a MESH
+header. A response carries ``MessageHeader.response`` (identifier = the id of the
+message it answers, code ``ok`` or ``fatal-error``) and an OperationOutcome whose
+coding is an ITK3 response code: 20013 (infrastructure acknowledgement), 30001 to
+30003 (business acknowledgement), or one of the 1000x/2000x errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+MESSAGE_DEFINITION = (
+    "https://fhir.nhs.uk/STU3/MessageDefinition/"
+    "ITK-GPConnectSendDocument-MessageDefinition-1"
+)
+RESPONSE_CODE_SYSTEM = "https://fhir.nhs.uk/STU3/CodeSystem/ITK-ResponseCodes-1"
+HANDLING_EXTENSION = (
+    "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-ITK-MessageHandling-2"
+)
+EVENT_SYSTEM = "https://fhir.nhs.uk/STU3/CodeSystem/ITK-MessageEvent-2"
+SEND_EVENT = "ITK007C"
+RESPONSE_EVENT = "ITK008M"
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
+UNREADABLE = "UNREADABLE-IN-ORIGINAL-MESSAGE"
+
+INFRASTRUCTURE_OK = "20013"
+PATIENT_KNOWN = "30001"
+PATIENT_NOT_KNOWN = "30002"
+PATIENT_NO_LONGER_HERE = "30003"
+POSITIVE_CODES = frozenset({INFRASTRUCTURE_OK, PATIENT_KNOWN})
+BUSINESS_CODES = frozenset({PATIENT_KNOWN, PATIENT_NOT_KNOWN, PATIENT_NO_LONGER_HERE})
+
+DESCRIPTIONS = {
+    "20007": "Duplicate message",
+    "20008": "Duplicate document",
+    INFRASTRUCTURE_OK: "Message received and processed",
+    PATIENT_KNOWN: "Patient known here",
+    PATIENT_NOT_KNOWN: "Patient not known here",
+    PATIENT_NO_LONGER_HERE: "Patient no longer at this clinical setting",
+}
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What goes into one ITK3 message, independent of FHIR's member names."""
+
+    message_id: str
+    sender_mailbox: str
+    sender_ods_code: str
+    recipient_ods_code: str
+    document_id: str
+    document_type: str
+    description: str
+    event_date: datetime.date
+    nhs_number: str
+    family_name: str
+    given_names: str
+    birth_date: datetime.date
+    media_type: str
+    content: bytes = field(repr=False)
+
+    def __repr__(self) -> str:  # never show patient details in tracebacks
+        return f"OutboundMessage(message_id={self.message_id!r})"
+
+
+@dataclass(frozen=True)
+class Itk3Response:
+    """One ITK3 acknowledgement, as far as it could be read."""
+
+    response_to: str
+    code: str
+    response_code: str
+    description: str = ""
+
+    @property
+    def is_business(self) -> bool:
+        return self.code in BUSINESS_CODES
+
+    @property
+    def is_positive(self) -> bool:
+        return self.code in POSITIVE_CODES and self.response_code == "ok"
+
+
+class Itk3Unreadable(ValueError):
+    """The message is not an ITK3 response we can read."""
+
+
+def _handling(*, inf_ack: bool, bus_ack: bool, sender_reference: str) -> list[dict]:
+    values = [
+        ("HandlingSpecification", "urn:nhs:itk:ns:201005:HandlingSpecification"),
+        ("BusAckRequested", "true" if bus_ack else "false"),
+        ("InfAckRequested", "true" if inf_ack else "false"),
+        ("RecipientType", "FA"),
+        ("MessageDefinition", MESSAGE_DEFINITION),
+        ("SenderReference", sender_reference),
+        ("LocalExtension", "None"),
+    ]
+    return [
+        {
+            "url": HANDLING_EXTENSION,
+            "extension": [
+                {"url": key, "valueString": value}
+                if key != "MessageDefinition"
+                else {"url": key, "valueReference": {"reference": value}}
+                for key, value in values
+            ],
+        }
+    ]
+
+
+def document_message(message: OutboundMessage) -> bytes:
+    """The ITK3 Send Document message for one document, as FHIR JSON bytes."""
+    patient_id = str(uuid.uuid4())
+    binary_id = str(uuid.uuid4())
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    header = {
+        "resourceType": "MessageHeader",
+        "id": message.message_id,
+        "extension": _handling(
+            inf_ack=True, bus_ack=True, sender_reference=message.document_id
+        ),
+        "event": {"system": EVENT_SYSTEM, "code": SEND_EVENT},
+        "timestamp": now,
+        "source": {"endpoint": message.sender_mailbox},
+        "sender": {
+            "identifier": {"system": ODS_SYSTEM, "value": message.sender_ods_code}
+        },
+        "focus": [{"reference": f"urn:uuid:{binary_id}"}],
+    }
+    patient = {
+        "resourceType": "Patient",
+        "id": patient_id,
+        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": message.nhs_number}],
+        "name": [
+            {
+                "family": message.family_name,
+                **(
+                    {"given": message.given_names.split()}
+                    if message.given_names
+                    else {}
+                ),
+            }
+        ],
+        "birthDate": message.birth_date.isoformat(),
+    }
+    binary = {
+        "resourceType": "Binary",
+        "id": binary_id,
+        "contentType": message.media_type,
+        "content": base64.b64encode(message.content).decode("ascii"),
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"tag": [{"code": message.document_type}]},
+        "identifier": {"value": message.document_id},
+        "type": "message",
+        "entry": [
+            {"fullUrl": f"urn:uuid:{message.message_id}", "resource": header},
+            {"fullUrl": f"urn:uuid:{patient_id}", "resource": patient},
+            {"fullUrl": f"urn:uuid:{binary_id}", "resource": binary},
+        ],
+    }
+    return json.dumps(bundle, separators=(",", ":")).encode()
+
+
+def message_header_id(content: bytes) -> str:
+    """The MessageHeader id of an ITK3 message (what a response must name)."""
+    try:
+        bundle = json.loads(content)
+        for entry in bundle.get("entry", []):
+            resource = entry.get("resource", {})
+            if resource.get("resourceType") == "MessageHeader":
+                return str(resource["id"])
+    except (ValueError, AttributeError, KeyError, TypeError):
+        pass
+    return UNREADABLE
+
+
+def response_message(
+    *, response_to: str, code: str, sender_mailbox: str, description: str = ""
+) -> bytes:
+    """An ITK3 response (acknowledgement) to the message ``response_to``."""
+    outcome_id = str(uuid.uuid4())
+    header_id = str(uuid.uuid4())
+    positive = code in POSITIVE_CODES
+    header = {
+        "resourceType": "MessageHeader",
+        "id": header_id,
+        "extension": _handling(
+            inf_ack=False, bus_ack=False, sender_reference=response_to
+        ),
+        "event": {"system": EVENT_SYSTEM, "code": RESPONSE_EVENT},
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "source": {"endpoint": sender_mailbox},
+        "response": {
+            "identifier": response_to,
+            "code": "ok" if positive else "fatal-error",
+            "details": {"reference": f"urn:uuid:{outcome_id}"},
+        },
+    }
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "id": outcome_id,
+        "issue": [
+            {
+                "severity": "information" if positive else "fatal",
+                "code": "informational" if positive else "invalid",
+                "details": {
+                    "coding": [
+                        {
+                            "system": RESPONSE_CODE_SYSTEM,
+                            "code": code,
+                            "display": description or DESCRIPTIONS.get(code, ""),
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "type": "message",
+        "entry": [
+            {"fullUrl": f"urn:uuid:{header_id}", "resource": header},
+            {"fullUrl": f"urn:uuid:{outcome_id}", "resource": outcome},
+        ],
+    }
+    return json.dumps(bundle, separators=(",", ":")).encode()
+
+
+def _resources(bundle: Any) -> list[dict]:
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise Itk3Unreadable("not a FHIR Bundle")
+    return [
+        entry["resource"]
+        for entry in bundle.get("entry", [])
+        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
+    ]
+
+
+def parse_response(content: bytes) -> Itk3Response:
+    """Read an ITK3 response: which message it answers and with what code."""
+    try:
+        bundle = json.loads(content)
+    except ValueError as exc:
+        raise Itk3Unreadable("not JSON") from exc
+    resources = _resources(bundle)
+    headers = [r for r in resources if r.get("resourceType") == "MessageHeader"]
+    if not headers or not isinstance(headers[0].get("response"), dict):
+        raise Itk3Unreadable("no MessageHeader.response")
+    response = headers[0]["response"]
+    codes = [
+        (str(coding.get("code") or ""), str(coding.get("display") or ""))
+        for resource in resources
+        if resource.get("resourceType") == "OperationOutcome"
+        for issue in resource.get("issue", [])
+        for coding in (issue.get("details") or {}).get("coding", [])
+        if coding.get("system") == RESPONSE_CODE_SYSTEM and coding.get("code")
+    ]
+    if not codes:
+        raise Itk3Unreadable("no ITK3 response code")
+    code, description = codes[0]
+    return Itk3Response(
+        response_to=str(response.get("identifier") or ""),
+        code=code,
+        response_code=str(response.get("code") or ""),
+        description=description,
+    )

@@ -1,0 +1,244 @@
+"""Our MESH inboxes: reports from MESH and acknowledgements from practices.
+
+Each message is downloaded, recorded and applied in one transaction, and only
+acknowledged in MESH (which removes it) once that has committed: a crash in between
+leaves it in the inbox, and the next poll finds it recorded and only acknowledges
+it. Messages that are neither reports nor acknowledgements are recorded once and
+left in the inbox for whoever they are for.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from docflow.models import Channel, DocumentStatus
+from transmissions.mesh import itk3
+from transmissions.mesh.client import InboxMessage, MeshMailboxClient
+from transmissions.mesh.connections import mesh_client_for, mesh_setting
+from transmissions.mesh.errors import MeshChannelError, MeshNotFound
+from transmissions.models import (
+    MeshInboxMessage,
+    MeshInboxOutcome,
+    MeshMailbox,
+    Transmission,
+)
+from transmissions.services.mesh_outcomes import (
+    NDR_REASON,
+    NDR_STATUS_CODE,
+    mesh_transmission_apply,
+)
+
+logger = logging.getLogger(__name__)
+S = DocumentStatus
+ACK_SUFFIX = "_ACK"
+
+
+@dataclass
+class InboxPoll:
+    """What one poll of one inbox did, by outcome."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    acknowledged: int = 0
+
+    def count(self, outcome: str) -> None:
+        key = str(outcome)
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
+
+
+def _transmission_for_report(
+    mailbox: MeshMailbox, message: InboxMessage
+) -> Transmission | None:
+    ours = Transmission.objects.filter(
+        channel=Channel.MESH, sending_organisation_id=mailbox.sending_organisation_id
+    )
+    if message.linked_message_id:
+        found = ours.filter(external_id=message.linked_message_id).first()
+        if found is not None:
+            return found
+    if message.local_id:
+        return ours.filter(idempotency_key=message.local_id).first()
+    return None
+
+
+def _transmission_for_response(
+    mailbox: MeshMailbox, response: itk3.Itk3Response
+) -> Transmission | None:
+    try:
+        public_id = uuid.UUID(response.response_to)
+    except ValueError:
+        return None
+    return Transmission.objects.filter(
+        public_id=public_id,
+        channel=Channel.MESH,
+        sending_organisation_id=mailbox.sending_organisation_id,
+    ).first()
+
+
+def _response_target(response: itk3.Itk3Response) -> str | None:
+    """Accepted, rejected, or None (an infrastructure acknowledgement while a
+    business acknowledgement is still to come)."""
+    if response.is_positive:
+        if response.code == itk3.INFRASTRUCTURE_OK and mesh_setting(
+            "BUSINESS_ACK_REQUIRED", True
+        ):
+            return None
+        return S.ACCEPTED
+    return S.REJECTED
+
+
+def _apply(mailbox: MeshMailbox, message: InboxMessage) -> tuple[str, dict]:
+    """Apply one message (inside the recording transaction): its outcome and the
+    fields to record with it."""
+    if message.is_report:
+        record = {
+            "linked_message_id": message.linked_message_id[:64],
+            "status_code": message.status_code[:32],
+        }
+        if message.status_success:
+            return MeshInboxOutcome.STALE, record
+        transmission = _transmission_for_report(mailbox, message)
+        if transmission is None:
+            logger.warning("MESH report %s names no send of ours", message.message_id)
+            return MeshInboxOutcome.UNMATCHED, record
+        record["transmission"] = transmission
+        if message.status_code == NDR_STATUS_CODE:
+            target, reason, status = S.UNDELIVERED, NDR_REASON, "undeliverable"
+        else:
+            target = S.SYSTEM_ERROR
+            reason, status = f"MESH-{message.status_code or 'ERROR'}", "error"
+        changed = mesh_transmission_apply(
+            transmission_id=transmission.pk,
+            target=target,
+            reason=reason[:64],
+            mesh_status=status,
+            message_id=message.linked_message_id or transmission.external_id,
+            data={
+                "report": message.message_id,
+                "mesh_status_code": message.status_code,
+                "mesh_status_event": message.status_event,
+            },
+        )
+        return (MeshInboxOutcome.APPLIED if changed else MeshInboxOutcome.STALE), record
+    if not message.workflow_id.upper().endswith(ACK_SUFFIX):
+        return MeshInboxOutcome.NOT_OURS, {}
+    try:
+        response = itk3.parse_response(message.content)
+    except itk3.Itk3Unreadable as exc:
+        logger.warning("Unreadable ITK3 response %s: %s", message.message_id, exc)
+        return MeshInboxOutcome.UNREADABLE, {}
+    record = {"response_code": response.code[:16]}
+    transmission = _transmission_for_response(mailbox, response)
+    if transmission is None:
+        logger.warning("ITK3 response %s names no send of ours", message.message_id)
+        return MeshInboxOutcome.UNMATCHED, record
+    record["transmission"] = transmission
+    target = _response_target(response)
+    changed = mesh_transmission_apply(
+        transmission_id=transmission.pk,
+        target=target,
+        reason=f"ITK-{response.code}",
+        mesh_status=("business_ack" if response.is_business else "infrastructure_ack")
+        if response.is_positive
+        else "negative_ack",
+        message_id=transmission.external_id,
+        status_code=int(response.code) if response.code.isdigit() else None,
+        data={
+            "acknowledgement": message.message_id,
+            "itk3_code": response.code,
+            "from_mailbox": message.sender,
+        },
+    )
+    if not changed and not response.is_positive:
+        # A practice's refusal that came too late to change anything still needs
+        # a person to see it: it is recorded, and said out loud here.
+        logger.warning(
+            "ITK3 code %s for transmission %s changed nothing (already settled)",
+            response.code,
+            transmission.public_id,
+        )
+    return (MeshInboxOutcome.APPLIED if changed else MeshInboxOutcome.STALE), record
+
+
+def mesh_inbox_message_record(
+    *, mailbox: MeshMailbox, message: InboxMessage
+) -> MeshInboxMessage:
+    """Record one inbox message and apply what it says, in one transaction; a
+    message recorded before is returned as it was (applied once only)."""
+    try:
+        with transaction.atomic():
+            outcome, record = _apply(mailbox, message)
+            return MeshInboxMessage.objects.create(
+                mailbox=mailbox,
+                message_id=message.message_id,
+                message_type=message.message_type[:16],
+                workflow_id=message.workflow_id[:64],
+                outcome=outcome,
+                **record,
+            )
+    except IntegrityError:
+        # Another poller recorded it first; its transaction applied it.
+        return MeshInboxMessage.objects.get(message_id=message.message_id)
+
+
+def _acknowledge(client: MeshMailboxClient, message_id: str) -> bool:
+    try:
+        client.acknowledge(message_id)
+    except MeshChannelError as exc:
+        logger.warning("Acknowledging %s failed (%s)", message_id, exc.error_class)
+        return False
+    MeshInboxMessage.objects.filter(message_id=message_id).update(
+        acknowledged_at=timezone.now()
+    )
+    return True
+
+
+def mesh_inbox_poll(*, mailbox_id: int, limit: int = 500) -> InboxPoll:
+    """Download, record and apply what waits in one mailbox's inbox, and
+    acknowledge each message once its record has committed."""
+    if connection.in_atomic_block:
+        raise RuntimeError("Poll outside a transaction: acknowledging waits for it")
+    mailbox = MeshMailbox.objects.get(pk=mailbox_id)
+    result = InboxPoll()
+    with mesh_client_for(mailbox) as client:
+        ids = client.inbox(limit=limit)
+        known = dict(
+            MeshInboxMessage.objects.filter(message_id__in=ids).values_list(
+                "message_id", "outcome"
+            )
+        )
+        for message_id in ids:
+            if message_id in known:
+                # Recorded by an earlier poll whose acknowledgement was lost.
+                if known[message_id] != MeshInboxOutcome.NOT_OURS:
+                    result.acknowledged += _acknowledge(client, message_id)
+                continue
+            try:
+                message = client.retrieve(message_id)
+            except MeshNotFound:
+                continue  # expired or taken meanwhile
+            except MeshChannelError as exc:
+                logger.warning("MESH inbox unavailable (%s)", exc.error_class)
+                break
+            recorded = mesh_inbox_message_record(mailbox=mailbox, message=message)
+            result.count(recorded.outcome)
+            if recorded.outcome != MeshInboxOutcome.NOT_OURS:
+                result.acknowledged += _acknowledge(client, message_id)
+    return result
+
+
+def mesh_inboxes_poll() -> dict[str, InboxPoll]:
+    """Poll every active mailbox's inbox; one failing mailbox does not stop the rest."""
+    polls = {}
+    for mailbox in MeshMailbox.objects.filter(is_active=True):
+        try:
+            polls[mailbox.mailbox_id] = mesh_inbox_poll(mailbox_id=mailbox.pk)
+        except MeshChannelError as exc:
+            logger.warning(
+                "MESH inbox %s not polled (%s)", mailbox.mailbox_id, exc.error_class
+            )
+    return polls

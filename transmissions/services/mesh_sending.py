@@ -1,0 +1,213 @@
+"""Sending over MESH: find the recipient's mailbox, claim, upload once, record.
+
+The upload is never repeated blindly: a failure before any bytes left goes back to
+``ready`` with backoff; a failure after (a timeout, a lost answer) makes the
+outcome unknown, settled by tracking the message's local id (the transmission's
+idempotency key: the document's public id and the send's number, no patient
+identifier). A retry reuses the pending transmission, its local id and its bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from docflow.models import Channel, Document, DocumentType, PayloadVersion
+from docflow.payload_store import payload_blob_read
+from docflow.services import TransitionRefused
+from transmissions.mesh import itk3
+from transmissions.mesh.client import MeshMailboxClient
+from transmissions.mesh.connections import mesh_client_for, mesh_setting
+from transmissions.mesh.errors import (
+    MeshAuthFailed,
+    MeshChannelError,
+    MeshConfigurationError,
+    MeshOutcomeUnknown,
+    MeshRefused,
+)
+from transmissions.models import (
+    MeshEndpointLookup,
+    MeshMailbox,
+    Transmission,
+    TransmissionState,
+)
+from transmissions.services.mesh_outcomes import mesh_transmission_record_posted
+from transmissions.services.mesh_routing import MeshRoute
+from transmissions.services.sending import (
+    SendOutcome,
+    SendResult,
+    _after_failure,
+    _after_unknown_outcome,
+    _claim,
+    _record_error,
+    _transition,
+)
+
+logger = logging.getLogger(__name__)
+
+NOT_CONFIGURED = "MESH-NOT-CONFIGURED"
+NO_MAILBOX = "MESH-NO-MAILBOX"
+FHIR_JSON = "application/fhir+json"
+
+
+def mesh_recipient_resolve(
+    *, client: MeshMailboxClient, ods_code: str, workflow_id: str
+) -> str | None:
+    """The mailbox that receives ``workflow_id`` for ``ods_code``, from MESH's
+    directory, remembered for DOCFLOW_MESH_LOOKUP_TTL_SECONDS (default a day)."""
+    ttl = timedelta(seconds=int(mesh_setting("LOOKUP_TTL_SECONDS", 86400)))
+    now = timezone.now()
+    known = MeshEndpointLookup.objects.filter(
+        ods_code=ods_code, workflow_id=workflow_id, looked_up_at__gt=now - ttl
+    ).first()
+    if known is not None and known.mailbox_id:
+        return known.mailbox_id
+    endpoints = client.lookup(ods_code=ods_code, workflow_id=workflow_id)
+    # A practice normally has one mailbox; with several, MESH lists the receiving
+    # one first.
+    mailbox_id = endpoints[0].mailbox_id.upper() if endpoints else ""
+    MeshEndpointLookup.objects.update_or_create(
+        ods_code=ods_code,
+        workflow_id=workflow_id,
+        defaults={"mailbox_id": mailbox_id, "looked_up_at": now},
+    )
+    return mailbox_id or None
+
+
+def mesh_local_id(document: Document) -> str:
+    """``<document public id>.<n>`` for the document's n-th MESH send: unique per
+    message (MESH tracks by it), and free of patient identifiers."""
+    sends = Transmission.objects.filter(
+        document_id=document.pk, channel=Channel.MESH
+    ).count()
+    return f"{document.public_id}.{sends + 1}"
+
+
+def _hold_before_send(document: Document, reason: str, data: dict) -> SendResult:
+    with transaction.atomic():
+        try:
+            _transition(document, "hold_before_send", reason=reason, data=data)
+        except TransitionRefused:
+            return SendResult(SendOutcome.NOT_READY, document.pk)
+    return SendResult(SendOutcome.HELD, document.pk, reason)
+
+
+def _message(
+    document: Document, transmission: Transmission, payload: PayloadVersion, mailbox
+) -> bytes:
+    content = payload_blob_read(
+        storage_name=payload.storage_name, expected_sha256=payload.sha256
+    )
+    return itk3.document_message(
+        itk3.OutboundMessage(
+            message_id=str(transmission.public_id),
+            sender_mailbox=mailbox.mailbox_id,
+            sender_ods_code=document.sending_organisation.ods_code,
+            recipient_ods_code=document.destination_ods_code,
+            document_id=str(document.public_id),
+            document_type=document.document_type,
+            description=document.description,
+            event_date=document.event_date,
+            nhs_number=document.nhs_number,
+            family_name=document.patient_family_name,
+            given_names=document.patient_given_names,
+            birth_date=document.patient_birth_date,
+            media_type=payload.media_type,
+            content=content,
+        )
+    )
+
+
+def mesh_document_send(
+    *, document: Document, route: MeshRoute, actor: Any = None
+) -> SendResult:
+    """Upload one ready document to the practice's MESH mailbox at most once per
+    claim and record the answer: posted, retry later, held, or outcome unknown."""
+    mailbox: MeshMailbox | None = route.mailbox
+    destination = document.destination_ods_code
+    if mailbox is None:
+        return _hold_before_send(
+            document, NOT_CONFIGURED, {"route": route.reason, "channel": "mesh"}
+        )
+    workflow_id = mailbox.workflow_for(document.document_type)
+    try:
+        client = mesh_client_for(mailbox)
+    except MeshConfigurationError as exc:
+        logger.error("MESH mailbox %s unusable: %s", mailbox.mailbox_id, exc)
+        return _hold_before_send(
+            document, NOT_CONFIGURED, {"route": route.reason, "channel": "mesh"}
+        )
+    with client:
+        pending = Transmission.objects.filter(
+            document_id=document.pk, state=TransmissionState.PENDING
+        ).first()
+        try:
+            recipient = (
+                pending.recipient_mailbox
+                if pending is not None and pending.recipient_mailbox
+                else mesh_recipient_resolve(
+                    client=client, ods_code=destination, workflow_id=workflow_id
+                )
+            )
+        except MeshChannelError as exc:
+            # Nothing claimed: the document stays ready and is dispatched again.
+            logger.warning("MESH lookup failed (%s)", exc.error_class)
+            return SendResult(SendOutcome.RETRY, document.pk, "mesh lookup failed")
+        if recipient is None:
+            return _hold_before_send(
+                document,
+                NO_MAILBOX,
+                {"destination": destination, "workflow": workflow_id},
+            )
+        claimed = _claim(
+            document.pk,
+            channel=Channel.MESH,
+            new_key=mesh_local_id(document),
+            fields={
+                "route_reason": route.reason,
+                "workflow_id": workflow_id,
+                "recipient_mailbox": recipient,
+            },
+        )
+        if isinstance(claimed, str):
+            return SendResult(claimed, document.pk)
+        claimed_document, transmission, payload = claimed
+        claimed_document.sending_organisation = document.sending_organisation
+        try:
+            message_id = client.send(
+                recipient=transmission.recipient_mailbox or recipient,
+                content=_message(claimed_document, transmission, payload, mailbox),
+                workflow_id=transmission.workflow_id or workflow_id,
+                local_id=transmission.idempotency_key,
+                filename=f"{claimed_document.public_id}.json",
+                subject=DocumentType(claimed_document.document_type).label,
+                content_type=FHIR_JSON,
+            )
+        except MeshOutcomeUnknown as exc:
+            return _after_unknown_outcome(claimed_document, transmission, exc)
+        except MeshRefused as exc:
+            code = f"MESH-{exc.code}" if exc.code else "MESH-REFUSED"
+            with transaction.atomic():
+                _record_error(transmission, exc, state=TransmissionState.ABANDONED)
+                _transition(
+                    claimed_document,
+                    "hold_after_send_attempt",
+                    reason=code,
+                    data={
+                        "codes": [code],
+                        "transmission": str(transmission.public_id),
+                        "channel": "mesh",
+                    },
+                )
+            return SendResult(SendOutcome.HELD, document.pk, code)
+        except (MeshAuthFailed, MeshConfigurationError, MeshChannelError) as exc:
+            # Nothing was accepted (refused credentials, no connection, 429).
+            return _after_failure(claimed_document, transmission, exc)
+    mesh_transmission_record_posted(
+        transmission_id=transmission.pk, message_id=message_id, actor=actor
+    )
+    return SendResult(SendOutcome.POSTED, document.pk, message_id)
