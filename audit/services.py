@@ -10,6 +10,12 @@ from django.utils import timezone
 from audit.actors import actor_for
 from audit.chain import GENESIS_HASH, event_hash
 from audit.models import AccessLog, AuditChainHead, AuditEvent
+from audit.selectors import (
+    CHECKPOINT_ACTION,
+    CHECKPOINT_TARGET,
+    audit_chain_last_checkpoint,
+    audit_chain_verify,
+)
 
 
 def _chain_head_for_update() -> AuditChainHead:
@@ -101,6 +107,88 @@ def access_log_record(
         target_type=target_type,
         target_id=str(target_id),
         data={"access_log_id": entry.pk, "channel": channel},
+        actor=who,
+    )
+    return entry
+
+
+def audit_chain_checkpoint(*, full: bool = False, actor: Any = None) -> AuditEvent:
+    """Verify the chain (from the last passing checkpoint unless ``full``) and chain
+    the verdict as an event, so the admin can show it without reading every row."""
+    previous = None if full else audit_chain_last_checkpoint(ok_only=True)
+    after_sequence = previous.data["through_sequence"] if previous else 0
+    after_hash = previous.data["through_hash"] if previous else GENESIS_HASH
+    verdict = audit_chain_verify(after_sequence=after_sequence, after_hash=after_hash)
+    through_sequence = after_sequence + verdict.checked
+    through_hash = after_hash
+    if through_sequence != after_sequence:
+        through_hash = AuditEvent.objects.values_list("hash", flat=True).get(
+            sequence=through_sequence
+        )
+    target_type, target_id = CHECKPOINT_TARGET
+    return audit_record(
+        action=CHECKPOINT_ACTION,
+        target_type=target_type,
+        target_id=target_id,
+        data={
+            "ok": verdict.ok,
+            "mode": "full" if previous is None else "incremental",
+            "from_sequence": after_sequence + 1,
+            "through_sequence": through_sequence,
+            "through_hash": through_hash,
+            "checked": verdict.checked,
+            "broken_sequence": verdict.broken_sequence,
+            "problem": verdict.problem,
+        },
+        actor=actor,
+    )
+
+
+def audit_export_record(
+    *, actor: Any, kind: str, filters: dict[str, str], rows: int
+) -> AuditEvent:
+    """An export of the audit trail or access log is itself an audited event."""
+    return audit_record(
+        action="ig.list_exported",
+        target_type=kind,
+        target_id="export",
+        data={"filters": filters, "rows": rows},
+        actor=actor,
+    )
+
+
+@transaction.atomic
+def access_log_subject_record(
+    *,
+    actor: Any,
+    channel: str,
+    action: str,
+    subject_key: str,
+    reason: str,
+    data: dict[str, Any],
+) -> AccessLog:
+    """Record a look-up about one patient (a search, a subject access export) under
+    the keyed hash of the patient's identifier, never the identifier itself."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValueError("A reason is required to look up a patient.")
+    who = actor_for(actor)
+    entry = AccessLog.objects.create(
+        occurred_at=timezone.now(),
+        actor_kind=who.kind,
+        actor_id=who.identifier,
+        actor_label=who.label,
+        channel=channel,
+        action=action,
+        target_type="patient",
+        target_id=subject_key,
+        reason=reason,
+    )
+    audit_record(
+        action=f"content.{action}",
+        target_type="patient",
+        target_id=subject_key,
+        data={"access_log_id": entry.pk, "channel": channel, "reason": reason, **data},
         actor=who,
     )
     return entry

@@ -8,11 +8,16 @@ from rest_framework.test import APIClient
 
 from tests.factories import SendingOrganisationFactory, make_api_key
 
+pytest_plugins = ["tests.nhs_number_log_guard"]
+
 # Data migrations whose rows a transactional test's flush removes, in order.
 SEEDING_MIGRATIONS = (
     ("audit.migrations.0002_chain_head_and_append_only_triggers", "seed_head"),
     ("docflow.migrations.0002_destination_profiles_and_roles", "seed"),
+    ("docflow.migrations.0003_security_roles", "seed"),
     ("casework.migrations.0003_seed_classification_and_roles", "seed"),
+    ("casework.migrations.0008_mesh_reasons", "seed"),
+    ("operations.migrations.0002_operations_permissions", "seed"),
 )
 
 
@@ -21,7 +26,13 @@ def reference_data_seed() -> None:
     import importlib
 
     from django.apps import apps
+    from django.contrib.contenttypes.models import ContentType
+    from guardian.shortcuts import clear_ct_cache
 
+    # A flush renumbers content types: forget the ids cached before it (Django's
+    # and django-guardian's own cache), or permission checks look up stale ones.
+    ContentType.objects.clear_cache()
+    clear_ct_cache()
     for module_name, function_name in SEEDING_MIGRATIONS:
         module = importlib.import_module(module_name)
         getattr(module, function_name)(apps, None)

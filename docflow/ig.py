@@ -1,0 +1,503 @@
+"""Information governance: a document's whole journey, look-ups by NHS number and
+subject access exports.
+
+Who: IG officers (the "IG officer" group) and superusers; searching by NHS number and
+subject access exports also need the role's ``docflow.search_nhs_number`` and
+``docflow.export_subject_access`` permissions. What they see follows the
+same rule as everyone else (DESIGN §6): documents of the sending organisations they
+are granted ``docflow.access_documents`` on; superusers see all. The audit trail and
+access log lists themselves hold no patient details and are not filtered.
+
+Transmissions and work items are read through their reverse relations on Document
+(``transmissions``, ``work_items``), so docflow imports neither app. Everything here
+is metadata: payload bytes are never read.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from audit.models import AccessChannel, AccessLog, AuditEvent
+from audit.pseudonyms import subject_key
+from audit.redaction import redact_nhs_numbers
+from audit.services import access_log_subject_record
+from docflow.models import Document
+from docflow.selectors import visible_sending_organisation_ids
+from docflow.validation import normalise_nhs_number, validate_nhs_number
+
+# Granted to the IG officer role only (docflow migration 0003); superusers have all.
+SEARCH_NHS_NUMBER = "docflow.search_nhs_number"
+EXPORT_SUBJECT_ACCESS = "docflow.export_subject_access"
+
+
+def ig_officer_group() -> str:
+    return getattr(settings, "DOCFLOW_IG_OFFICER_GROUP", "IG officer")
+
+
+def is_ig_officer(user: Any) -> bool:
+    """Superusers and members of the IG officer group, if active staff."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    if not user.is_active or not user.is_staff:
+        return False
+    return user.is_superuser or user.groups.filter(name=ig_officer_group()).exists()
+
+
+def may_search_nhs_number(user: Any) -> bool:
+    """An IG officer whose role carries the search permission."""
+    return is_ig_officer(user) and user.has_perm(SEARCH_NHS_NUMBER)
+
+
+def may_export_subject_access(user: Any) -> bool:
+    """An IG officer whose role carries the subject access export permission."""
+    return is_ig_officer(user) and user.has_perm(EXPORT_SUBJECT_ACCESS)
+
+
+def _visible_documents(*, user: Any) -> QuerySet[Document]:
+    ids = visible_sending_organisation_ids(user=user)
+    queryset = Document.objects.all()
+    if ids is not None:
+        queryset = queryset.filter(sending_organisation_id__in=ids)
+    return queryset
+
+
+def ig_document_get(*, user: Any, public_id: uuid.UUID) -> Document:
+    """One document an IG officer may see; DoesNotExist for anything else."""
+    if not is_ig_officer(user):
+        raise Document.DoesNotExist
+    return (
+        _visible_documents(user=user)
+        .select_related("sending_organisation", "destination", "parent", "replaces")
+        .get(public_id=public_id)
+    )
+
+
+def subject_documents(*, user: Any, nhs_number: str) -> QuerySet[Document]:
+    """Documents about one NHS number that the IG officer may see, oldest first."""
+    if not is_ig_officer(user):
+        return Document.objects.none()
+    return (
+        _visible_documents(user=user)
+        .filter(nhs_number=normalise_nhs_number(nhs_number))
+        .select_related("sending_organisation")
+        .order_by("created_at", "id")
+    )
+
+
+def check_reason(reason: str) -> None:
+    """A reason is required, and goes into the audit chain: no NHS number in it."""
+    if not (reason or "").strip():
+        raise ValueError("A reason is required to look up a patient.")
+    if redact_nhs_numbers(reason) != reason:
+        raise ValueError("Leave the NHS number out of the reason: it is recorded.")
+
+
+# -- searching by NHS number ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubjectSearch:
+    documents: list[Document]
+    work_item_ids: list[str]
+    subject_key: str
+    access_log: AccessLog
+
+
+def ig_subject_search(*, user: Any, nhs_number: str, reason: str) -> SubjectSearch:
+    """Find the documents about one NHS number; the search itself is access-logged
+    under the number's keyed hash (audit.pseudonyms), never the number."""
+    if not may_search_nhs_number(user):
+        raise PermissionError("Only IG officers may search by NHS number.")
+    validate_nhs_number(nhs_number)
+    check_reason(reason)
+    documents = list(subject_documents(user=user, nhs_number=nhs_number))
+    work_item_ids = [
+        str(public_id)
+        for document in documents
+        for public_id in document.work_items.values_list("public_id", flat=True)
+    ]
+    key = subject_key(normalise_nhs_number(nhs_number))
+    entry = access_log_subject_record(
+        actor=user,
+        channel=AccessChannel.ADMIN,
+        action="search",
+        subject_key=key,
+        reason=reason,
+        data={"documents_found": len(documents)},
+    )
+    return SubjectSearch(documents, work_item_ids, key, entry)
+
+
+# -- a document's timeline -----------------------------------------------------------
+
+ACTION_TITLES = {
+    "document.submitted": "Created (submitted by the source system)",
+    "document.mark_prepared": "Prepared for its destination",
+    "document.hold_before_send": "Held before sending",
+    "document.release": "Released from hold",
+    "document.cancel": "Cancelled",
+    "document.claim_for_sending": "Claimed for sending",
+    "document.mark_received": "Received by Connect (4002)",
+    "document.retry_later": "Send failed, will retry",
+    "document.mark_proved_absent": "Proved absent at Connect",
+    "document.hold_after_send_attempt": "Held after a send attempt",
+    "document.mark_outcome_unknown": "Outcome unknown",
+    "document.mark_delivered": "Delivered (4003)",
+    "document.mark_accepted": "Accepted (4010)",
+    "document.mark_rejected": "Rejected by the practice (4005)",
+    "document.mark_system_error": "System error",
+    "document.mark_undelivered": "Undelivered",
+    "document.requeue": "Queued again (resend, reroute or correction)",
+    "document.resolve_rejection": "Rejection resolved (6000)",
+    "document.split": "Split into parts",
+    "document.rerouted": "Rerouted",
+    "document.correction_submitted": "Corrected version submitted",
+    "transmission.posted": "Posted to Connect",
+    "transmission.resend_requested": "Resent (new Connect GUID)",
+    "transmission.rejection_resolved": "Rejection resolved at Connect",
+    "transmission.final": "Tracking finished",
+}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime.datetime
+    kind: str  # audit, payload, transmission, work_item, access
+    title: str
+    actor: str = ""
+    details: list[tuple[str, Any]] = field(default_factory=list)
+    sequence: int = 0  # audit order among entries at the same moment
+
+
+def _details(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        (
+            key.replace("_", " "),
+            json.dumps(value) if isinstance(value, dict | list) else value,
+        )
+        for key, value in data.items()
+        if value not in (None, "", [], {})
+    ]
+
+
+def _audit_entries(events: Iterable[AuditEvent]) -> list[TimelineEntry]:
+    entries = []
+    for event in events:
+        if event.action.startswith("content."):
+            continue  # shown from the access log, with the reason given
+        if event.action.startswith("work_item."):
+            verb = event.action.split(".", 1)[1].replace("_", " ")
+            title = f"Work item {verb}"
+            if event.data.get("resolution"):
+                title += f": {event.data['resolution'].replace('_', ' ')}"
+        else:
+            title = ACTION_TITLES.get(event.action, event.action)
+        data = dict(event.data)
+        if event.action.startswith("document.") and "from" in data and "to" in data:
+            title = f"{title}: {data.pop('from')} → {data.pop('to')}"
+        entries.append(
+            TimelineEntry(
+                at=event.occurred_at,
+                kind="work_item" if event.target_type == "work_item" else "audit",
+                title=title,
+                actor=event.actor_label,
+                details=[("audit event", f"#{event.sequence}"), *_details(data)],
+                sequence=event.sequence,
+            )
+        )
+    return entries
+
+
+def ig_document_timeline(*, document: Document) -> list[TimelineEntry]:
+    """Everything that happened to one document and everyone who looked, in order:
+    audit events (its own, and its work items' with who decided what and why),
+    payload versions with checksums, transmissions with GUIDs and the resend
+    mapping, and the access log."""
+    work_item_ids = [
+        str(public_id)
+        for public_id in document.work_items.values_list("public_id", flat=True)
+    ]
+    events = AuditEvent.objects.filter(
+        Q(target_type="document", target_id=str(document.public_id))
+        | Q(target_type="work_item", target_id__in=work_item_ids)
+    ).order_by("sequence")
+    entries = _audit_entries(events)
+    for version in document.payload_versions.order_by("created_at", "id"):
+        entries.append(
+            TimelineEntry(
+                at=version.created_at,
+                kind="payload",
+                title=f"Payload version: {version.get_stage_display()}",
+                details=_details(
+                    {
+                        "payload version": str(version.public_id),
+                        "media type": version.media_type,
+                        "size bytes": version.size_bytes,
+                        "page count": version.page_count,
+                        "SHA-256": version.sha256,
+                        "key id": version.key_id,
+                        "purged at": version.purged_at,
+                    }
+                ),
+            )
+        )
+    transmissions = document.transmissions.select_related(
+        "payload_version", "resend_of"
+    ).order_by("created_at", "id")
+    for transmission in transmissions:
+        resend_of = transmission.resend_of
+        entries.append(
+            TimelineEntry(
+                at=transmission.posted_at or transmission.created_at,
+                kind="transmission",
+                title=f"Transmission ({transmission.get_channel_display()})",
+                details=_details(
+                    {
+                        "transmission": str(transmission.public_id),
+                        "destination": transmission.destination_ods_code,
+                        "payload version": str(transmission.payload_version.public_id),
+                        "stage": transmission.payload_version.stage,
+                        "SHA-256": transmission.payload_version.sha256,
+                        "Connect GUID": transmission.external_id,
+                        "state": transmission.state,
+                        "status code": transmission.status_code,
+                        "rejection code": transmission.rejection_code,
+                        "attempts": transmission.attempts,
+                        "resend of (old GUID → new GUID)": (
+                            f"{resend_of.external_id} → {transmission.external_id}"
+                            if resend_of is not None
+                            else None
+                        ),
+                    }
+                ),
+            )
+        )
+    for access in access_log_for_documents(public_ids=[str(document.public_id)]):
+        entries.append(
+            TimelineEntry(
+                at=access.occurred_at,
+                kind="access",
+                title=f"Content {access.action} ({access.get_channel_display()})",
+                actor=access.actor_label,
+                details=[("reason", access.reason)],
+            )
+        )
+    kind_order = {
+        "payload": 0,
+        "audit": 1,
+        "transmission": 2,
+        "work_item": 3,
+        "access": 4,
+    }
+    return sorted(
+        entries, key=lambda e: (e.at, e.sequence or 0, kind_order.get(e.kind, 9))
+    )
+
+
+def access_log_for_documents(*, public_ids: list[str]) -> QuerySet[AccessLog]:
+    return AccessLog.objects.filter(
+        target_type="document", target_id__in=public_ids
+    ).order_by("occurred_at", "id")
+
+
+# -- subject access request ----------------------------------------------------------
+
+
+def _row(instance: Any, fields: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(instance, name) for name in fields}
+
+
+DOCUMENT_FIELDS = (
+    "public_id",
+    "nhs_number",
+    "patient_family_name",
+    "patient_given_names",
+    "patient_birth_date",
+    "patient_gender",
+    "mrn",
+    "document_type",
+    "description",
+    "event_date",
+    "folder_name",
+    "notes",
+    "sender_department",
+    "sender_person",
+    "destination_ods_code",
+    "urgent",
+    "action_required",
+    "medication_changed",
+    "inpatient",
+    "status",
+    "status_changed_at",
+    "status_reason",
+    "part_number",
+    "part_count",
+    "source_reference",
+    "created_at",
+)
+PAYLOAD_FIELDS = (
+    "public_id",
+    "stage",
+    "media_type",
+    "size_bytes",
+    "sha256",
+    "page_count",
+    "retain_until",
+    "purged_at",
+    "created_at",
+)
+TRANSMISSION_FIELDS = (
+    "public_id",
+    "channel",
+    "destination_ods_code",
+    "state",
+    "external_id",
+    "status_code",
+    "rejection_code",
+    "attempts",
+    "posted_at",
+    "last_status_at",
+    "created_at",
+)
+WORK_ITEM_FIELDS = (
+    "public_id",
+    "category",
+    "reason_code",
+    "reason_title",
+    "status",
+    "opened_at",
+    "due_at",
+    "closed_at",
+    "resolution",
+    "resolution_reason",
+    "resolution_details",
+)
+ACCESS_FIELDS = (
+    "occurred_at",
+    "actor_kind",
+    "actor_label",
+    "channel",
+    "action",
+    "target_type",
+    "reason",
+)
+
+
+@dataclass(frozen=True)
+class SubjectAccessExport:
+    filename: str
+    content: bytes
+    counts: dict[str, int]
+    access_log: AccessLog
+
+
+def ig_subject_access_export(
+    *, user: Any, nhs_number: str, reason: str
+) -> SubjectAccessExport:
+    """Everything held about one NHS number, as one JSON file; access-logged and
+    audited with who, why and how many records, under the number's keyed hash."""
+    if not may_export_subject_access(user):
+        raise PermissionError("Only IG officers may export a subject access request.")
+    validate_nhs_number(nhs_number)
+    check_reason(reason)
+    digits = normalise_nhs_number(nhs_number)
+    key = subject_key(digits)
+    documents = list(
+        subject_documents(user=user, nhs_number=digits).select_related(
+            "sending_organisation", "parent", "replaces"
+        )
+    )
+    document_rows, transmission_rows, work_item_rows = [], [], []
+    for document in documents:
+        row = _row(document, DOCUMENT_FIELDS)
+        row["sending_organisation"] = document.sending_organisation.ods_code
+        row["parent"] = document.parent.public_id if document.parent else None
+        row["replaces"] = document.replaces.public_id if document.replaces else None
+        row["payload_versions"] = [
+            _row(version, PAYLOAD_FIELDS)
+            for version in document.payload_versions.order_by("created_at", "id")
+        ]
+        document_rows.append(row)
+        for transmission in document.transmissions.select_related(
+            "payload_version", "resend_of"
+        ).order_by("created_at", "id"):
+            t_row = _row(transmission, TRANSMISSION_FIELDS)
+            t_row["document"] = document.public_id
+            t_row["payload_version"] = transmission.payload_version.public_id
+            t_row["resend_of"] = (
+                transmission.resend_of.public_id if transmission.resend_of else None
+            )
+            transmission_rows.append(t_row)
+        for item in document.work_items.select_related("closed_by").order_by(
+            "opened_at", "id"
+        ):
+            w_row = _row(item, WORK_ITEM_FIELDS)
+            w_row["document"] = document.public_id
+            w_row["closed_by"] = (
+                item.closed_by.get_username() if item.closed_by else None
+            )
+            work_item_rows.append(w_row)
+    public_ids = [str(document.public_id) for document in documents]
+    access_rows = [
+        {**_row(entry, ACCESS_FIELDS), "target": entry.target_id}
+        for entry in access_log_for_documents(public_ids=public_ids)
+    ]
+    # Earlier searches and exports about this patient, recorded under the same key.
+    access_rows += [
+        {**_row(entry, ACCESS_FIELDS), "target": "this patient"}
+        for entry in AccessLog.objects.filter(
+            target_type="patient", target_id=key
+        ).order_by("occurred_at", "id")
+    ]
+    access_rows.sort(key=lambda row: row["occurred_at"])
+    counts = {
+        "documents": len(document_rows),
+        "transmissions": len(transmission_rows),
+        "work_items": len(work_item_rows),
+        "access_log": len(access_rows),
+    }
+    organisations = visible_sending_organisation_ids(user=user)
+    now = timezone.now()
+    bundle = {
+        "generated_at": now,
+        "generated_by": user.get_username(),
+        "reason": reason.strip(),
+        "scope": (
+            "all sending organisations"
+            if organisations is None
+            else "sending organisations granted to the IG officer"
+        ),
+        "counts": counts,
+        "documents": document_rows,
+        "transmissions": transmission_rows,
+        "work_items": work_item_rows,
+        "access_log": access_rows,
+    }
+    entry = access_log_subject_record(
+        actor=user,
+        channel=AccessChannel.ADMIN,
+        action="export",
+        subject_key=key,
+        reason=reason,
+        data={"kind": "subject_access_request", "records": counts},
+    )
+    content = json.dumps(bundle, cls=DjangoJSONEncoder, indent=2).encode()
+    # The file name says when, never who.
+    filename = f"subject-access-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}.json"
+    return SubjectAccessExport(filename, content, counts, entry)
+
+
+def ig_check_nhs_number(value: str) -> str:
+    """The NHS number's ten digits, or ValidationError."""
+    validate_nhs_number(value)
+    return normalise_nhs_number(value)
