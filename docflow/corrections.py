@@ -24,7 +24,7 @@ from pypdf.errors import PyPdfError
 from audit.services import audit_record
 from docflow.conversion import ConversionFailed, inspect_pdf
 from docflow.encryption import PayloadDecryptionError
-from docflow.media import MediaRefused, sniff_media
+from docflow.media import MediaRefused, vet_upload
 from docflow.models import (
     DestinationProfile,
     Document,
@@ -235,7 +235,7 @@ def document_correction_submit(
                 "bytes.",
             )
         try:
-            sniffed = sniff_media(content, declared_extension=declared_extension)
+            sniffed = vet_upload(content, declared_extension=declared_extension)
         except MediaRefused as refused:
             raise CorrectionRefused(refused.code, refused.message) from None
         media_type, extension = sniffed.media_type, sniffed.extension

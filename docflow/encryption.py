@@ -87,6 +87,21 @@ class KeyRing:
             raise PayloadDecryptionError("payload failed authentication") from exc
 
 
+# Enough leading bytes to hold any blob's header (magic, id length, key id).
+HEADER_BYTES = len(MAGIC) + 1 + 255
+
+
+def blob_key_id(head: bytes) -> str:
+    """The key a blob was sealed under, read from its header without decrypting."""
+    if not head.startswith(MAGIC) or len(head) < len(MAGIC) + 1:
+        raise PayloadDecryptionError("not a docflow payload blob")
+    id_length = head[len(MAGIC)]
+    start = len(MAGIC) + 1
+    if len(head) < start + id_length:
+        raise PayloadDecryptionError("payload blob is truncated")
+    return head[start : start + id_length].decode(errors="replace")
+
+
 @lru_cache(maxsize=4)
 def _ring_for(spec: str) -> KeyRing:
     return KeyRing.parse(spec)

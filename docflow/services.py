@@ -18,7 +18,7 @@ from django_q.tasks import async_task
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from docflow.media import MediaRefused, sniff_media
+from docflow.media import MediaRefused, vet_upload
 from docflow.models import (
     Document,
     DocumentType,
@@ -222,12 +222,14 @@ def document_submit(
     )
     errors = _validate_submission(submission)
     try:
-        sniffed = sniff_media(
+        # Type and unsafe content are refused here, before anything is stored.
+        sniffed = vet_upload(
             submission.content, declared_extension=submission.declared_extension
         )
     except MediaRefused as refused:
         errors.setdefault("content", []).append((refused.code, refused.message))
         sniffed = None
+        logger.warning("intake refused content: %s", refused.code)
     if not idempotency_key or len(idempotency_key) > 128:
         errors.setdefault("idempotency_key", []).append(
             ("invalid", "An Idempotency-Key of 1 to 128 characters is required.")

@@ -39,11 +39,23 @@ from tests.factories import (
     SendingOrganisationFactory,
     UserFactory,
 )
-from tests.samples import exe_bytes, pdf_bytes
+from tests.samples import docm_bytes, exe_bytes, pdf_bytes
 
 S = DocumentStatus
 RESEND_TASK = "transmissions.tasks.resend_document"
 SEND_TASK = "transmissions.tasks.send_document"
+
+
+def javascript_pdf() -> bytes:
+    """A PDF that runs a script when opened: intake refuses it, so must corrections."""
+    from tests.security.test_uploads import build_pdf
+
+    return build_pdf(
+        catalog=b"/OpenAction 6 0 R",
+        extra=(b"<< /Type /Action /S /JavaScript /JS (app.alert(1)) >>",),
+    )
+
+
 PREPARE_TASK = "transmissions.tasks.prepare_document"
 RESOLVE_TASK = "transmissions.tasks.resolve_rejection_at_connect"
 
@@ -410,6 +422,8 @@ def test_corrected_details_alone_keep_the_content(
     ("kwargs", "code"),
     [
         ({"content": exe_bytes()}, "executable"),
+        ({"content": javascript_pdf()}, "pdf_javascript"),
+        ({"content": docm_bytes()}, "macro_enabled"),
         ({"content": b""}, "empty"),
         ({}, "nothing_changed"),
         ({"changes": {"nhs_number": "9990000019"}}, "correction_invalid"),

@@ -34,7 +34,7 @@ def test_schema_generates_without_errors_or_warnings(tmp_path):
 
 
 @pytest.fixture
-def live_api_key(transactional_db):
+def live_api_key(reference_data):
     """A key allowed to read content, and documents it can see (for the live server)."""
     organisation = SendingOrganisationFactory(ods_code="RX1")
     api_key, raw = make_api_key(sending_organisation=organisation)

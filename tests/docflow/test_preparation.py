@@ -26,7 +26,7 @@ from docflow.models import (
     PayloadStage,
     PayloadVersion,
 )
-from docflow.payload_store import payload_blob_read
+from docflow.payload_store import payload_blob_read, payload_blob_write
 from docflow.preparation import HoldReason, document_prepare
 from tests.factories import OrganisationFactory, submit_document
 from tests.samples import HTML_LETTER, VALID_NHS_NUMBER, pdf_bytes, png_bytes
@@ -72,6 +72,21 @@ def submit(content: bytes = b"", extension: str = "pdf", **overrides) -> Documen
         patient_birth_date=PATIENT_BIRTH_DATE,
         **overrides,
     )
+
+
+def submit_stored_as(content: bytes) -> Document:
+    """A document whose stored bytes are ``content``, which intake itself would
+    refuse (an encrypted PDF): what preparation must still hold safely if such bytes
+    ever reach it, for example from before intake refused them."""
+    document = submit()
+    blob = payload_blob_write(content)
+    PayloadVersion.objects.filter(document=document).update(
+        storage_name=blob.storage_name,
+        key_id=blob.key_id,
+        sha256=blob.sha256,
+        size_bytes=blob.size_bytes,
+    )
+    return document
 
 
 def prepare(document: Document) -> preparation.Prepared:
@@ -363,7 +378,7 @@ def test_an_image_that_cannot_be_decoded_is_held_even_after_html_was_converted(
 
 
 def test_a_pdf_that_fails_its_checks_is_held_pdf_invalid(destination):
-    document = submit(encrypted_pdf())
+    document = submit_stored_as(encrypted_pdf())
 
     result = prepare(document)
 
@@ -569,7 +584,7 @@ def test_a_failure_after_storing_rolls_back_and_removes_the_new_blobs(
 
 def test_audit_events_carry_sha256_and_no_patient_data(destination):
     ready = submit(HTML_LETTER, "html")
-    held = submit(encrypted_pdf())
+    held = submit_stored_as(encrypted_pdf())
     prepare(ready)
     prepare(held)
     small_destination("A81002", max_file_size_bytes=len(multi_page_pdf(1)) * 2)

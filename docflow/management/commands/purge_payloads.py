@@ -1,0 +1,42 @@
+"""Purge payload blobs past retention (also scheduled; see docflow.retention)."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
+
+from docflow.retention import FINISHED, INTERMEDIATE, payload_purge_due
+
+
+class Command(BaseCommand):
+    help = "Delete payload blobs past retention and mark their versions purged."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Count what is due without purging anything.",
+        )
+        parser.add_argument(
+            "--no-progress", action="store_true", help="No progress bar."
+        )
+
+    def handle(self, *args, dry_run: bool, no_progress: bool, **options):
+        with tqdm(
+            desc="purging", unit="document", file=sys.stderr, disable=no_progress
+        ) as bar:
+            report = payload_purge_due(dry_run=dry_run, on_progress=bar.update)
+        verb = "due" if dry_run else "purged"
+        self.stdout.write(
+            f"{verb}: {report.purged[INTERMEDIATE]} intermediate, "
+            f"{report.purged[FINISHED]} finished payload versions of "
+            f"{report.documents} documents ({report.bytes_purged} bytes); "
+            f"kept for open work: {report.skipped_open_work} documents"
+        )
+        self.stdout.write(
+            f"kept (archive by IG procedure): {report.audit_events_past_retention} "
+            f"audit events and {report.access_logs_past_retention} access log rows "
+            "past retention"
+        )
