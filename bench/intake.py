@@ -246,6 +246,8 @@ def server_env(*, database_url: str, payload_dir: Path, var_dir: Path) -> dict:
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DOCFLOW_PAYLOAD_KEYS=new_payload_key_spec(),
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        # Plain HTTP on loopback: production settings would redirect it to HTTPS.
+        DOCFLOW_SSL_REDIRECT="0",
         DOCFLOW_PAYLOAD_DIR=str(payload_dir),
         DOCFLOW_VAR_DIR=str(var_dir),
         CONN_MAX_AGE=env.get("CONN_MAX_AGE", "600"),

@@ -40,6 +40,7 @@ from docflow.payload_store import (
 )
 from docflow.selectors import document_current_payload
 from docflow.services import (
+    SUBMISSION_METADATA_FIELDS,
     DocumentError,
     DocumentSubmission,
     IntakeRefused,
@@ -59,11 +60,7 @@ CORRECTION_SOURCE_SYSTEM = "casework"
 # A document may change destination only while nothing is in flight for it.
 REROUTABLE_STATES = frozenset({S.HELD, S.REJECTED, S.SYSTEM_ERROR, S.UNDELIVERED})
 # Intake metadata a corrected version carries over unchanged.
-_COPIED_FIELDS = tuple(
-    name
-    for name in DocumentSubmission.__dataclass_fields__
-    if name not in {"content", "declared_extension"}
-)
+_COPIED_FIELDS = SUBMISSION_METADATA_FIELDS
 # What a person may correct in a corrected version (the source's reference stays).
 CORRECTABLE_FIELDS = tuple(
     name for name in _COPIED_FIELDS if name != "source_reference"

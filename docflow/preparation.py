@@ -9,7 +9,6 @@ PayloadVersion with its SHA-256, and every outcome is one audited transition to
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +45,7 @@ from docflow.payload_store import (
 )
 from docflow.selectors import document_current_payload
 from docflow.services import (
-    DocumentSubmission,
+    SUBMISSION_METADATA_FIELDS,
     document_transition,
     payload_version_record,
 )
@@ -58,9 +57,7 @@ IMAGE_MEDIA_TYPES = frozenset({"image/png", "image/jpeg", "image/tiff", "image/g
 DESCRIPTION_MAX_LENGTH = Document._meta.get_field("description").max_length
 # A part carries all of its parent's intake metadata except the description.
 _PART_COPIED_FIELDS = tuple(
-    f.name
-    for f in dataclasses.fields(DocumentSubmission)
-    if f.name not in {"content", "declared_extension", "description"}
+    name for name in SUBMISSION_METADATA_FIELDS if name != "description"
 )
 # What pypdf may raise beyond ConversionFailed on a PDF it has already opened once.
 _PDF_REWRITE_ERRORS = (PyPdfError, ValueError, KeyError, TypeError, OSError)

@@ -18,7 +18,7 @@ from django_q.tasks import async_task
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from docflow.media import MediaRefused, vet_upload
+from docflow.media import MediaRefused, SniffedMedia, vet_upload
 from docflow.models import (
     Document,
     DocumentType,
@@ -86,6 +86,24 @@ class Submitted(tuple):
         return result
 
 
+@dataclass(frozen=True)
+class VettedContent:
+    """What the API already learned of the bytes (``vet_upload``), and for which
+    declared extension: intake then need not read them a second time."""
+
+    declared_extension: str
+    media: SniffedMedia
+
+    def covers(self, declared_extension: str) -> bool:
+        return _normal_extension(self.declared_extension) == _normal_extension(
+            declared_extension
+        )
+
+
+def _normal_extension(extension: str) -> str:
+    return extension.strip().lower().lstrip(".")
+
+
 @dataclass
 class DocumentSubmission:
     """What a source system sends: metadata plus the bytes."""
@@ -111,19 +129,23 @@ class DocumentSubmission:
     action_required: bool = False
     medication_changed: bool = False
     inpatient: bool = False
+    # Set only by a caller that has vetted exactly these bytes (the API serializer).
+    vetted_content: VettedContent | None = field(default=None, compare=False)
 
     def metadata(self) -> dict[str, Any]:
         # Every metadata value is immutable (text, dates, flags): no deep copy needed.
-        return {name: getattr(self, name) for name in _METADATA_FIELDS}
+        return {name: getattr(self, name) for name in SUBMISSION_METADATA_FIELDS}
 
     def __repr__(self) -> str:  # never show patient details in tracebacks
         return f"DocumentSubmission(document_type={self.document_type!r})"
 
 
-_METADATA_FIELDS = tuple(
+# Everything a submission says about the document: not its bytes, nor what was
+# learned of them.
+SUBMISSION_METADATA_FIELDS = tuple(
     f.name
     for f in fields(DocumentSubmission)
-    if f.name not in ("content", "declared_extension")
+    if f.name not in ("content", "declared_extension", "vetted_content")
 )
 
 
@@ -221,11 +243,15 @@ def document_submit(
         submission.destination_ods_code
     )
     errors = _validate_submission(submission)
+    vetted = submission.vetted_content
     try:
         # Type and unsafe content are refused here, before anything is stored.
-        sniffed = vet_upload(
-            submission.content, declared_extension=submission.declared_extension
-        )
+        if vetted is not None and vetted.covers(submission.declared_extension):
+            sniffed = vetted.media
+        else:
+            sniffed = vet_upload(
+                submission.content, declared_extension=submission.declared_extension
+            )
     except MediaRefused as refused:
         errors.setdefault("content", []).append((refused.code, refused.message))
         sniffed = None
@@ -268,15 +294,23 @@ def document_submit(
     except BaseException:
         payload_blob_delete(blob.storage_name)
         raise
-    _enqueue_preparation(document)
     return Submitted(document, True, payload_version=version, audit_event=event)
 
 
 def _enqueue_preparation(document: Document) -> None:
-    # By dotted name: docflow never imports the app that sends (DESIGN §1). A lost
-    # enqueue is found again by the dispatch sweep.
+    """Queue the document's preparation, by dotted name: docflow never imports the
+    app that sends (DESIGN §1). A lost enqueue is found again by the dispatch sweep.
+
+    The ORM broker's queue is a table in this database, so the task row is written
+    in the caller's transaction: it commits with the document or not at all, with no
+    second transaction. Another broker (Redis) is only told once the document has
+    committed, so a worker never looks for a document it cannot see yet."""
     task = settings.DOCFLOW_PREPARE_TASK
-    if task:
+    if not task:
+        return
+    if settings.Q_CLUSTER.get("orm") == transaction.get_connection().alias:
+        async_task(task, document.pk)
+    else:
         transaction.on_commit(lambda: async_task(task, document.pk))
 
 
@@ -347,6 +381,7 @@ def _document_create(
         },
         actor=actor,
     )
+    _enqueue_preparation(document)
     return document, version, event
 
 

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from audit.models import AuditEvent
-from docflow.media import MediaRefused, sniff_media
+from docflow.media import MediaRefused, vet_upload
 from docflow.models import (
     Document,
     DocumentStatus,
@@ -21,6 +21,7 @@ from docflow.models import (
     Gender,
     PayloadVersion,
 )
+from docflow.services import VettedContent
 from docflow.validation import (
     validate_birth_date,
     validate_nhs_number,
@@ -33,11 +34,13 @@ class ContentTooLarge(Exception):
     """Decoded content is over the intake ceiling (answered with 413)."""
 
 
-def _sniff_or_fail(content: bytes, extension: str) -> None:
+def _vet_or_fail(content: bytes, extension: str) -> VettedContent:
+    """Type and unsafe content, checked once: intake reuses what this found."""
     try:
-        sniff_media(content, declared_extension=extension)
+        media = vet_upload(content, declared_extension=extension)
     except MediaRefused as refused:
         raise serializers.ValidationError(refused.message, code=refused.code) from None
+    return VettedContent(declared_extension=extension, media=media)
 
 
 def _extension_of(file_name: str) -> str:
@@ -146,7 +149,7 @@ class DocumentJsonIntakeSerializer(DocumentMetadataSerializer):
         if len(content) > settings.DOCFLOW_MAX_UPLOAD_BYTES:
             raise ContentTooLarge
         extension = _extension_of(str(self.initial_data.get("file_name", "")))
-        _sniff_or_fail(content, extension)
+        self.vetted_content = _vet_or_fail(content, extension)
         return content
 
 
@@ -159,7 +162,7 @@ class DocumentMultipartIntakeSerializer(DocumentMetadataSerializer):
         content = value.read()
         if not self.initial_data.get("file_name"):
             self.initial_data_file_name = value.name
-        _sniff_or_fail(content, _extension_of(value.name))
+        self.vetted_content = _vet_or_fail(content, _extension_of(value.name))
         return content
 
     def validate(self, attrs):

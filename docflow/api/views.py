@@ -181,6 +181,7 @@ class DocumentCollectionView(APIView):
         file_name = data.pop("file_name", "")
         submission = DocumentSubmission(
             declared_extension=file_name.rpartition(".")[2] if "." in file_name else "",
+            vetted_content=getattr(serializer, "vetted_content", None),
             **data,
         )
         try:

@@ -14,7 +14,12 @@ from casework.services import work_item_sync_for_document
 from docflow.models import Document, DocumentStatus
 from docflow.preparation import document_prepare
 from docflow.services import document_transition
-from tests.factories import OrganisationFactory, UserFactory, submit_document
+from tests.factories import (
+    OrganisationFactory,
+    UserFactory,
+    consume_prepare_task,
+    submit_document,
+)
 
 CLINICAL_ADMIN = "Clinical admin"
 INTEGRATION_OPERATOR = "Integration operator"
@@ -89,6 +94,7 @@ def document_in(
         **overrides,
     )
     prepared = document_prepare(document_id=document.pk)
+    consume_prepare_task(document)
     document = prepared.document
     if state == "held":
         assert document.status == DocumentStatus.HELD, document.status_reason

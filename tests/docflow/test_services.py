@@ -112,6 +112,44 @@ def test_submit_creates_a_submitted_document_with_its_metadata():
     assert len(document.fingerprint) == 64
 
 
+def queued() -> list[tuple[str, tuple]]:
+    from django_q.models import OrmQ
+
+    return [(row.task["func"], tuple(row.task["args"])) for row in OrmQ.objects.all()]
+
+
+def test_submit_queues_preparation_in_the_same_transaction(
+    django_capture_on_commit_callbacks,
+):
+    organisation = SendingOrganisationFactory(ods_code="RX9")
+
+    # Nothing waits for a commit: the task row is written beside the document.
+    with django_capture_on_commit_callbacks() as callbacks:
+        document, _ = submit(organisation)
+
+    assert callbacks == []
+    assert queued() == [("transmissions.tasks.prepare_document", (document.pk,))]
+
+
+def test_a_refused_submission_queues_nothing():
+    organisation = SendingOrganisationFactory(ods_code="RX9")
+
+    with pytest.raises(IntakeRefused):
+        submit(organisation, destination_ods_code="not an ods code")
+
+    assert queued() == []
+
+
+def test_a_replay_queues_nothing_more():
+    organisation = SendingOrganisationFactory(ods_code="RX9")
+    document, _ = submit(organisation)
+
+    replay, created = submit(organisation)
+
+    assert (replay.pk, created) == (document.pk, False)
+    assert queued() == [("transmissions.tasks.prepare_document", (document.pk,))]
+
+
 def test_submit_normalises_a_spaced_nhs_number():
     document, _ = submit(nhs_number="999 000 0018")
 
@@ -644,3 +682,39 @@ def test_cancel_after_the_document_reached_connect_is_refused():
 
     document.refresh_from_db()
     assert document.status == S.RECEIVED
+
+
+def test_content_vetted_by_the_caller_is_not_read_again(monkeypatch):
+    from docflow import services
+    from docflow.media import vet_upload
+
+    content = pdf_bytes()
+    vetted = services.VettedContent(
+        declared_extension="pdf", media=vet_upload(content, declared_extension="pdf")
+    )
+
+    def read_again(*args, **kwargs):
+        raise AssertionError("the bytes were vetted a second time")
+
+    monkeypatch.setattr(services, "vet_upload", read_again)
+    document, created = submit(
+        content=content, declared_extension="PDF", vetted_content=vetted
+    )
+
+    assert created
+    assert document.payload_versions.get().media_type == "application/pdf"
+
+
+def test_content_vetted_for_another_extension_is_vetted_again():
+    from docflow.media import vet_upload
+    from docflow.services import VettedContent
+
+    content = pdf_bytes()
+    vetted = VettedContent(
+        declared_extension="pdf", media=vet_upload(content, declared_extension="pdf")
+    )
+
+    with pytest.raises(IntakeRefused) as refused:
+        submit(content=content, declared_extension="html", vetted_content=vetted)
+
+    assert [code for code, _ in refused.value.errors["content"]] == ["type_mismatch"]

@@ -9,7 +9,7 @@ import json
 import httpx
 
 from docflow.models import Document, DocumentStatus, Organisation, OrganisationStatus
-from tests.factories import submit_document
+from tests.factories import consume_prepare_task, submit_document
 from tests.transmissions.conftest import SCENARIO
 from transmissions.connect.client import TOKENS
 from transmissions.connections import connect_clients_close
@@ -49,6 +49,7 @@ def ready_document(sending_organisation, destination: str, **overrides) -> Docum
         **overrides,
     )
     prepared = document_prepare_for_sending(document_id=document.pk)
+    consume_prepare_task(document)
     assert prepared.document.status == DocumentStatus.READY, prepared.document
     return prepared.document
 
