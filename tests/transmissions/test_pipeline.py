@@ -169,6 +169,12 @@ def test_setup_schedules_is_idempotent(db):
         "transmissions.tasks.dispatch_due": 1,
         "transmissions.tasks.reconcile_sending": 1,
         "transmissions.tasks.reconcile_organisations": 60,
+        "transmissions.tasks.mesh_poll_inboxes": 1,
+        "transmissions.tasks.mesh_handshake": 24 * 60,
+        "operations.tasks.watch": 1,
+        "operations.tasks.roll_up_hourly_counts": 5,
+        "audit.tasks.audit_chain_verify_scheduled": 60,
+        "docflow.retention.payload_purge_due": 60,
     }
-    assert Schedule.objects.count() == 4
+    assert Schedule.objects.count() == 10
     assert "up to date" in out.getvalue()

@@ -18,6 +18,19 @@ SCHEDULES = {
         "transmissions.tasks.reconcile_organisations",
         60,
     ),
+    # Operations: stuck documents, surges, halts, destination health; and
+    # the hourly counts the dashboard reads.
+    "docflow: operations watch": ("operations.tasks.watch", 1),
+    "docflow: roll up hourly counts": ("operations.tasks.roll_up_hourly_counts", 5),
+    "docflow: poll MESH inboxes": ("transmissions.tasks.mesh_poll_inboxes", 1),
+    "docflow: MESH handshake": ("transmissions.tasks.mesh_handshake", 24 * 60),
+    # The audit chain, verified from its last checkpoint; the verdict is chained too.
+    "docflow: verify the audit chain": ("audit.tasks.audit_chain_verify_scheduled", 60),
+    # Retention: payload blobs past their retention period, hourly.
+    "docflow: purge payloads past retention": (
+        "docflow.retention.payload_purge_due",
+        60,
+    ),
 }
 
 

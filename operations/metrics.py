@@ -1,0 +1,72 @@
+"""Prometheus metrics: domain gauges collected at scrape time into a registry of
+our own (never the process-global default registry)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from casework.models import WorkItemCategory
+from operations import selectors
+
+
+class DomainCollector:
+    """Documents by state, the oldest ready age, open incidents, open work items
+    and open halts, read from the database at each scrape."""
+
+    def collect(self):
+        documents = GaugeMetricFamily(
+            "docflow_documents", "Documents by lifecycle state.", labels=["state"]
+        )
+        counts, taken_at = selectors.documents_by_state()
+        for state, count in counts.items():
+            documents.add_metric([state], count)
+        yield documents
+        if taken_at is not None:
+            yield GaugeMetricFamily(
+                "docflow_documents_counted_at_seconds",
+                "When docflow_documents was counted (Unix time; the watch recounts "
+                "every minute).",
+                value=taken_at.timestamp(),
+            )
+
+        yield GaugeMetricFamily(
+            "docflow_oldest_ready_document_age_seconds",
+            "Seconds the longest-waiting ready document has waited.",
+            value=selectors.oldest_ready_age_seconds(),
+        )
+
+        incidents = GaugeMetricFamily(
+            "docflow_incidents_open",
+            "Unresolved incidents by kind and severity.",
+            labels=["kind", "severity"],
+        )
+        for (kind, severity), count in selectors.incidents_open_counts().items():
+            incidents.add_metric([kind, severity], count)
+        yield incidents
+
+        work_items = GaugeMetricFamily(
+            "docflow_work_items_open",
+            "Open or assigned work items by category.",
+            labels=["category"],
+        )
+        open_items = selectors.work_items_open_by_category()
+        for category in WorkItemCategory.values:
+            work_items.add_metric([category], open_items.get(category, 0))
+        yield work_items
+
+        halts = GaugeMetricFamily(
+            "docflow_outbound_halts_open",
+            "Open outbound halts by kind.",
+            labels=["kind"],
+        )
+        for kind, count in selectors.outbound_halts_open_counts().items():
+            halts.add_metric([kind], count)
+        yield halts
+
+
+def metrics_text() -> bytes:
+    """One scrape in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DomainCollector())
+    return generate_latest(registry)

@@ -1,0 +1,199 @@
+"""Reads for the operations pages, /healthz and /metrics: counts and ages only,
+never patient data; the dashboard reads the hourly roll-up, not every document."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import Count, Min, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from casework.models import ACTIVE_STATUSES, WorkItem
+from docflow.models import DestinationProfile, Document, DocumentStatus
+from operations.models import (
+    DestinationPause,
+    HourlyCount,
+    HourlyStateCount,
+    Incident,
+    IncidentState,
+    Snapshot,
+)
+from operations.services.watchdog import WATCHED_STATES, threshold_for
+from transmissions.models import OutboundHalt
+
+UNRESOLVED = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
+# A document counts as "through" an hour when it reached one of these.
+THROUGHPUT_STATES = (
+    DocumentStatus.SUBMITTED,
+    DocumentStatus.RECEIVED,
+    DocumentStatus.ACCEPTED,
+    DocumentStatus.REJECTED,
+)
+
+
+def documents_by_state_count() -> dict[str, int]:
+    """Every lifecycle state with its number of documents (zeros included), counted
+    now: a scan of the documents, so only the scheduled snapshot calls it."""
+    counts = dict(
+        Document.objects.order_by()
+        .values_list("status")
+        .annotate(n=Count("*"))
+        .values_list("status", "n")
+    )
+    return {state: counts.get(state, 0) for state in DocumentStatus.values}
+
+
+def snapshot_read(key: str) -> Snapshot | None:
+    return Snapshot.objects.filter(key=key).first()
+
+
+def documents_by_state() -> tuple[dict[str, int], datetime | None]:
+    """Documents by state as the last snapshot saw them, and when; counted now only
+    when no snapshot has been taken yet."""
+    snapshot = snapshot_read("documents_by_state")
+    if snapshot is None:
+        return documents_by_state_count(), None
+    counts = snapshot.data
+    return {s: counts.get(s, 0) for s in DocumentStatus.values}, snapshot.taken_at
+
+
+def oldest_ready_age_seconds(*, now=None) -> float:
+    """How long the longest-waiting ready document has waited (0 when none)."""
+    now = now or timezone.now()
+    oldest = Document.objects.filter(status=DocumentStatus.READY).aggregate(
+        oldest=Min("status_changed_at")
+    )["oldest"]
+    return max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
+
+
+def incidents_open_counts() -> dict[tuple[str, str], int]:
+    """Unresolved incidents by kind and severity."""
+    return {
+        (row["kind"], row["severity"]): row["n"]
+        for row in Incident.objects.filter(state__in=UNRESOLVED)
+        .order_by()
+        .values("kind", "severity")
+        .annotate(n=Count("id"))
+    }
+
+
+def incidents_open_list(*, limit: int = 20) -> list[Incident]:
+    return list(Incident.objects.filter(state__in=UNRESOLVED)[:limit])
+
+
+def destination_is_paused(destination_ods_code: str) -> bool:
+    """Whether sending to one destination is paused (for the send path to ask by
+    dotted name; see operations/README.md)."""
+    return DestinationPause.objects.filter(
+        destination_ods_code=destination_ods_code, lifted_at__isnull=True
+    ).exists()
+
+
+def work_items_open_by_category() -> dict[str, int]:
+    return dict(
+        WorkItem.objects.filter(status__in=ACTIVE_STATUSES)
+        .order_by()
+        .values_list("category")
+        .annotate(n=Count("id"))
+        .values_list("category", "n")
+    )
+
+
+def outbound_halts_open_counts() -> dict[str, int]:
+    return dict(
+        OutboundHalt.objects.filter(closed_at__isnull=True)
+        .order_by()
+        .values_list("kind")
+        .annotate(n=Count("id"))
+        .values_list("kind", "n")
+    )
+
+
+def stuck_counts(*, now=None) -> list[dict]:
+    """Per watched state and profile, documents over the watchdog's threshold, as
+    the watchdog last found them (counted now when it has not run yet)."""
+    snapshot = snapshot_read("stuck")
+    if snapshot is not None:
+        return snapshot.data["rows"]
+    return stuck_counts_count(now=now)
+
+
+def stuck_counts_count(*, now=None) -> list[dict]:
+    """The same, counted now."""
+    now = now or timezone.now()
+    rows = []
+    for profile in DestinationProfile.objects.all():
+        for state in WATCHED_STATES:
+            seconds = threshold_for(profile, state)
+            if seconds is None:
+                continue
+            count = Document.objects.filter(
+                status=state,
+                status_changed_at__lt=now - timedelta(seconds=seconds),
+                destination__endpoint_type=profile.endpoint_type,
+            ).count()
+            rows.append(
+                {
+                    "state": state,
+                    "endpoint_type": profile.endpoint_type,
+                    "threshold_seconds": seconds,
+                    "count": count,
+                }
+            )
+    return rows
+
+
+def throughput_hourly(*, hours: int = 24, now=None) -> dict:
+    """Documents reaching the throughput states per hour, last ``hours`` hours."""
+    now = now or timezone.now()
+    end = now.replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=hours - 1)
+    labels = [start + timedelta(hours=h) for h in range(hours)]
+    series: dict[str, list[int]] = {s: [0] * hours for s in THROUGHPUT_STATES}
+    for row in (
+        HourlyStateCount.objects.filter(hour__gte=start, status__in=THROUGHPUT_STATES)
+        .values("hour", "status")
+        .annotate(n=Sum("count"))
+    ):
+        index = int((row["hour"] - start).total_seconds() // 3600)
+        if 0 <= index < hours:
+            series[row["status"]][index] = row["n"]
+    return {"labels": labels, "series": series}
+
+
+def throughput_daily(*, days: int = 14, now=None) -> dict:
+    """The same per day (UTC days of the hourly roll-up)."""
+    now = now or timezone.now()
+    today = now.date()
+    labels = [today - timedelta(days=d) for d in range(days - 1, -1, -1)]
+    series: dict[str, list[int]] = {s: [0] * days for s in THROUGHPUT_STATES}
+    since = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+        days=days - 1
+    )
+    for row in (
+        HourlyStateCount.objects.filter(hour__gte=since, status__in=THROUGHPUT_STATES)
+        .annotate(day=TruncDate("hour", tzinfo=UTC))
+        .values("day", "status")
+        .annotate(n=Sum("count"))
+    ):
+        index = (row["day"] - labels[0]).days
+        if 0 <= index < days:
+            series[row["status"]][index] = row["n"]
+    return {"labels": labels, "series": series}
+
+
+def rejections_breakdown(*, days: int = 7, now=None, limit: int = 10) -> dict:
+    """Rejections in the last ``days`` days by reason, destination and document type."""
+    now = now or timezone.now()
+    rows = HourlyCount.objects.filter(
+        status=DocumentStatus.REJECTED, hour__gte=now - timedelta(days=days)
+    )
+    result = {}
+    for key in ("reason", "destination_ods_code", "document_type"):
+        totals: dict[str, int] = defaultdict(int)
+        for row in rows.values(key).annotate(n=Sum("count")).order_by("-n")[:limit]:
+            totals[row[key] or "unknown"] = row["n"]
+        result[key] = dict(totals)
+    return result

@@ -1,0 +1,1 @@
+"""Operations services: incidents and the detections that raise and clear them."""

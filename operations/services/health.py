@@ -1,0 +1,258 @@
+"""Destination health: how each practice answers, and what to do when one stops
+acknowledging (pause it, with an incident) or refuses everything (an incident)."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from audit.actors import actor_for
+from audit.services import audit_record
+from docflow.models import DestinationProfile, Document, DocumentStatus
+from operations.models import (
+    DestinationPause,
+    Incident,
+    IncidentKind,
+    IncidentSeverity,
+    IncidentState,
+)
+from operations.services.incidents import incident_raise, incidents_resolve_cleared
+from operations.services.watchdog import threshold_for
+from transmissions.models import Transmission
+
+ACCEPTED_CODE = 4010
+REJECTED_CODE = 4005
+REFUSAL_CODES = ("DC02", "DC03")
+
+
+@dataclass
+class DestinationHealth:
+    destination_ods_code: str
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    median_seconds_to_accept: float | None = None
+    rejection_mix: dict[str, int] = field(default_factory=dict)
+    unacknowledged: int = 0
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        answered = self.accepted + self.rejected
+        return self.accepted / answered if answered else None
+
+
+def unacknowledged_counts(*, now=None) -> dict[str, int]:
+    """Per destination: documents received or delivered (where the profile reports
+    accepted) for longer than the profile allows."""
+    now = now or timezone.now()
+    counts: Counter[str] = Counter()
+    for profile in DestinationProfile.objects.all():
+        for state in (DocumentStatus.RECEIVED, DocumentStatus.DELIVERED):
+            seconds = threshold_for(profile, state)
+            if seconds is None:
+                continue
+            rows = (
+                Document.objects.filter(
+                    status=state,
+                    status_changed_at__lt=now - timedelta(seconds=seconds),
+                    destination__endpoint_type=profile.endpoint_type,
+                )
+                .values("destination_ods_code")
+                .annotate(n=Count("id"))
+            )
+            for row in rows:
+                counts[row["destination_ods_code"]] += row["n"]
+    return dict(counts)
+
+
+def destination_health_list(*, now=None) -> list[DestinationHealth]:
+    """Health of every destination sent to in the window, worst acceptance first."""
+    now = now or timezone.now()
+    since = now - timedelta(seconds=settings.DOCFLOW_OPS_HEALTH_WINDOW_SECONDS)
+    by_code: dict[str, DestinationHealth] = {}
+
+    def health(code: str) -> DestinationHealth:
+        return by_code.setdefault(code, DestinationHealth(destination_ods_code=code))
+
+    rows = (
+        Transmission.objects.filter(posted_at__gte=since)
+        .values("destination_ods_code")
+        .annotate(
+            sent=Count("id"),
+            accepted=Count("id", filter=Q(status_code=ACCEPTED_CODE)),
+            rejected=Count("id", filter=Q(status_code=REJECTED_CODE)),
+        )
+    )
+    for row in rows:
+        item = health(row["destination_ods_code"])
+        item.sent, item.accepted, item.rejected = (
+            row["sent"],
+            row["accepted"],
+            row["rejected"],
+        )
+    durations: dict[str, list[float]] = defaultdict(list)
+    for code, posted, answered in Transmission.objects.filter(
+        posted_at__gte=since, status_code=ACCEPTED_CODE, last_status_at__isnull=False
+    ).values_list("destination_ods_code", "posted_at", "last_status_at"):
+        durations[code].append((answered - posted).total_seconds())
+    for code, values in durations.items():
+        health(code).median_seconds_to_accept = statistics.median(values)
+    for row in (
+        Transmission.objects.filter(posted_at__gte=since, status_code=REJECTED_CODE)
+        .values("destination_ods_code", "rejection_code")
+        .annotate(n=Count("id"))
+    ):
+        mix = health(row["destination_ods_code"]).rejection_mix
+        mix[row["rejection_code"] or "unknown"] = row["n"]
+    for code, count in unacknowledged_counts(now=now).items():
+        health(code).unacknowledged = count
+    return sorted(
+        by_code.values(),
+        key=lambda h: (
+            h.acceptance_rate if h.acceptance_rate is not None else 1.0,
+            -h.unacknowledged,
+            h.destination_ods_code,
+        ),
+    )
+
+
+@transaction.atomic
+def destination_pause_open(
+    *, destination_ods_code: str, reason: str, actor: Any = None
+) -> DestinationPause:
+    """Pause sending to one destination; pausing a paused destination is a no-op."""
+    existing = (
+        DestinationPause.objects.select_for_update()
+        .filter(destination_ods_code=destination_ods_code, lifted_at__isnull=True)
+        .first()
+    )
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            pause = DestinationPause.objects.create(
+                destination_ods_code=destination_ods_code,
+                reason=reason[:255],
+                opened_by=(actor_for(actor).label or "system")[:150],
+            )
+    except IntegrityError:
+        return DestinationPause.objects.get(
+            destination_ods_code=destination_ods_code, lifted_at__isnull=True
+        )
+    audit_record(
+        action="destination.paused",
+        target_type="organisation",
+        target_id=destination_ods_code,
+        data={"reason": pause.reason},
+        actor=actor,
+    )
+    return pause
+
+
+@transaction.atomic
+def destination_pause_lift(
+    *, pause: DestinationPause, reason: str, actor: Any
+) -> DestinationPause:
+    """Resume sending to a paused destination; lifting a lifted pause is a no-op."""
+    pause = DestinationPause.objects.select_for_update().get(pk=pause.pk)
+    if pause.lifted_at is not None:
+        return pause
+    pause.lifted_at = timezone.now()
+    pause.lifted_by = (actor_for(actor).label or "system")[:150]
+    pause.lift_reason = reason[:255]
+    pause.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
+    audit_record(
+        action="destination.resumed",
+        target_type="organisation",
+        target_id=pause.destination_ods_code,
+        data={"reason": pause.lift_reason},
+        actor=actor,
+    )
+    return pause
+
+
+def destinations_watch(*, now=None) -> dict[str, set[str]]:
+    """Pause (when enabled) and raise an incident for each destination with too many
+    unacknowledged documents, and raise one for each destination refusing documents
+    (held as inactive or not receiving); resolve those that cleared."""
+    now = now or timezone.now()
+    unacknowledged = {
+        code: count
+        for code, count in unacknowledged_counts(now=now).items()
+        if count >= settings.DOCFLOW_OPS_UNACKNOWLEDGED_PAUSE_THRESHOLD
+    }
+    paused = set(
+        DestinationPause.objects.filter(lifted_at__isnull=True).values_list(
+            "destination_ods_code", flat=True
+        )
+    )
+    for code, count in unacknowledged.items():
+        auto = settings.DOCFLOW_OPS_AUTO_PAUSE_DESTINATIONS
+        if auto:
+            destination_pause_open(
+                destination_ods_code=code,
+                reason=f"{count} documents not acknowledged in time",
+            )
+            paused.add(code)
+        incident_raise(
+            kind=IncidentKind.DESTINATION_UNACKNOWLEDGED,
+            scope=code,
+            severity=IncidentSeverity.MAJOR,
+            summary=(
+                f"{code} has not acknowledged {count} document(s) in time"
+                + ("; sending to it is paused" if auto else "")
+            ),
+            details={"unacknowledged": count, "paused": auto},
+        )
+    # An automatic pause needs a person to lift it: its incident stays open until then.
+    active = set(unacknowledged) | (
+        paused
+        & set(
+            incident.scope
+            for incident in _unresolved(IncidentKind.DESTINATION_UNACKNOWLEDGED)
+        )
+    )
+    incidents_resolve_cleared(
+        kind=IncidentKind.DESTINATION_UNACKNOWLEDGED,
+        active_scopes=active,
+        resolution="Acknowledgements are back in time; the destination is not paused.",
+    )
+    refusing = {
+        row["destination_ods_code"]: row["n"]
+        for row in Document.objects.filter(
+            status=DocumentStatus.HELD, status_reason__in=REFUSAL_CODES
+        )
+        .values("destination_ods_code")
+        .annotate(n=Count("id"))
+    }
+    for code, count in refusing.items():
+        incident_raise(
+            kind=IncidentKind.DESTINATION_REFUSING,
+            scope=code,
+            severity=IncidentSeverity.MAJOR,
+            summary=(
+                f"{code} is inactive or not receiving: {count} document(s) held "
+                "for a person to reroute"
+            ),
+            details={"held": count},
+        )
+    incidents_resolve_cleared(
+        kind=IncidentKind.DESTINATION_REFUSING,
+        active_scopes=set(refusing),
+        resolution="No document is held for this destination any more.",
+    )
+    return {"unacknowledged": set(unacknowledged), "refusing": set(refusing)}
+
+
+def _unresolved(kind: str):
+    return Incident.objects.filter(
+        kind=kind, state__in=[IncidentState.OPEN, IncidentState.ACKNOWLEDGED]
+    )

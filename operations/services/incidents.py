@@ -1,0 +1,163 @@
+"""Incidents: open or join, acknowledge, resolve; one alert per opening and
+resolution, reminders only at the escalation interval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+from django_q.tasks import async_task
+
+from audit.services import audit_record
+from operations.models import (
+    Incident,
+    IncidentNotification,
+    IncidentState,
+    NotificationEvent,
+)
+
+NOTIFY_TASK = "operations.tasks.notification_deliver"
+
+
+class IncidentTransitionRefused(Exception):
+    """The incident is not in a state that allows this."""
+
+
+@dataclass(frozen=True)
+class Raised:
+    incident: Incident
+    created: bool
+
+
+def _unresolved(kind: str, scope: str):
+    return Incident.objects.select_for_update().filter(
+        kind=kind,
+        scope=scope,
+        state__in=[IncidentState.OPEN, IncidentState.ACKNOWLEDGED],
+    )
+
+
+def _notify(incident: Incident, event: str) -> IncidentNotification:
+    notification = IncidentNotification.objects.create(incident=incident, event=event)
+    transaction.on_commit(lambda: async_task(NOTIFY_TASK, notification.pk))
+    return notification
+
+
+def _audit(incident: Incident, action: str, actor: Any, **data) -> None:
+    audit_record(
+        action=f"incident.{action}",
+        target_type="incident",
+        target_id=str(incident.public_id),
+        data={"kind": incident.kind, "scope": incident.scope, **data},
+        actor=actor,
+    )
+
+
+@transaction.atomic
+def incident_raise(
+    *,
+    kind: str,
+    scope: str,
+    summary: str,
+    severity: str,
+    details: dict[str, Any] | None = None,
+    actor: Any = None,
+) -> Raised:
+    """Open an incident for a problem, or join the unresolved one of the same kind and
+    scope (one incident per problem; a reminder only once the interval has passed)."""
+    now = timezone.now()
+    incident = _unresolved(kind, scope).first()
+    if incident is None:
+        try:
+            with transaction.atomic():
+                incident = Incident.objects.create(
+                    kind=kind,
+                    scope=scope[:200],
+                    summary=summary[:255],
+                    severity=severity,
+                    details=details or {},
+                    opened_at=now,
+                    last_seen_at=now,
+                    last_notified_at=now,
+                )
+        except IntegrityError:
+            # Another worker opened it between our read and our insert: join that.
+            incident = _unresolved(kind, scope).get()
+        else:
+            _audit(incident, "opened", actor, severity=severity, summary=summary)
+            _notify(incident, NotificationEvent.OPENED)
+            return Raised(incident, True)
+    incident.occurrences += 1
+    incident.last_seen_at = now
+    incident.summary = summary[:255]
+    incident.details = details or {}
+    fields = ["occurrences", "last_seen_at", "summary", "details"]
+    interval = timedelta(seconds=settings.DOCFLOW_OPS_REMINDER_SECONDS)
+    due = (
+        incident.last_notified_at is None or now - incident.last_notified_at >= interval
+    )
+    if incident.state == IncidentState.OPEN and due:
+        incident.last_notified_at = now
+        fields.append("last_notified_at")
+        _notify(incident, NotificationEvent.REMINDER)
+    incident.save(update_fields=fields)
+    return Raised(incident, False)
+
+
+@transaction.atomic
+def incident_acknowledge(*, incident: Incident, actor: Any) -> Incident:
+    """Somebody takes the incident: it gets an owner and stops reminding."""
+    locked = Incident.objects.select_for_update().get(pk=incident.pk)
+    if not can_proceed(locked.acknowledge):
+        raise IncidentTransitionRefused(
+            f"An incident that is {locked.state} cannot be acknowledged."
+        )
+    locked.acknowledge()
+    locked.acknowledged_at = timezone.now()
+    owner = actor if getattr(actor, "is_authenticated", False) else None
+    locked.owner = owner
+    locked.save(update_fields=["state", "acknowledged_at", "owner"])
+    _audit(locked, "acknowledged", actor)
+    return locked
+
+
+@transaction.atomic
+def incident_resolve(
+    *, incident: Incident, resolution: str, actor: Any = None
+) -> Incident:
+    """Close an incident (a person, or the system when the condition cleared) and
+    say so once; resolving a resolved incident is a no-op."""
+    locked = Incident.objects.select_for_update().get(pk=incident.pk)
+    if locked.state == IncidentState.RESOLVED:
+        return locked
+    locked.resolve()
+    locked.resolved_at = timezone.now()
+    locked.resolution = resolution[:255]
+    locked.last_notified_at = locked.resolved_at
+    locked.save(
+        update_fields=["state", "resolved_at", "resolution", "last_notified_at"]
+    )
+    _audit(locked, "resolved", actor, resolution=locked.resolution)
+    _notify(locked, NotificationEvent.RESOLVED)
+    return locked
+
+
+def incidents_resolve_cleared(
+    *, kind: str, active_scopes: set[str], resolution: str, scope_prefix: str = ""
+) -> list[Incident]:
+    """Auto-resolve the unresolved incidents of a kind whose scope is no longer seen
+    by the detection that raises them."""
+    cleared = Incident.objects.filter(
+        kind=kind,
+        state__in=[IncidentState.OPEN, IncidentState.ACKNOWLEDGED],
+        scope__startswith=scope_prefix,
+    ).exclude(scope__in=active_scopes)
+    return [
+        incident_resolve(incident=incident, resolution=resolution)
+        for incident in cleared
+    ]

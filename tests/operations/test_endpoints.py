@@ -1,0 +1,147 @@
+"""/healthz and /metrics (acceptance 4): JSON health with 200/503, Prometheus text
+parsed back with prometheus_client's own parser, and /metrics access rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from prometheus_client.parser import text_string_to_metric_families
+
+from operations import health
+from operations.models import IncidentKind, IncidentSeverity
+from operations.services.incidents import incident_raise
+from tests.casework.factories import document_in
+from tests.factories import SendingOrganisationFactory
+from tests.operations.conftest import T0, document_at
+from transmissions.models import HaltKind
+from transmissions.services.controls import outbound_halt_open
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_connect_probe():
+    health._connect_cache.clear()
+    yield
+    health._connect_cache.clear()
+
+
+def families(response) -> dict:
+    text = response.content.decode()
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def samples(family) -> dict:
+    return {tuple(sorted(s.labels.items())): s.value for s in family.samples}
+
+
+def test_healthz_is_200_with_every_check_when_all_is_well(client, connected):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "broker", "connect", "circuit", "queue"}
+    assert body["checks"]["connect"] == {"status": "ok"}
+    assert body["checks"]["circuit"] == {"status": "ok", "open_halts": {}}
+
+
+def test_healthz_is_503_when_connect_is_unreachable(client, settings, unused_port):
+    settings.DOCFLOW_CONNECT_BASE_URL = f"http://127.0.0.1:{unused_port}"
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["connect"] == {
+        "status": "fail",
+        "error": "ConnectionRefusedError",
+    }
+
+
+def test_healthz_is_503_when_ready_work_waits_too_long(
+    client, connected, practices, settings
+):
+    settings.DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS = 600
+    document_at("ready", at=T0)
+
+    with time_machine.travel(T0 + timedelta(seconds=599), tick=False):
+        assert client.get("/healthz").status_code == 200
+    with time_machine.travel(T0 + timedelta(seconds=601), tick=False):
+        response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["queue"]["oldest_ready_seconds"] == 601
+
+
+def test_an_open_circuit_is_a_warning_not_a_failure(client, connected):
+    outbound_halt_open(kind=HaltKind.CIRCUIT_OPEN, reason="failures")
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json()["checks"]["circuit"] == {
+        "status": "warn",
+        "open_halts": {"circuit_open": 1},
+    }
+
+
+def test_metrics_parse_as_prometheus_text_with_domain_gauges(client, practices):
+    organisation = SendingOrganisationFactory(ods_code="RX1")
+    document_at("ready", at=T0)
+    document_in("rejected", sending_organisation=organisation, reason="REJ01")
+    incident_raise(
+        kind=IncidentKind.STUCK_DOCUMENTS,
+        scope="ready:docman10",
+        summary="stuck",
+        severity=IncidentSeverity.MAJOR,
+    )
+
+    with time_machine.travel(T0 + timedelta(seconds=90), tick=False):
+        response = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=")
+    found = families(response)
+    documents = samples(found["docflow_documents"])
+    assert documents[(("state", "ready"),)] == 1
+    assert documents[(("state", "rejected"),)] == 1
+    assert documents[(("state", "accepted"),)] == 0
+    (oldest,) = found["docflow_oldest_ready_document_age_seconds"].samples
+    assert oldest.value == 90
+    assert samples(found["docflow_incidents_open"]) == {
+        (("kind", "stuck_documents"), ("severity", "major")): 1
+    }
+    assert samples(found["docflow_work_items_open"])[(("category", "rejection"),)] == 1
+    assert "python_gc_objects_collected" not in found  # our registry, not the global
+
+
+def test_metrics_refuse_other_addresses_without_a_token(client):
+    response = client.get("/metrics", REMOTE_ADDR="10.1.2.3")
+
+    assert response.status_code == 403
+
+
+def test_metrics_with_a_token_need_it_from_everyone(client, settings):
+    settings.DOCFLOW_METRICS_TOKEN = "s3cret-token"
+
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 403
+    wrong = client.get(
+        "/metrics", REMOTE_ADDR="10.1.2.3", HTTP_AUTHORIZATION="Bearer nope"
+    )
+    assert wrong.status_code == 403
+    right = client.get(
+        "/metrics", REMOTE_ADDR="10.1.2.3", HTTP_AUTHORIZATION="Bearer s3cret-token"
+    )
+    assert right.status_code == 200
+    assert "docflow_documents" in families(right)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
