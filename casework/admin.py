@@ -8,6 +8,7 @@ from guardian.admin import GuardedModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from casework.models import Team, WorkItem, WorkItemBucket, WorkItemReason
+from docflow.admin import SendingOrganisationScopedHistoryMixin
 
 
 @admin.register(Team)
@@ -48,7 +49,9 @@ class WorkItemReasonAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkItem)
-class WorkItemAdmin(SimpleHistoryAdmin):
+class WorkItemAdmin(SendingOrganisationScopedHistoryMixin, SimpleHistoryAdmin):
+    """Items of the granted sending organisations, read-only."""
+
     list_display = [
         "public_id",
         "category",

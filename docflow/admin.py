@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+from django.http import Http404
+from django.urls import reverse
 from guardian.admin import GuardedModelAdmin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
+from docflow.ig import is_ig_officer
 from docflow.models import (
     ApiKey,
     DestinationProfile,
@@ -15,6 +22,125 @@ from docflow.models import (
     PayloadVersion,
     SendingOrganisation,
 )
+from docflow.selectors import visible_sending_organisation_ids
+
+User = get_user_model()
+API_CLIENT_GROUP = "API client"
+# What makes an account more powerful: only superusers see or set these.
+PRIVILEGE_FIELDS = ("is_superuser", "groups", "user_permissions")
+
+
+class SendingOrganisationScopedMixin:
+    """Admin rows of the sending organisations the user was granted (the selectors'
+    rule); superusers see all. Another organisation's row is as missing as one that
+    does not exist, and its organisation is not offered in forms."""
+
+    # How the admin's model reaches its sending organisation.
+    sending_organisation_lookup = "sending_organisation"
+
+    def scope_to_visible_organisations(self, request, queryset):
+        ids = visible_sending_organisation_ids(user=request.user)
+        if ids is None:
+            return queryset
+        return queryset.filter(**{f"{self.sending_organisation_lookup}__in": ids})
+
+    def get_queryset(self, request):
+        return self.scope_to_visible_organisations(
+            request, super().get_queryset(request)
+        )
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == self.sending_organisation_lookup:
+            ids = visible_sending_organisation_ids(user=request.user)
+            if ids is not None:
+                kwargs["queryset"] = SendingOrganisation.objects.filter(id__in=ids)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class SendingOrganisationScopedHistoryMixin(SendingOrganisationScopedMixin):
+    """The same scope for django-simple-history's views, which read the historical
+    table directly (and fall back to it when the object itself is not found)."""
+
+    def get_history_queryset(self, request, history_manager, pk_name, object_id):
+        return self.scope_to_visible_organisations(
+            request,
+            super().get_history_queryset(request, history_manager, pk_name, object_id),
+        )
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        opts = self.model._meta
+        history_manager = getattr(self.model, opts.simple_history_manager_attribute)
+        versions = self.get_history_queryset(
+            request, history_manager, opts.pk.attname, unquote(object_id)
+        )
+        if not versions.filter(history_id=version_id).exists():
+            raise Http404
+        return super().history_form_view(
+            request, object_id, version_id, extra_context=extra_context
+        )
+
+
+def service_accounts():
+    """Accounts an API key may carry: active, not staff, not superusers, and in the
+    API client group and no other, so a key never borrows a person's grants."""
+    return (
+        User.objects.filter(
+            is_active=True,
+            is_staff=False,
+            is_superuser=False,
+            groups__name=API_CLIENT_GROUP,
+        )
+        .exclude(groups__in=Group.objects.exclude(name=API_CLIENT_GROUP))
+        .order_by("username")
+    )
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Only superusers grant privileges. Everyone else with ``change_user`` never sees
+    or sets superuser status or permissions, sees groups read-only, and cannot change
+    a superuser's account (nor its password) at all."""
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        hidden = {"is_superuser", "user_permissions"}
+        return [
+            (
+                name,
+                {
+                    **options,
+                    "fields": [f for f in options["fields"] if f not in hidden],
+                },
+            )
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            readonly += [f for f in PRIVILEGE_FIELDS if f not in readonly]
+        return readonly
+
+    def get_list_filter(self, request):
+        list_filter = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return list_filter
+        return [f for f in list_filter if f not in PRIVILEGE_FIELDS]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
 
 
 @admin.register(SendingOrganisation)
@@ -43,14 +169,22 @@ class DestinationProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(APIKeyModelAdmin):
+class ApiKeyAdmin(SendingOrganisationScopedMixin, APIKeyModelAdmin):
+    """Keys of the granted organisations, each bound to a service account only: the
+    form offers and accepts no other user (a key carries its user's permissions)."""
+
     list_display = [*APIKeyModelAdmin.list_display, "sending_organisation"]
     list_select_related = ["sending_organisation"]
-    raw_id_fields = ["user"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user":
+            kwargs["queryset"] = service_accounts()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class PayloadVersionInline(admin.TabularInline):
+class PayloadVersionInline(SendingOrganisationScopedMixin, admin.TabularInline):
     model = PayloadVersion
+    sending_organisation_lookup = "document__sending_organisation"
     fields = [
         "public_id",
         "stage",
@@ -69,8 +203,9 @@ class PayloadVersionInline(admin.TabularInline):
 
 
 @admin.register(Document)
-class DocumentAdmin(SimpleHistoryAdmin):
-    """Metadata only; content access goes through the logged content view."""
+class DocumentAdmin(SendingOrganisationScopedHistoryMixin, SimpleHistoryAdmin):
+    """Metadata only, of the granted organisations; content access goes through the
+    logged content view."""
 
     list_display = [
         "public_id",
@@ -80,7 +215,12 @@ class DocumentAdmin(SimpleHistoryAdmin):
         "status",
         "created_at",
     ]
-    list_filter = ["status", "document_type", "sending_organisation"]
+    list_filter = [
+        "status",
+        "document_type",
+        # Offers only organisations of the rows shown, not every organisation.
+        ("sending_organisation", admin.RelatedOnlyFieldListFilter),
+    ]
     list_select_related = ["sending_organisation"]
     search_fields = ["=public_id", "=destination_ods_code", "=source_reference"]
     show_full_result_count = False
@@ -102,3 +242,16 @@ class DocumentAdmin(SimpleHistoryAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        context = dict(extra_context or {})
+        document = self.get_object(request, object_id)
+        if document is not None and is_ig_officer(request.user):
+            context["ig_timeline_url"] = reverse(
+                "admin:audit_auditevent_timeline", args=[document.public_id]
+            )
+        return super().change_view(request, object_id, form_url, context)
+
+
+# IG screens (timeline, NHS-number search, subject access) over the audit admins.
+from docflow import admin_ig  # noqa: E402, F401

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 from docflow.configuration import env_bool, env_int, resolve_secrets
 
@@ -52,23 +54,33 @@ INSTALLED_APPS = [
     "django_q",
     "guardian",
     "simple_history",
+    "csp",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "audit.apps.AuditConfig",
     "docflow.apps.DocflowConfig",
     "casework.apps.CaseworkConfig",
     "transmissions.apps.TransmissionsConfig",
+    "operations.apps.OperationsConfig",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "docflow.middleware.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the admin asks for it when MFA is required.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "docflow.urls"
@@ -124,12 +136,103 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username and address before a password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "staff-home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Hardening (DESIGN §6). Production (DJANGO_DEBUG off) is secure by default and
+# `manage.py check --deploy --fail-level WARNING` passes; each switch can be turned
+# off by environment for a plain-HTTP setting (development, a loopback benchmark).
+# Behind a TLS-terminating proxy set DOCFLOW_PROXY_SSL_HEADER (e.g.
+# HTTP_X_FORWARDED_PROTO) so requests it forwarded over HTTPS count as secure.
+_proxy_ssl_header = os.environ.get("DOCFLOW_PROXY_SSL_HEADER", "").strip()
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https")
+SECURE_SSL_REDIRECT = env_bool("DOCFLOW_SSL_REDIRECT", default=not DEBUG)
+# Health checks and metrics scrapes come from the load balancer and the monitoring
+# on the internal network, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^metrics/?$"]
+SECURE_HSTS_SECONDS = env_int("DOCFLOW_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# Preloading commits the whole parent domain to HTTPS for browsers everywhere; that
+# is the domain owner's decision, not this service's, so it is off unless asked for.
+SECURE_HSTS_PRELOAD = env_bool("DOCFLOW_HSTS_PRELOAD", default=False)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]  # "not in the preload list": on purpose
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Cookies: HTTPS only in production (with the __Host- prefix, which browsers accept
+# only from a secure origin, for the whole host, on path /), never readable by
+# script, not sent on cross-site subrequests.
+_secure_cookies = env_bool("DOCFLOW_SECURE_COOKIES", default=not DEBUG)
+_cookie_prefix = "__Host-" if _secure_cookies else ""
+SESSION_COOKIE_NAME = f"{_cookie_prefix}docflow_session"
+SESSION_COOKIE_SECURE = _secure_cookies
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_NAME = f"{_cookie_prefix}docflow_csrftoken"
+CSRF_COOKIE_SECURE = _secure_cookies
+# No page reads the token from the cookie: forms carry it ({% csrf_token %}).
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Strict"
+# Idle timeout: each request pushes the expiry on, so a session ends after this long
+# without activity (server-side too); it also ends when the browser closes.
+SESSION_COOKIE_AGE = env_int("DOCFLOW_SESSION_IDLE_SECONDS", 30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
+# Content Security Policy (django-csp 4): only this origin's scripts, styles, images
+# and XHR; no inline script or style, no eval, no framing, no plugins. Staff pages
+# load the vendored NHS.UK frontend and htmx from static files.
+CONTENT_SECURITY_POLICY = {
+    # The API's Swagger page renders its set-up script inline (drf-spectacular's
+    # SpectacularSwaggerView); it shows no data of its own.
+    "EXCLUDE_URL_PREFIXES": ["/api/v1/docs/"],
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "manifest-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
+
+# Sign-in throttling (django-axes), on the staff sign-in page and the admin's: after
+# DOCFLOW_LOGIN_FAILURE_LIMIT failures for one username from one address, that pair
+# is locked out for DOCFLOW_LOGIN_LOCKOUT_MINUTES and shown docflow/locked_out.html
+# (HTTP 429). A success clears the count. Unlock early: `manage.py axes_reset_username`.
+AXES_ENABLED = env_bool("DOCFLOW_LOGIN_THROTTLING", default=True)
+AXES_FAILURE_LIMIT = env_int("DOCFLOW_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = datetime.timedelta(
+    minutes=env_int("DOCFLOW_LOGIN_LOCKOUT_MINUTES", 15)
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "docflow/locked_out.html"
+
+# Two-factor sign-in for the admin (django-otp, TOTP devices). On by default in
+# production: the admin then asks for a code from an authenticator app and lets in
+# only people verified by a confirmed device (docflow.urls swaps the admin site's
+# class). The first device is made with `manage.py shell` or by a verified admin in
+# Admin > TOTP devices; with DOCFLOW_ADMIN_REQUIRE_MFA=0 the admin asks for none.
+DOCFLOW_ADMIN_REQUIRE_MFA = env_bool("DOCFLOW_ADMIN_REQUIRE_MFA", default=not DEBUG)
+OTP_TOTP_ISSUER = "docflow"
+# A device's secret key is shown once, when it is added; never again in the admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "Europe/London"
@@ -283,3 +386,70 @@ DOCFLOW_TRACK_ROUND_SECONDS = float(os.environ.get("DOCFLOW_TRACK_ROUND_SECONDS"
 DOCFLOW_PREPARE_TASK = os.environ.get(
     "DOCFLOW_PREPARE_TASK", "transmissions.tasks.prepare_document"
 )
+# Asked before every send: is this destination paused (by operations' health
+# watch or an operator)? A dotted path, so transmissions never imports operations.
+DOCFLOW_DESTINATION_PAUSED_CHECK = os.environ.get(
+    "DOCFLOW_DESTINATION_PAUSED_CHECK", "operations.selectors.destination_is_paused"
+)
+
+# Operations (issue 6): incidents, alerts, watchdog, surges, health and metrics.
+# Alerts go to these addresses (comma-separated; empty: no email) and, as JSON, to
+# this webhook (empty: none). Metadata only, never patient data.
+DOCFLOW_OPS_ALERT_EMAILS = [
+    a.strip()
+    for a in os.environ.get("DOCFLOW_OPS_ALERT_EMAILS", "").split(",")
+    if a.strip()
+]
+DOCFLOW_OPS_ALERT_FROM = os.environ.get("DOCFLOW_OPS_ALERT_FROM", "docflow@localhost")
+DOCFLOW_OPS_WEBHOOK_URL = os.environ.get("DOCFLOW_OPS_WEBHOOK_URL", "")
+DOCFLOW_OPS_WEBHOOK_TIMEOUT_SECONDS = float(
+    os.environ.get("DOCFLOW_OPS_WEBHOOK_TIMEOUT_SECONDS", "5")
+)
+# An open (unacknowledged) incident still seen is reminded about at most this often.
+DOCFLOW_OPS_REMINDER_SECONDS = env_int("DOCFLOW_OPS_REMINDER_SECONDS", 3600)
+# Watchdog thresholds where a destination profile names none for a state.
+DOCFLOW_OPS_DEFAULT_SECONDS_IN_STATE = {
+    "ready": env_int("DOCFLOW_OPS_READY_SECONDS", 3600),
+    "sending": env_int("DOCFLOW_OPS_SENDING_SECONDS", 300),
+    "received": env_int("DOCFLOW_OPS_RECEIVED_SECONDS", 4 * 3600),
+    "delivered": env_int("DOCFLOW_OPS_DELIVERED_SECONDS", 3 * 24 * 3600),
+}
+# Surges, over DOCFLOW_SURGE_WINDOW_SECONDS: at least MIN statuses of a kind making
+# up at least RATE of all statuses seen in the window (per destination or type).
+DOCFLOW_OPS_SYSTEM_ERROR_SURGE_MIN = env_int("DOCFLOW_OPS_SYSTEM_ERROR_SURGE_MIN", 10)
+DOCFLOW_OPS_SYSTEM_ERROR_SURGE_RATE = float(
+    os.environ.get("DOCFLOW_OPS_SYSTEM_ERROR_SURGE_RATE", "0.2")
+)
+DOCFLOW_OPS_REJECTION_SURGE_MIN = env_int("DOCFLOW_OPS_REJECTION_SURGE_MIN", 5)
+DOCFLOW_OPS_REJECTION_SURGE_RATE = float(
+    os.environ.get("DOCFLOW_OPS_REJECTION_SURGE_RATE", "0.5")
+)
+# Destination health over this window; a destination with this many documents
+# unacknowledged past their profile's threshold is paused (when enabled).
+DOCFLOW_OPS_HEALTH_WINDOW_SECONDS = env_int(
+    "DOCFLOW_OPS_HEALTH_WINDOW_SECONDS", 7 * 24 * 3600
+)
+DOCFLOW_OPS_UNACKNOWLEDGED_PAUSE_THRESHOLD = env_int(
+    "DOCFLOW_OPS_UNACKNOWLEDGED_PAUSE_THRESHOLD", 3
+)
+DOCFLOW_OPS_AUTO_PAUSE_DESTINATIONS = env_bool(
+    "DOCFLOW_OPS_AUTO_PAUSE_DESTINATIONS", default=True
+)
+# /metrics: a bearer token (from the environment) or, without one, loopback only.
+DOCFLOW_METRICS_TOKEN = os.environ.get("DOCFLOW_METRICS_TOKEN", "")
+# /healthz: queued work older than this makes the service unhealthy.
+DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS = env_int(
+    "DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS", 600
+)
+
+# --- Issue 5: retention and upload inspection (read with the same defaults in
+# docflow.retention and docflow.media; audit and access logs are kept, see
+# docflow.retention for the IG archive procedure) ---
+DOCFLOW_RETENTION_INTERMEDIATE_DAYS = env_int("DOCFLOW_RETENTION_INTERMEDIATE_DAYS", 30)
+DOCFLOW_RETENTION_FINISHED_DAYS = env_int("DOCFLOW_RETENTION_FINISHED_DAYS", 90)
+DOCFLOW_RETENTION_AUDIT_DAYS = env_int("DOCFLOW_RETENTION_AUDIT_DAYS", 2922)
+DOCFLOW_RETENTION_ACCESS_LOG_DAYS = env_int("DOCFLOW_RETENTION_ACCESS_LOG_DAYS", 2922)
+DOCFLOW_UPLOAD_INSPECTION_SECONDS = float(
+    os.environ.get("DOCFLOW_UPLOAD_INSPECTION_SECONDS", "10")
+)
+# --- end issue 5 ---

@@ -1,9 +1,16 @@
 from django import forms
 from django.contrib import admin, messages
 
-from docflow.admin import SendingOrganisationAdmin
+from docflow.admin import SendingOrganisationAdmin, SendingOrganisationScopedMixin
 from docflow.models import SendingOrganisation
-from transmissions.models import HaltKind, OutboundHalt, Transmission
+from transmissions.models import (
+    HaltKind,
+    MeshEndpointLookup,
+    MeshInboxMessage,
+    MeshMailbox,
+    OutboundHalt,
+    Transmission,
+)
 from transmissions.services.controls import (
     outbound_halt_close,
     outbound_pause,
@@ -12,16 +19,19 @@ from transmissions.services.controls import (
 
 
 @admin.register(Transmission)
-class TransmissionAdmin(admin.ModelAdmin):
+class TransmissionAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
+    """Sends of the granted sending organisations, read-only."""
+
     list_display = [
         "public_id",
         "channel",
         "destination_ods_code",
         "state",
         "status_code",
+        "mesh_status",
         "attempts",
     ]
-    list_filter = ["channel", "state", "status_code"]
+    list_filter = ["channel", "state", "status_code", "route_reason"]
     readonly_fields = [f.name for f in Transmission._meta.fields]
     show_full_result_count = False
 
@@ -72,7 +82,9 @@ class OutboundHaltAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description="Lift the selected halts (resume outbound)")
+    @admin.action(
+        description="Lift the selected halts (resume outbound)", permissions=["change"]
+    )
     def lift_selected(self, request, queryset):
         closed = [
             outbound_halt_close(
@@ -90,9 +102,21 @@ admin.site.unregister(SendingOrganisation)
 
 @admin.register(SendingOrganisation)
 class SendingOrganisationWithOutboundAdmin(SendingOrganisationAdmin):
+    """The kill switch per organisation, offered to whoever may open and lift halts
+    (viewing the organisations is not enough)."""
+
     actions = ["pause_outbound", "resume_outbound"]
 
-    @admin.action(description="Pause outbound sending (kill switch)")
+    def has_pause_outbound_permission(self, request) -> bool:
+        return request.user.has_perm("transmissions.add_outboundhalt")
+
+    def has_resume_outbound_permission(self, request) -> bool:
+        return request.user.has_perm("transmissions.change_outboundhalt")
+
+    @admin.action(
+        description="Pause outbound sending (kill switch)",
+        permissions=["pause_outbound"],
+    )
     def pause_outbound(self, request, queryset):
         for organisation in queryset:
             outbound_pause(
@@ -102,7 +126,10 @@ class SendingOrganisationWithOutboundAdmin(SendingOrganisationAdmin):
             )
         self.message_user(request, f"Outbound paused for {queryset.count()}.")
 
-    @admin.action(description="Resume outbound sending (lift every halt)")
+    @admin.action(
+        description="Resume outbound sending (lift every halt)",
+        permissions=["resume_outbound"],
+    )
     def resume_outbound(self, request, queryset):
         lifted = 0
         for organisation in queryset:
@@ -115,3 +142,54 @@ class SendingOrganisationWithOutboundAdmin(SendingOrganisationAdmin):
                 )
             )
         self.message_user(request, f"{lifted} halt(s) lifted.")
+
+
+@admin.register(MeshMailbox)
+class MeshMailboxAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
+    """Mailboxes name their secrets; the secrets themselves live in the environment."""
+
+    list_display = [
+        "mailbox_id",
+        "sending_organisation",
+        "default_workflow_id",
+        "is_active",
+        "last_handshake_at",
+        "last_handshake_error",
+    ]
+    list_filter = ["is_active"]
+    readonly_fields = ["last_handshake_at", "last_handshake_error", "created_at"]
+
+
+@admin.register(MeshEndpointLookup)
+class MeshEndpointLookupAdmin(admin.ModelAdmin):
+    list_display = ["ods_code", "workflow_id", "mailbox_id", "looked_up_at"]
+    search_fields = ["ods_code", "mailbox_id"]
+    readonly_fields = ["ods_code", "workflow_id", "mailbox_id", "looked_up_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(MeshInboxMessage)
+class MeshInboxMessageAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
+    sending_organisation_lookup = "mailbox__sending_organisation"
+
+    list_display = [
+        "message_id",
+        "message_type",
+        "workflow_id",
+        "status_code",
+        "response_code",
+        "outcome",
+        "received_at",
+        "acknowledged_at",
+    ]
+    list_filter = ["message_type", "outcome"]
+    readonly_fields = [f.name for f in MeshInboxMessage._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

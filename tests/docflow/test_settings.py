@@ -130,3 +130,129 @@ def test_persistent_database_connections_are_accepted(environment):
     result = manage_check(environment)
 
     assert result.returncode == 0, result.stderr
+
+
+def production(environment: dict[str, str]) -> dict[str, str]:
+    """Production as deployed: DEBUG off, its secrets and its host name."""
+    for name in (
+        "DOCFLOW_SSL_REDIRECT",
+        "DOCFLOW_SECURE_COOKIES",
+        "DOCFLOW_HSTS_SECONDS",
+        "DOCFLOW_HSTS_PRELOAD",
+        "DOCFLOW_ADMIN_REQUIRE_MFA",
+        "DJANGO_ALLOWED_HOSTS",
+        # Set by the browser tests for their own process; never in deployment.
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+    ):
+        environment.pop(name, None)
+    environment["DJANGO_DEBUG"] = "0"
+    environment["DJANGO_SECRET_KEY"] = base64.urlsafe_b64encode(
+        bytes(range(100, 150))
+    ).decode()
+    environment["DOCFLOW_PAYLOAD_KEYS"] = PAYLOAD_KEYS
+    environment["DJANGO_ALLOWED_HOSTS"] = "docflow.example.nhs.uk"
+    return environment
+
+
+def manage_deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_production_settings_pass_the_deployment_checklist(environment):
+    result = manage_deploy_check(production(environment))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr
+    assert "security.W" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "check_id"),
+    [
+        ("DOCFLOW_SSL_REDIRECT", "0", "security.W008"),
+        ("DOCFLOW_SECURE_COOKIES", "0", "security.W012"),
+        ("DOCFLOW_HSTS_SECONDS", "0", "security.W004"),
+    ],
+)
+def test_the_deployment_checklist_fails_when_a_protection_is_turned_off(
+    environment, variable, value, check_id
+):
+    env = production(environment)
+    env[variable] = value
+
+    result = manage_deploy_check(env)
+
+    assert result.returncode != 0
+    assert check_id in result.stderr
+
+
+def test_production_is_hardened_by_default(environment):
+    script = (
+        "from django.conf import settings as s; import json; print(json.dumps(["
+        "s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE,"
+        "s.SESSION_COOKIE_HTTPONLY, s.CSRF_COOKIE_HTTPONLY, s.SESSION_COOKIE_SAMESITE,"
+        "s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS,"
+        "s.SECURE_HSTS_PRELOAD,"
+        "s.X_FRAME_OPTIONS, s.SESSION_COOKIE_NAME, s.SESSION_SAVE_EVERY_REQUEST,"
+        "s.SESSION_COOKIE_AGE, s.DOCFLOW_ADMIN_REQUIRE_MFA, s.AXES_ENABLED]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=PROJECT_ROOT,
+        env=production(environment),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        True,
+        True,
+        True,
+        True,
+        True,
+        "Lax",
+        31_536_000,
+        True,
+        False,
+        "DENY",
+        "__Host-docflow_session",
+        True,
+        30 * 60,
+        True,
+        True,
+    ]
+
+
+def test_session_idle_timeout_and_mfa_come_from_the_environment(environment):
+    env = production(environment)
+    env["DOCFLOW_SESSION_IDLE_SECONDS"] = "600"
+    env["DOCFLOW_ADMIN_REQUIRE_MFA"] = "0"
+    script = (
+        "from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_AGE, s.DOCFLOW_ADMIN_REQUIRE_MFA)"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "600 False"
