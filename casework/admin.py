@@ -8,11 +8,14 @@ from guardian.admin import GuardedModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
 from casework.models import Team, WorkItem, WorkItemBucket, WorkItemReason
-from docflow.admin import SendingOrganisationScopedHistoryMixin
+from docflow.admin import (
+    ObjectPermissionsBySuperusersMixin,
+    SendingOrganisationScopedHistoryMixin,
+)
 
 
 @admin.register(Team)
-class TeamAdmin(GuardedModelAdmin):
+class TeamAdmin(ObjectPermissionsBySuperusersMixin, GuardedModelAdmin):
     list_display = ["name", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name"]

@@ -7,6 +7,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
 from guardian.admin import GuardedModelAdmin
@@ -143,8 +144,30 @@ class UserAdmin(DjangoUserAdmin):
         return super().has_delete_permission(request, obj)
 
 
+class ObjectPermissionsBySuperusersMixin:
+    """django-guardian's "Object permissions" pages grant access to an organisation's
+    documents or a team's items. Handing out access is for superusers only: anyone
+    else who may change the object (a System admin) could grant it to themselves."""
+
+    def _grants_refused(self, request) -> None:
+        if not request.user.is_superuser:
+            raise PermissionDenied
+
+    def obj_perms_manage_view(self, request, object_pk):
+        self._grants_refused(request)
+        return super().obj_perms_manage_view(request, object_pk)
+
+    def obj_perms_manage_user_view(self, request, object_pk, user_id):
+        self._grants_refused(request)
+        return super().obj_perms_manage_user_view(request, object_pk, user_id)
+
+    def obj_perms_manage_group_view(self, request, object_pk, group_id):
+        self._grants_refused(request)
+        return super().obj_perms_manage_group_view(request, object_pk, group_id)
+
+
 @admin.register(SendingOrganisation)
-class SendingOrganisationAdmin(GuardedModelAdmin):
+class SendingOrganisationAdmin(ObjectPermissionsBySuperusersMixin, GuardedModelAdmin):
     list_display = ["ods_code", "name", "is_active"]
     search_fields = ["ods_code", "name"]
 

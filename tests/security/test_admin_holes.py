@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
@@ -126,6 +127,36 @@ def test_a_system_admin_cannot_change_a_superusers_account_or_password(world):
     root.refresh_from_db()
     assert root.is_active
     assert root.check_password("correct-horse-battery-staple")
+
+
+@pytest.mark.parametrize("model", ["sendingorganisation", "team"])
+def test_only_a_superuser_hands_out_access_to_an_organisation_or_a_team(world, model):
+    from casework.models import Team
+    from docflow.models import SendingOrganisation
+
+    obj = (
+        SendingOrganisation if model == "sendingorganisation" else Team
+    ).objects.first()
+    app = "docflow" if model == "sendingorganisation" else "casework"
+    sysadmin = world.principals[SYSADMIN].user
+    pages = [
+        reverse(f"admin:{app}_{model}_permissions", args=[obj.pk]),
+        reverse(
+            f"admin:{app}_{model}_permissions_manage_user", args=[obj.pk, sysadmin.pk]
+        ),
+    ]
+    grant = {
+        "permissions": ["access_documents" if app == "docflow" else "work_team_items"]
+    }
+    client = world.principals[SYSADMIN].client()
+    root = UserFactory(username="root", is_staff=True, is_superuser=True, password=None)
+    superuser = Client()
+    superuser.force_login(root)
+
+    assert [client.get(page).status_code for page in pages] == [403, 403]
+    assert client.post(pages[1], grant).status_code == 403
+    assert sysadmin.get_all_permissions(obj) == set()
+    assert [superuser.get(page).status_code for page in pages] == [200, 200]
 
 
 def test_a_superuser_still_grants_groups_and_superuser_status(world):
