@@ -6,7 +6,6 @@ from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
@@ -23,10 +22,9 @@ from docflow.models import (
     PayloadVersion,
     SendingOrganisation,
 )
-from docflow.selectors import visible_sending_organisation_ids
+from docflow.selectors import service_accounts, visible_sending_organisation_ids
 
 User = get_user_model()
-API_CLIENT_GROUP = "API client"
 # What makes an account more powerful: only superusers see or set these.
 PRIVILEGE_FIELDS = ("is_superuser", "groups", "user_permissions")
 
@@ -79,21 +77,6 @@ class SendingOrganisationScopedHistoryMixin(SendingOrganisationScopedMixin):
         return super().history_form_view(
             request, object_id, version_id, extra_context=extra_context
         )
-
-
-def service_accounts():
-    """Accounts an API key may carry: active, not staff, not superusers, and in the
-    API client group and no other, so a key never borrows a person's grants."""
-    return (
-        User.objects.filter(
-            is_active=True,
-            is_staff=False,
-            is_superuser=False,
-            groups__name=API_CLIENT_GROUP,
-        )
-        .exclude(groups__in=Group.objects.exclude(name=API_CLIENT_GROUP))
-        .order_by("username")
-    )
 
 
 admin.site.unregister(User)

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Prefetch, QuerySet
 from guardian.shortcuts import get_objects_for_user
 
@@ -113,4 +115,23 @@ def document_current_payload(*, document: Document) -> PayloadVersion:
         document.payload_versions.filter(purged_at__isnull=True)
         .order_by("-created_at", "-id")
         .first()
+    )
+
+
+API_CLIENT_GROUP = "API client"
+
+
+def service_accounts():
+    """Accounts an API key may carry: active, not staff, not superusers, and in the
+    API client group and no other, so a key never borrows a person's grants."""
+    return (
+        get_user_model()
+        .objects.filter(
+            is_active=True,
+            is_staff=False,
+            is_superuser=False,
+            groups__name=API_CLIENT_GROUP,
+        )
+        .exclude(groups__in=Group.objects.exclude(name=API_CLIENT_GROUP))
+        .order_by("username")
     )

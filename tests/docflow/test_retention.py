@@ -142,6 +142,23 @@ def test_superseded_original_is_purged_exactly_when_due_and_audited(
     ]
 
 
+def test_the_scheduled_task_purges_what_is_due(destination, _payloads_in_tmp):
+    from docflow.tasks import purge_payloads
+
+    _, original, _ = converted_letter()
+
+    with (
+        at(T0 + INTERMEDIATE_DAYS * DAY),
+        TestCase.captureOnCommitCallbacks(execute=True),
+    ):
+        summary = purge_payloads()
+
+    assert summary == "purged {'intermediate': 1}"
+    original.refresh_from_db()
+    assert original.purged_at is not None
+    assert not blob_exists(_payloads_in_tmp, original)
+
+
 @pytest.mark.parametrize(
     "finish",
     [
@@ -357,5 +374,5 @@ def test_purge_is_scheduled_hourly():
     call_command("setup_schedules", stdout=io.StringIO())
 
     schedule = Schedule.objects.get(name="docflow: purge payloads past retention")
-    assert schedule.func == "docflow.retention.payload_purge_due"
+    assert schedule.func == "docflow.tasks.purge_payloads"
     assert schedule.minutes == 60

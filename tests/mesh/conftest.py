@@ -4,13 +4,11 @@ the conversation, driven through our own MESH client."""
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from django.apps import apps
 
 from casework.models import WorkItemReason
 from docflow.models import (
@@ -100,17 +98,10 @@ def our_inbox(sandbox) -> Iterator[MeshMailboxClient]:
         yield client
 
 
-def mesh_reasons_seed() -> None:
-    """The MESH reasons, again after a transactional test's flush."""
-    module = importlib.import_module("casework.migrations.0008_mesh_reasons")
-    module.seed(apps, None)
-
-
 def _mesh_world(sandbox, settings, monkeypatch, *, reseed: bool) -> MeshMailbox:
     sandbox.reset()
     if reseed or not WorkItemReason.objects.filter(code="ITK-30002").exists():
-        reference_data_seed()
-        mesh_reasons_seed()
+        reference_data_seed()  # the MESH reasons (casework 0008) among them
     settings.DOCFLOW_MESH_BASE_URL = sandbox.url
     settings.DOCFLOW_MESH_CA_CERT = str(sandbox.ca_path)
     settings.DOCFLOW_MESH_MAX_RETRIES = 0

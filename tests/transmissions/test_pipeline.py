@@ -174,7 +174,7 @@ def test_setup_schedules_is_idempotent(db):
         "operations.tasks.watch": 1,
         "operations.tasks.roll_up_hourly_counts": 5,
         "audit.tasks.audit_chain_verify_scheduled": 60,
-        "docflow.retention.payload_purge_due": 60,
+        "docflow.tasks.purge_payloads": 60,
     }
     assert Schedule.objects.count() == 10
     assert "up to date" in out.getvalue()

@@ -28,7 +28,7 @@ SCHEDULES = {
     "docflow: verify the audit chain": ("audit.tasks.audit_chain_verify_scheduled", 60),
     # Retention: payload blobs past their retention period, hourly.
     "docflow: purge payloads past retention": (
-        "docflow.retention.payload_purge_due",
+        "docflow.tasks.purge_payloads",
         60,
     ),
 }

@@ -1,0 +1,10 @@
+"""django-q2 entry points for the document domain: thin, each calls one service."""
+
+from __future__ import annotations
+
+from docflow.retention import payload_purge_due
+
+
+def purge_payloads() -> str:
+    """Purge the payloads whose retention ran out (scheduled hourly)."""
+    return f"purged {dict(payload_purge_due().purged)}"
