@@ -46,6 +46,7 @@ from docflow.payload_store import (
 from docflow.selectors import document_current_payload
 from docflow.services import (
     SUBMISSION_METADATA_FIELDS,
+    DocumentTransitions,
     document_transition,
     payload_version_record,
 )
@@ -101,11 +102,37 @@ class _Held(Exception):
 
 
 @dataclass
+class _Lookups:
+    """Directory entries and profiles read once per call (a batch shares them);
+    never across calls: profiles are edited live."""
+
+    organisations: dict[str, Organisation | None] = field(default_factory=dict)
+    profiles: dict[str, DestinationProfile | None] = field(default_factory=dict)
+
+    def organisation(self, ods_code: str) -> Organisation | None:
+        if ods_code not in self.organisations:
+            self.organisations[ods_code] = Organisation.objects.filter(
+                ods_code=ods_code
+            ).first()
+        return self.organisations[ods_code]
+
+    def profile(self, endpoint_type: str) -> DestinationProfile | None:
+        if endpoint_type not in self.profiles:
+            self.profiles[endpoint_type] = DestinationProfile.objects.filter(
+                endpoint_type=endpoint_type
+            ).first()
+        return self.profiles[endpoint_type]
+
+
+@dataclass
 class _Run:
-    """One preparation: what it found, what it stored, and blobs to drop on failure."""
+    """One preparation: what it found, what it stored, and blobs to drop on failure.
+    Its transitions go into ``batch``, written by the caller."""
 
     document: Document
     actor: Any
+    batch: DocumentTransitions = field(default_factory=DocumentTransitions)
+    lookups: _Lookups = field(default_factory=_Lookups)
     organisation: Organisation | None = None
     profile: DestinationProfile | None = None
     payload: PayloadVersion | None = None
@@ -164,6 +191,75 @@ def document_prepare(*, document_id: int, actor: Any = None) -> Prepared:
     if document.status != DocumentStatus.SUBMITTED:
         return Prepared(document=document, sendable=[])
     run = _Run(document=document, actor=actor)
+    prepared = _prepare_run(run)
+    _flush(run.batch, [run])
+    return prepared
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """What a batch preparation did: one Prepared per document it took, and the
+    documents it left submitted because preparing them failed unexpectedly."""
+
+    prepared: list[Prepared]
+    failed: dict[int, Exception]
+
+
+@transaction.atomic
+def documents_prepare(
+    *, first_id: int | None = None, limit: int, actor: Any = None
+) -> PreparedBatch:
+    """Prepare up to ``limit`` submitted documents in one transaction: ``first_id``
+    (nothing at all if it is not still submitted) and the oldest others. Rows another batch holds are skipped
+    (it has them), so batches never wait for each other; the transitions and their
+    events are written together at the end. A document whose preparation fails
+    unexpectedly is rolled back alone and left submitted (its own task retries it).
+    """
+    submitted = Document.objects.select_for_update(skip_locked=True, of=("self",))
+    documents = []
+    if first_id is not None:
+        documents = list(submitted.filter(pk=first_id, status=DocumentStatus.SUBMITTED))
+        if not documents:
+            # Taken already (by the batch that holds it, or done): so are the
+            # documents submitted before it, and those after have tasks of their own.
+            return PreparedBatch(prepared=[], failed={})
+    documents += (
+        submitted.filter(status=DocumentStatus.SUBMITTED)
+        .exclude(pk=first_id)
+        .order_by("pk")[: limit - len(documents)]
+    )
+    batch, lookups = DocumentTransitions(), _Lookups()
+    prepared: list[Prepared] = []
+    failed: dict[int, Exception] = {}
+    runs: list[_Run] = []
+    for document in documents:
+        run = _Run(document=document, actor=actor, batch=batch, lookups=lookups)
+        savepoint = transaction.savepoint()
+        try:
+            prepared.append(_prepare_run(run))
+        except Exception as exc:
+            transaction.savepoint_rollback(savepoint)
+            batch.forget(document)
+            failed[document.pk] = exc
+        else:
+            transaction.savepoint_commit(savepoint)
+            runs.append(run)
+    _flush(batch, runs)
+    return PreparedBatch(prepared=prepared, failed=failed)
+
+
+def _flush(batch: DocumentTransitions, runs: list[_Run]) -> None:
+    try:
+        batch.flush()
+    except BaseException:
+        # Everything rolls back: the blobs must not outlive the rows that named them.
+        for run in runs:
+            for storage_name in run.written:
+                payload_blob_delete(storage_name)
+        raise
+
+
+def _prepare_run(run: _Run) -> Prepared:
     try:
         try:
             return _prepare(run)
@@ -215,9 +311,7 @@ def _prepare(run: _Run) -> Prepared:
 
 def _resolve_destination(run: _Run) -> DestinationProfile:
     document = run.document
-    organisation = Organisation.objects.filter(
-        ods_code=document.destination_ods_code
-    ).first()
+    organisation = run.lookups.organisation(document.destination_ods_code)
     if organisation is None:
         raise _Held(HoldReason.DEST_UNKNOWN)
     run.organisation = organisation
@@ -232,12 +326,9 @@ def _resolve_destination(run: _Run) -> DestinationProfile:
             detail=organisation.status,
             message=f"The destination is {organisation.get_status_display().lower()}.",
         )
-    # Looked up once per call, never cached across calls: profiles are edited live.
     profile = None
     if organisation.endpoint_type:
-        profile = DestinationProfile.objects.filter(
-            endpoint_type=organisation.endpoint_type
-        ).first()
+        profile = run.lookups.profile(organisation.endpoint_type)
     if profile is None:
         raise _Held(
             HoldReason.DEST_NO_PROFILE, detail=organisation.endpoint_type or "none"
@@ -353,6 +444,8 @@ def _checked_parts(pdf: bytes, *, limit: int) -> list[tuple[bytes, PdfInfo]]:
 def _split(
     run: _Run, version: PayloadVersion, parts: list[tuple[bytes, PdfInfo]]
 ) -> Prepared:
+    # Written directly, not through the batch: nothing of this document's is queued
+    # there yet (it is split instead of made ready), and the parts are new rows.
     parent, count = run.document, len(parts)
     children: list[tuple[Document, PayloadVersion]] = []
     for number, (content, info) in enumerate(parts, start=1):
@@ -451,9 +544,9 @@ def _ready_data(
 
 
 def _ready(run: _Run, version: PayloadVersion, *, reason: str) -> Prepared:
-    document = document_transition(
-        document=run.document,
-        transition="mark_prepared",
+    document = run.batch.apply(
+        run.document,
+        "mark_prepared",
         actor=run.actor,
         reason=reason,
         data=_ready_data(run, run.document, version),
@@ -475,9 +568,9 @@ def _hold(run: _Run, held: _Held) -> Document:
         data["stage"] = run.payload.stage
         data["sha256"] = run.payload.sha256
     data["versions_created"] = run.versions_of(run.document)
-    return document_transition(
-        document=run.document,
-        transition="hold_before_send",
+    return run.batch.apply(
+        run.document,
+        "hold_before_send",
         actor=run.actor,
         reason=held.reason.value,
         data=data,

@@ -118,6 +118,17 @@ def document_current_payload(*, document: Document) -> PayloadVersion:
     )
 
 
+def documents_current_payloads(*, document_ids: list[int]) -> dict[int, PayloadVersion]:
+    """The newest payload version not purged, for each of several documents, in
+    one query (documents with none are absent)."""
+    current: dict[int, PayloadVersion] = {}
+    for version in PayloadVersion.objects.filter(
+        document_id__in=document_ids, purged_at__isnull=True
+    ).order_by("document_id", "-created_at", "-id"):
+        current.setdefault(version.document_id, version)
+    return current
+
+
 API_CLIENT_GROUP = "API client"
 
 

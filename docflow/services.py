@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -15,9 +17,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 from django_q.tasks import async_task
+from simple_history.models import HistoricalRecords
 
 from audit.models import AuditEvent
-from audit.services import audit_record
+from audit.services import EventSpec, audit_record, audit_record_many
 from docflow.media import MediaRefused, SniffedMedia, vet_upload
 from docflow.models import (
     Document,
@@ -60,6 +63,11 @@ class IdempotencyConflict(DocumentError):
 
 class TransitionRefused(DocumentError):
     """The document is not in a state that allows this change."""
+
+
+class TransitionConflict(DocumentError):
+    """A document changed after it was read for a batch of transitions: the
+    caller's transaction must roll back (it never half-applies)."""
 
 
 class Submitted(tuple):
@@ -385,7 +393,142 @@ def _document_create(
     return document, version, event
 
 
-@transaction.atomic
+def _history_user_of_request() -> Any:
+    """Who simple-history would name for a save in this request: the signed-in
+    user, or nobody (tasks, commands)."""
+    user = getattr(getattr(HistoricalRecords.context, "request", None), "user", None)
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+class DocumentTransitions:
+    """Lifecycle edges for many documents, applied on their locked rows in memory
+    and written together: one UPDATE per resulting (state, reason), one INSERT of
+    history rows (one per edge, as a save would have made it) and the audit events
+    chained in one go. The statements per edge fall from eight to about one, which
+    is what lets the engine move documents in batches.
+
+    Use inside a transaction: ``lock`` the rows, ``apply`` edges (refusals raise
+    :class:`TransitionRefused` before anything is written), queue further events
+    with ``audit`` in the order they happened, then ``flush``.
+    """
+
+    def __init__(self) -> None:
+        self.now = timezone.now()
+        self._initial: dict[int, str] = {}
+        self._changed: dict[int, Document] = {}
+        self._history: list[Document] = []
+        self._events: list[EventSpec] = []
+
+    @staticmethod
+    def lock(document_ids) -> dict[int, Document]:
+        """Lock these documents (in id order, as every batch does) and read them."""
+        return {
+            document.pk: document
+            for document in Document.objects.select_for_update(of=("self",))
+            .filter(pk__in=list(document_ids))
+            .order_by("pk")
+        }
+
+    @staticmethod
+    def refusal(document: Document, transition: str) -> str | None:
+        """Why ``transition`` cannot be taken from the document's state, or None."""
+        method = getattr(document, transition, None)
+        if method is None or not hasattr(method, "_django_fsm"):
+            return f"{transition} is not a document transition"
+        if not can_proceed(method):
+            return (
+                f"A document that is {document.status} cannot "
+                f"{transition.replace('_', ' ')}."
+            )
+        return None
+
+    def apply(
+        self,
+        document: Document,
+        transition: str,
+        *,
+        actor: Any = None,
+        reason: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> Document:
+        """Take one edge on a locked document, in memory; written by ``flush``."""
+        refused = self.refusal(document, transition)
+        if refused:
+            raise TransitionRefused(refused)
+        previous = document.status
+        self._initial.setdefault(document.pk, previous)
+        getattr(document, transition)()
+        document.status_changed_at = self.now
+        document.status_reason = reason[:255]
+        document.updated_at = self.now
+        self._changed[document.pk] = document
+        snapshot = copy.copy(document)
+        snapshot._change_reason = reason or transition
+        snapshot._history_date = timezone.now()
+        self._history.append(snapshot)
+        self.audit(
+            action=f"document.{transition}",
+            target_type="document",
+            target_id=str(document.public_id),
+            # Caller data first, so it can never overwrite the recorded edge.
+            data={
+                **(data or {}),
+                "from": previous,
+                "to": document.status,
+                "reason": reason,
+            },
+            actor=actor,
+        )
+        return document
+
+    def audit(
+        self,
+        *,
+        action: str,
+        target_type: str,
+        target_id: str,
+        data: dict[str, Any] | None = None,
+        actor: Any = None,
+    ) -> None:
+        """Queue an event to chain with the edges, after those applied so far."""
+        self._events.append(EventSpec(action, target_type, str(target_id), data, actor))
+
+    def forget(self, document: Document) -> None:
+        """Drop what was queued for one document (its work was rolled back)."""
+        target = str(document.public_id)
+        self._initial.pop(document.pk, None)
+        self._changed.pop(document.pk, None)
+        self._history = [h for h in self._history if h.pk != document.pk]
+        self._events = [e for e in self._events if e.target_id != target]
+
+    def flush(self) -> None:
+        """Write every edge applied and event queued since the last flush. Each
+        UPDATE is conditional on the state the documents were read in: a row that
+        moved meanwhile (a stale read) fails the whole change, nothing half done."""
+        groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        for document in self._changed.values():
+            key = (self._initial[document.pk], document.status, document.status_reason)
+            groups[key].append(document.pk)
+        for (initial, status, reason), pks in groups.items():
+            updated = Document.objects.filter(pk__in=pks, status=initial).update(
+                status=status,
+                status_changed_at=self.now,
+                status_reason=reason,
+                updated_at=self.now,
+            )
+            if updated != len(pks):
+                raise TransitionConflict(
+                    f"{len(pks) - updated} of {len(pks)} documents were no longer "
+                    f"{initial}; nothing was changed."
+                )
+        if self._history:
+            Document.history.bulk_history_create(
+                self._history, update=True, default_user=_history_user_of_request()
+            )
+        audit_record_many(self._events)
+        self._initial, self._changed, self._history, self._events = {}, {}, [], []
+
+
 def document_transition(
     *,
     document: Document,
@@ -395,30 +538,17 @@ def document_transition(
     data: dict[str, Any] | None = None,
 ) -> Document:
     """Move a document along one lifecycle edge under a row lock, and audit it."""
-    locked = Document.objects.select_for_update().get(pk=document.pk)
-    method = getattr(locked, transition, None)
-    if method is None or not hasattr(method, "_django_fsm"):
-        raise TransitionRefused(f"{transition} is not a document transition")
-    if not can_proceed(method):
-        raise TransitionRefused(
-            f"A document that is {locked.status} cannot {transition.replace('_', ' ')}."
-        )
-    previous = locked.status
-    method()
-    locked.status_changed_at = timezone.now()
-    locked.status_reason = reason[:255]
-    locked._change_reason = reason or transition
-    locked.save(
-        update_fields=["status", "status_changed_at", "status_reason", "updated_at"]
-    )
-    audit_record(
-        action=f"document.{transition}",
-        target_type="document",
-        target_id=str(locked.public_id),
-        # Caller data first, so it can never overwrite the recorded edge.
-        data={**(data or {}), "from": previous, "to": locked.status, "reason": reason},
-        actor=actor,
-    )
+    batch = DocumentTransitions()
+    # No savepoint: a refusal is decided before anything is written, and raised
+    # outside the block so that the caller's transaction stays usable.
+    with transaction.atomic(savepoint=False):
+        locked = Document.objects.select_for_update(of=("self",)).get(pk=document.pk)
+        refused = batch.refusal(locked, transition)
+        if refused is None:
+            batch.apply(locked, transition, actor=actor, reason=reason, data=data)
+            batch.flush()
+    if refused is not None:
+        raise TransitionRefused(refused)
     return locked
 
 

@@ -323,6 +323,8 @@ Q_CLUSTER = {
     "ack_failures": True,
     "max_attempts": 3,
     "label": "Task queue",
+    # Tasks taken from the queue per poll: one round of queries for several tasks.
+    "bulk": env_int("Q_BULK", 10),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -376,6 +378,9 @@ DOCFLOW_POLL_FIRST_SECONDS = env_int("DOCFLOW_POLL_FIRST_SECONDS", 30)
 # Longer than any POST can take with the timeouts above: then the worker is gone.
 DOCFLOW_SENDING_TIMEOUT_SECONDS = env_int("DOCFLOW_SENDING_TIMEOUT_SECONDS", 300)
 DOCFLOW_DISPATCH_GRACE_SECONDS = env_int("DOCFLOW_DISPATCH_GRACE_SECONDS", 60)
+# A prepare task takes its own document and up to this many in all that are
+# waiting, prepares them in one transaction and sends them together.
+DOCFLOW_PREPARE_BATCH = env_int("DOCFLOW_PREPARE_BATCH", 25)
 DOCFLOW_CIRCUIT_FAILURE_THRESHOLD = env_int("DOCFLOW_CIRCUIT_FAILURE_THRESHOLD", 5)
 DOCFLOW_CIRCUIT_COOLDOWN_SECONDS = env_int("DOCFLOW_CIRCUIT_COOLDOWN_SECONDS", 60)
 DOCFLOW_SURGE_THRESHOLD = env_int("DOCFLOW_SURGE_THRESHOLD", 10)

@@ -18,9 +18,9 @@ from transmissions.services import (
 
 
 def prepare_document(document_id: int) -> str:
-    """Prepare one submitted document and send it (no-op unless still submitted)."""
-    prepared = pipeline.document_prepare_and_send(document_id=document_id)
-    return prepared.document.status
+    """Prepare a submitted document, with others waiting, and send them (no-op when
+    it is no longer submitted and nothing else waits)."""
+    return str(pipeline.documents_prepare_and_send(document_id=document_id))
 
 
 def send_document(document_id: int) -> str:

@@ -567,10 +567,10 @@ def test_a_failure_after_storing_rolls_back_and_removes_the_new_blobs(
     document = submit(HTML_LETTER, "html")
     files_before = stored_files(_payloads_in_tmp)
 
-    def broken_transition(**kwargs):
+    def broken_flush(self):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(preparation, "document_transition", broken_transition)
+    monkeypatch.setattr(preparation.DocumentTransitions, "flush", broken_flush)
 
     with pytest.raises(RuntimeError):
         prepare(document)

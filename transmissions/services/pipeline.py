@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -13,10 +14,10 @@ from django.utils import timezone
 
 from casework.services import work_item_sync_for_document
 from docflow.models import Document, DocumentStatus
-from docflow.preparation import Prepared, document_prepare
+from docflow.preparation import Prepared, document_prepare, documents_prepare
 from transmissions.models import OutboundHalt, Transmission, TransmissionState
 from transmissions.queue import PREPARE, SEND, SETTLE, enqueue_on_commit
-from transmissions.services.sending import document_send
+from transmissions.services.sending import SendResult, documents_send
 
 S = DocumentStatus
 
@@ -38,23 +39,50 @@ def document_prepare_for_sending(
     return prepared
 
 
-def document_prepare_and_send(*, document_id: int, actor: Any = None) -> Prepared:
-    """Prepare one submitted document, then send it from this same worker once the
-    preparation has committed: one queued task per document instead of two, and a
-    failed send still retries on its own (the payload is never rebuilt). The parts
-    of a split document are queued, to go out side by side."""
-    prepared = document_prepare_for_sending(
-        document_id=document_id, actor=actor, queue_sends=False
-    )
-    if len(prepared.sendable) == 1:
-        [document] = prepared.sendable
-        transaction.on_commit(
-            lambda: document_send(document_id=document.pk, actor=actor)
+@dataclass(frozen=True)
+class PreparedAndSent:
+    """What one batch did: documents prepared (ready or held), send results, and
+    the documents whose preparation failed (left submitted)."""
+
+    prepared: int
+    sent: list[SendResult]
+    failed: dict[int, Exception]
+
+    def __str__(self) -> str:
+        outcomes = Counter(result.outcome for result in self.sent)
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        return f"prepared {self.prepared}; sent: {summary or 'none'}"
+
+
+def documents_prepare_and_send(
+    *, document_id: int, actor: Any = None, limit: int | None = None
+) -> PreparedAndSent:
+    """Prepare ``document_id`` and the oldest other submitted documents nobody else
+    is preparing (up to the batch size) in one transaction, then send what is ready
+    together: the per-document cost of locks, history and audit is shared, which
+    is what keeps the engine ahead of intake. Held documents get their work item
+    in the same transaction; the parts of a split document are queued, to go out
+    side by side. If this task's own document failed, that failure is raised once
+    the rest are sent, so the task is retried for it."""
+    with transaction.atomic():
+        batch = documents_prepare(
+            first_id=document_id,
+            limit=limit or settings.DOCFLOW_PREPARE_BATCH,
+            actor=actor,
         )
-    else:
-        for document in prepared.sendable:
-            enqueue_on_commit(SEND, document.pk)
-    return prepared
+        together: list[int] = []
+        for prepared in batch.prepared:
+            if prepared.document.status != S.READY:
+                work_item_sync_for_document(document=prepared.document, actor=actor)
+            if len(prepared.sendable) == 1:
+                together.append(prepared.sendable[0].pk)
+            else:
+                for document in prepared.sendable:
+                    enqueue_on_commit(SEND, document.pk)
+    sent = documents_send(document_ids=together, actor=actor) if together else []
+    if document_id in batch.failed:
+        raise batch.failed[document_id]
+    return PreparedAndSent(prepared=len(batch.prepared), sent=sent, failed=batch.failed)
 
 
 @dataclass(frozen=True)

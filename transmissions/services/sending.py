@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,10 +23,20 @@ from django.utils.module_loading import import_string
 from audit.services import audit_record
 from casework.services import work_item_sync_for_document
 from docflow.directory import organisation_record_lookup
-from docflow.models import Channel, Document, DocumentStatus, PayloadVersion
+from docflow.models import (
+    Channel,
+    DestinationProfile,
+    Document,
+    DocumentStatus,
+    PayloadVersion,
+)
 from docflow.payload_store import payload_blob_read
-from docflow.selectors import document_current_payload
-from docflow.services import TransitionRefused, document_transition
+from docflow.selectors import document_current_payload, documents_current_payloads
+from docflow.services import (
+    DocumentTransitions,
+    TransitionRefused,
+    document_transition,
+)
 from transmissions.connect.adapter import OutboundDocument
 from transmissions.connect.client import ConnectClient
 from transmissions.connect.errors import (
@@ -45,10 +57,14 @@ from transmissions.services.controls import (
     outbound_halts_open,
 )
 from transmissions.services.mesh_routing import (
+    mesh_mailbox_for,
     mesh_route_for,
     mesh_route_when_connect_refuses,
 )
-from transmissions.services.tracking import transmission_record_posted
+from transmissions.services.tracking import (
+    transmission_record_posted,
+    transmissions_record_posted,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -294,18 +310,33 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
         status, _created = client.post_document(
             idempotency_key=transmission.idempotency_key, document=outbound
         )
-    except (ConnectAuthFailed, ConnectConfigurationError) as exc:
+    except ConnectError as exc:
+        return _after_post_error(document, transmission, exc)
+    connect_success_record(
+        sending_organisation_id=organisation.pk,
+        # Only a circuit that was open when we looked can have let this send through
+        # as its trial; none was: skip looking again.
+        circuit_open=any(h.kind == HaltKind.CIRCUIT_OPEN for h in halts),
+    )
+    transmission_record_posted(transmission_id=transmission.pk, status=status)
+    return SendResult(SendOutcome.POSTED, document_id, status.guid)
+
+
+def _after_post_error(
+    document: Document, transmission: Transmission, exc: ConnectError
+) -> SendResult:
+    """Record what a failed POST means: halted (credentials), retry later, outcome
+    unknown (it may have arrived), or held with Connect's codes."""
+    organisation = document.sending_organisation
+    if isinstance(exc, (ConnectAuthFailed, ConnectConfigurationError)):
         # Nothing was accepted: the token was refused. Stop this organisation.
         _halt_for_credentials(organisation, exc)
         _after_failure(document, transmission, exc, count_attempt=False)
-        return SendResult(SendOutcome.HALTED, document_id, HaltKind.TOKEN_FAILURE)
-    except ConnectUnavailable as exc:
-        connect_failure_record(sending_organisation=organisation, error=str(exc))
-        return _after_failure(document, transmission, exc)
-    except ConnectOutcomeUnknown as exc:
+        return SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
+    if isinstance(exc, ConnectOutcomeUnknown):
         connect_failure_record(sending_organisation=organisation, error=str(exc))
         return _after_unknown_outcome(document, transmission, exc)
-    except ConnectRefused as exc:
+    if isinstance(exc, ConnectRefused):
         codes = exc.codes or [type(exc).__name__]
         with transaction.atomic():
             _record_error(transmission, exc, state=TransmissionState.ABANDONED)
@@ -315,15 +346,209 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
                 reason=codes[0],
                 data={"codes": codes, "transmission": str(transmission.public_id)},
             )
-        return SendResult(SendOutcome.HELD, document_id, ",".join(codes))
-    connect_success_record(
-        sending_organisation_id=organisation.pk,
-        # Only a circuit that was open when we looked can have let this send through
-        # as its trial; none was: skip looking again.
-        circuit_open=any(h.kind == HaltKind.CIRCUIT_OPEN for h in halts),
+        return SendResult(SendOutcome.HELD, document.pk, ",".join(codes))
+    if isinstance(exc, ConnectUnavailable):
+        # Retryable: nothing reached Connect.
+        connect_failure_record(sending_organisation=organisation, error=str(exc))
+        return _after_failure(document, transmission, exc)
+    raise exc
+
+
+def documents_send(
+    *, document_ids: Sequence[int], actor: Any = None
+) -> list[SendResult]:
+    """Send several ready documents. The usual case (Connect, a first attempt, a
+    destination checked within its TTL, no halt or pause) is claimed in one
+    transaction, posted one after another and recorded in one more; any other
+    document goes through ``document_send`` alone."""
+    documents = list(
+        Document.objects.select_related("sending_organisation", "destination")
+        .filter(pk__in=list(document_ids))
+        .order_by("pk")
     )
-    transmission_record_posted(transmission_id=transmission.pk, status=status)
-    return SendResult(SendOutcome.POSTED, document_id, status.guid)
+    retrying = set(
+        Transmission.objects.filter(
+            document_id__in=[d.pk for d in documents], state=TransmissionState.PENDING
+        ).values_list("document_id", flat=True)
+    )
+    now = timezone.now()
+    ttl = timedelta(seconds=settings.DOCFLOW_DESTINATION_TTL_SECONDS)
+    halts: dict[int, list] = {}
+    paused: dict[str, bool] = {}
+    routes = _RouteLookups()
+    results: list[SendResult] = []
+    alone: list[int] = []
+    together: list[Document] = []
+    for document in documents:
+        organisation_id = document.sending_organisation_id
+        if document.status != DocumentStatus.READY or is_split_parent(document):
+            results.append(SendResult(SendOutcome.NOT_READY, document.pk))
+            continue
+        if organisation_id not in halts:
+            halts[organisation_id] = outbound_halts_open(
+                sending_organisation_id=organisation_id
+            )
+        halt = outbound_blocking_halt(
+            sending_organisation_id=organisation_id,
+            now=now,
+            halts=halts[organisation_id],
+        )
+        if halt is not None:
+            results.append(SendResult(SendOutcome.HALTED, document.pk, halt.kind))
+            continue
+        code = document.destination_ods_code
+        if code not in paused:
+            paused[code] = destination_paused(code)
+        if paused[code]:
+            results.append(
+                SendResult(SendOutcome.HALTED, document.pk, DESTINATION_PAUSED)
+            )
+            continue
+        destination = document.destination
+        fresh = (
+            destination is not None
+            and destination.is_active
+            and destination.last_verified_at is not None
+            and now - destination.last_verified_at < ttl
+        )
+        if document.pk in retrying or not fresh or routes.maybe_mesh(document):
+            alone.append(document.pk)
+        else:
+            together.append(document)
+    for document_id in alone:
+        results.append(document_send(document_id=document_id, actor=actor))
+    by_organisation: dict[int, list[Document]] = defaultdict(list)
+    for document in together:
+        by_organisation[document.sending_organisation_id].append(document)
+    for organisation_documents in by_organisation.values():
+        circuit_open = any(
+            halt.kind == HaltKind.CIRCUIT_OPEN
+            for halt in halts[organisation_documents[0].sending_organisation_id]
+        )
+        results += _send_together(organisation_documents, circuit_open=circuit_open)
+    return results
+
+
+class _RouteLookups:
+    """Whether a document might go over MESH (its profile's channel, or a MESH
+    mailbox that routes by size), read once per organisation and endpoint type."""
+
+    def __init__(self) -> None:
+        self.mailboxes: dict[int, Any] = {}
+        self.channels: dict[str, str | None] = {}
+
+    def maybe_mesh(self, document: Document) -> bool:
+        organisation_id = document.sending_organisation_id
+        if organisation_id not in self.mailboxes:
+            self.mailboxes[organisation_id] = mesh_mailbox_for(
+                sending_organisation_id=organisation_id
+            )
+        mailbox = self.mailboxes[organisation_id]
+        if mailbox is not None and mailbox.route_oversize_above_bytes:
+            return True
+        endpoint_type = document.destination.endpoint_type
+        if endpoint_type not in self.channels:
+            self.channels[endpoint_type] = (
+                DestinationProfile.objects.filter(endpoint_type=endpoint_type)
+                .values_list("channel", flat=True)
+                .first()
+            )
+        return self.channels[endpoint_type] == Channel.MESH
+
+
+def _send_together(
+    documents: list[Document], *, circuit_open: bool
+) -> list[SendResult]:
+    """Claim, post and record documents of one sending organisation."""
+    organisation = documents[0].sending_organisation
+    claimed, results = _claim_many([document.pk for document in documents])
+    if not claimed:
+        return results
+    client = connect_client_for(organisation)
+    posted: list[tuple[int, Any]] = []
+    halted: ConnectError | None = None
+    try:
+        for document, transmission, payload in claimed:
+            document.sending_organisation = organisation
+            if halted is not None:
+                # The token was refused a moment ago: back to ready, unposted.
+                _after_failure(document, transmission, halted, count_attempt=False)
+                results.append(
+                    SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
+                )
+                continue
+            try:
+                status, _created = client.post_document(
+                    idempotency_key=transmission.idempotency_key,
+                    document=_outbound(document, payload),
+                )
+            except ConnectError as exc:
+                results.append(_after_post_error(document, transmission, exc))
+                if isinstance(exc, (ConnectAuthFailed, ConnectConfigurationError)):
+                    halted = exc
+                continue
+            posted.append((transmission.pk, status))
+            results.append(SendResult(SendOutcome.POSTED, document.pk, status.guid))
+    finally:
+        # Even when something unexpected stops the loop, what Connect holds is
+        # recorded (anything claimed and not posted is settled as stuck sending).
+        if posted:
+            connect_success_record(
+                sending_organisation_id=organisation.pk, circuit_open=circuit_open
+            )
+            transmissions_record_posted(posted=posted)
+    return results
+
+
+@transaction.atomic
+def _claim_many(
+    document_ids: list[int],
+) -> tuple[list[tuple[Document, Transmission, PayloadVersion]], list[SendResult]]:
+    """Claim ``ready`` -> ``sending`` for several documents under their row locks,
+    each with a new transmission (first attempts only: a retry goes alone)."""
+    batch = DocumentTransitions()
+    locked = batch.lock(document_ids)
+    pending = set(
+        Transmission.objects.filter(
+            document_id__in=list(locked), state=TransmissionState.PENDING
+        ).values_list("document_id", flat=True)
+    )
+    payloads = documents_current_payloads(document_ids=list(locked))
+    results: list[SendResult] = []
+    claimable: list[Document] = []
+    for document_id in document_ids:
+        document = locked.get(document_id)
+        if (
+            document is None
+            or document.status != DocumentStatus.READY
+            or document_id in pending
+            or payloads.get(document_id) is None
+        ):
+            # Moved on, or retrying meanwhile: whoever did that carries it on.
+            results.append(SendResult(SendOutcome.NOT_READY, document_id))
+            continue
+        claimable.append(document)
+    transmissions = Transmission.objects.bulk_create(
+        [
+            Transmission(
+                document_id=document.pk,
+                payload_version=payloads[document.pk],
+                sending_organisation_id=document.sending_organisation_id,
+                channel=Channel.CONNECT,
+                destination_ods_code=document.destination_ods_code,
+                idempotency_key=f"docflow-{uuid.uuid4()}",
+                attempts=1,
+            )
+            for document in claimable
+        ]
+    )
+    claimed = []
+    for document, transmission in zip(claimable, transmissions, strict=True):
+        batch.apply(document, "claim_for_sending")
+        transmission.document = document
+        claimed.append((document, transmission, payloads[document.pk]))
+    batch.flush()
+    return claimed, results
 
 
 def _send_over_mesh(document: Document, route, actor: Any) -> SendResult:

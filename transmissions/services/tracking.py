@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import audit_record
 from casework.models import ACTIVE_STATUSES, WorkItem
 from casework.services import work_item_category_for, work_item_sync_for_document
 from docflow.models import (
@@ -29,7 +29,11 @@ from docflow.models import (
     Organisation,
     SendingOrganisation,
 )
-from docflow.services import TransitionRefused, document_transition
+from docflow.services import (
+    DocumentTransitions,
+    TransitionRefused,
+    document_transition,
+)
 from transmissions.connect.adapter import DocumentStatus as ConnectStatus
 from transmissions.connect.errors import (
     ConnectAuthFailed,
@@ -119,13 +123,18 @@ def _tracking_finished(
 @dataclass
 class _Page:
     """What the changes of one feed page share: profile answers, which documents
-    have an active work item (read once, under the documents' locks), and the
-    writes that wait for the end of the page."""
+    have an active work item (read once, under the documents' locks; None: not
+    read, so every document gets the work item rule), and the writes that wait for
+    the end of the page: the documents' transitions and events (one batch), then
+    the work item rule, split parents, transmission rows and surge checks."""
 
     profiles: dict[str, bool] = field(default_factory=dict)
-    with_items: set[int] = field(default_factory=set)
+    with_items: set[int] | None = field(default_factory=set)
     transmissions: dict[int, Transmission] = field(default_factory=dict)
     surges: set[int] = field(default_factory=set)
+    batch: DocumentTransitions = field(default_factory=DocumentTransitions)
+    to_sync: dict[int, tuple[Document, Any]] = field(default_factory=dict)
+    parents: dict[int, Any] = field(default_factory=dict)
 
 
 TRANSMISSION_STATUS_FIELDS = (
@@ -145,9 +154,14 @@ TRANSMISSION_POSTED_FIELDS = (
     "last_error_class",
     "updated_at",
 )
+# What a page may have changed on a transmission: written once, at its end.
+TRANSMISSION_PAGE_FIELDS = tuple(
+    dict.fromkeys(TRANSMISSION_STATUS_FIELDS + TRANSMISSION_POSTED_FIELDS)
+)
 
 
 def _roll_up_parent(parent_id: int, actor: Any) -> None:
+    # After the page's batch is written: it reads the parts as they are now.
     """A split parent follows its parts: received, delivered, accepted once all are."""
     order = [S.RECEIVED, S.DELIVERED, S.ACCEPTED]
     states = list(
@@ -186,10 +200,19 @@ def transmission_apply_status(
     profiles: dict[str, bool] | None = None,
 ) -> Document:
     """Mirror one Connect status onto the transmission and its document (call inside
-    a transaction). Stale or out-of-order reports change nothing."""
-    return _apply_status(
-        transmission, status, actor=actor, profiles={} if profiles is None else profiles
+    a transaction, the transmission locked). Stale or out-of-order reports change
+    nothing."""
+    page = _Page(profiles={} if profiles is None else profiles, with_items=None)
+    document = Document.objects.select_for_update(of=("self",)).get(
+        pk=transmission.document_id
     )
+    document.destination = transmission.document.destination
+    transmission.document = document
+    document = _apply_status(
+        transmission, status, actor=actor, profiles=page.profiles, page=page
+    )
+    _page_finish(page)
+    return document
 
 
 def _apply_status(
@@ -198,10 +221,11 @@ def _apply_status(
     *,
     actor: Any,
     profiles: dict[str, bool],
-    page: _Page | None = None,
+    page: _Page,
 ) -> Document:
-    """One status onto one transmission; within a page, the transmission row, the
-    surge check and work items nobody needs wait for the page's end."""
+    """One status onto one transmission, in memory: the document's transitions,
+    its events, its transmission row, its work item and the surge check are written
+    at the page's end (``_page_finish``)."""
     document = transmission.document
     # Fetched with the transmission; transitions return documents without it.
     destination = document.destination
@@ -209,7 +233,7 @@ def _apply_status(
     now = timezone.now()
     if target is None:
         logger.warning("Unknown Connect status code %s", status.status_code)
-    document = _advance(document, target, status, actor=actor)
+    document = _advance(document, target, status, actor=actor, batch=page.batch)
     changed_code = False
     if target is None or document.status == target:
         changed_code = transmission.status_code != status.status_code
@@ -224,7 +248,7 @@ def _apply_status(
     _work_item_sync(document, actor=actor, page=page)
     if _tracking_finished(document, destination=destination, profiles=profiles):
         if transmission.state != TransmissionState.FINAL:
-            audit_record(
+            page.batch.audit(
                 action="transmission.final",
                 target_type="document",
                 target_id=str(document.public_id),
@@ -243,67 +267,56 @@ def _apply_status(
         transmission.next_poll_at = now + poll_interval(age=age)
     document.destination = destination
     transmission.document = document
-    surge = changed_code and status.status_code in (5000, 7000)
-    if page is None:
-        transmission.save(update_fields=TRANSMISSION_STATUS_FIELDS)
-        if surge:
-            surge_check(sending_organisation=document.sending_organisation)
-    else:
-        page.transmissions[transmission.pk] = transmission
-        if surge:
-            page.surges.add(document.sending_organisation_id)
+    page.transmissions[transmission.pk] = transmission
+    if changed_code and status.status_code in (5000, 7000):
+        page.surges.add(document.sending_organisation_id)
     if document.parent_id:
-        _roll_up_parent(document.parent_id, actor)
+        page.parents.setdefault(document.parent_id, actor)
     return document
 
 
 def _advance(
-    document: Document, target: str | None, status: ConnectStatus, *, actor: Any
+    document: Document,
+    target: str | None,
+    status: ConnectStatus,
+    *,
+    actor: Any,
+    batch: DocumentTransitions,
 ) -> Document:
-    """Take the document along the path to ``target``, one audited transition per
-    step. A refused step means it moved on meanwhile (the feed and a worker's own
-    answer can race): look at it again under its lock, once, and go on from there."""
-    for attempt in (1, 2):
+    """Take the document (locked, as it is now) along the path to ``target``, one
+    audited transition per step. A refused step means a report is stale or out of
+    order: what was taken stands, and the rest of the path is left."""
+    for step in PATHS.get((document.status, target), []) if target else []:
+        reason = str(status.status_code)
+        data = {"guid": status.guid, "status_code": status.status_code}
+        if step == "mark_rejected" and status.rejection is not None:
+            reason = status.rejection.code
+            data["rejection_code"] = status.rejection.code
         try:
-            for step in PATHS.get((document.status, target), []) if target else []:
-                reason = str(status.status_code)
-                data = {"guid": status.guid, "status_code": status.status_code}
-                if step == "mark_rejected" and status.rejection is not None:
-                    reason = status.rejection.code
-                    data["rejection_code"] = status.rejection.code
-                document = document_transition(
-                    document=document,
-                    transition=step,
-                    reason=reason,
-                    data=data,
-                    actor=actor,
-                )
+            batch.apply(document, step, reason=reason, data=data, actor=actor)
         except TransitionRefused:
-            if attempt == 2:
-                logger.info("Status %s not applicable any more", status.status_code)
-                return document
-            document = Document.objects.select_for_update().get(pk=document.pk)
-        else:
-            return document
+            logger.info("Status %s not applicable any more", status.status_code)
+            break
     return document
 
 
-def _work_item_sync(document: Document, *, actor: Any, page: _Page | None) -> None:
-    """The work item rule after a status report. Within a page it is skipped where
-    it would find nothing to do: no active item and none called for."""
-    if page is not None and (
-        document.pk not in page.with_items and work_item_category_for(document) is None
+def _work_item_sync(document: Document, *, actor: Any, page: _Page) -> None:
+    """The work item rule after a status report, at the page's end (once per
+    document, on its last state). Skipped where it would find nothing to do: no
+    active item and none called for."""
+    if (
+        page.with_items is not None
+        and document.pk not in page.with_items
+        and work_item_category_for(document) is None
     ):
+        page.to_sync.pop(document.pk, None)
         return
-    item = work_item_sync_for_document(document=document, actor=actor)
-    if page is not None:
-        if item is None:
-            page.with_items.discard(document.pk)
-        else:
-            page.with_items.add(document.pk)
+    page.to_sync[document.pk] = (document, actor)
 
 
-def _record_posted(transmission: Transmission, status: ConnectStatus) -> None:
+def _record_posted(
+    transmission: Transmission, status: ConnectStatus, page: _Page
+) -> None:
     now = timezone.now()
     transmission.state = TransmissionState.POSTED
     transmission.external_id = status.guid
@@ -313,9 +326,9 @@ def _record_posted(transmission: Transmission, status: ConnectStatus) -> None:
         seconds=settings.DOCFLOW_POLL_FIRST_SECONDS
     )
     transmission.last_error_class = ""
-    transmission.save(update_fields=TRANSMISSION_POSTED_FIELDS)
+    page.transmissions[transmission.pk] = transmission  # written at the page's end
     payload = transmission.payload_version
-    audit_record(
+    page.batch.audit(
         action="transmission.posted",
         target_type="document",
         target_id=str(transmission.document.public_id),
@@ -330,26 +343,43 @@ def _record_posted(transmission: Transmission, status: ConnectStatus) -> None:
     )
 
 
-@transaction.atomic
 def transmission_record_posted(
     *, transmission_id: int, status: ConnectStatus, actor: Any = None
 ) -> Transmission:
     """Connect holds the document: record its GUID once, audit which payload version
     went where, and apply the status Connect reported."""
-    transmission = (
+    [transmission] = transmissions_record_posted(
+        posted=[(transmission_id, status)], actor=actor
+    )
+    return transmission
+
+
+@transaction.atomic
+def transmissions_record_posted(
+    *, posted: Sequence[tuple[int, ConnectStatus]], actor: Any = None
+) -> list[Transmission]:
+    """Connect holds these documents: for each, record its GUID once, audit which
+    payload version went where, and apply the status Connect reported, as one page
+    (one lock of the transmissions, one of the documents, one batch of writes)."""
+    statuses = dict(posted)
+    transmissions = list(
         Transmission.objects.select_for_update(of=("self",))
         .select_related("payload_version")
-        .get(pk=transmission_id)
+        .filter(pk__in=list(statuses))
+        .order_by("pk")
     )
-    # Everything that needs no audit event comes first: the first event holds the
-    # audit chain until commit. The document is read as it is now, under its lock
-    # (the changes feed may have moved it on while we waited for the transmission).
-    page = _Page(with_items=_lock_documents([transmission]))
-    if transmission.state == TransmissionState.PENDING:
-        _record_posted(transmission, status)
-    _apply_status(transmission, status, actor=actor, profiles=page.profiles, page=page)
+    # The documents are read as they are now, under their locks (the changes feed
+    # may have moved them on while we waited for the transmissions).
+    page = _Page(with_items=_lock_documents(transmissions))
+    for transmission in transmissions:
+        status = statuses[transmission.pk]
+        if transmission.state == TransmissionState.PENDING:
+            _record_posted(transmission, status, page)
+        _apply_status(
+            transmission, status, actor=actor, profiles=page.profiles, page=page
+        )
     _page_finish(page)
-    return transmission
+    return transmissions
 
 
 def _latest_per_guid(changes: list[ConnectStatus]) -> list[ConnectStatus]:
@@ -409,7 +439,7 @@ def _apply_changes_page(
         if transmission is None:
             continue
         if transmission.state == TransmissionState.PENDING:
-            _record_posted(transmission, change)
+            _record_posted(transmission, change, page)
             by_guid[change.guid] = transmission
         if transmission.state != TransmissionState.POSTED:
             continue
@@ -451,16 +481,23 @@ def _lock_documents(transmissions) -> set[int]:
 
 
 def _page_finish(page: _Page) -> None:
-    """The page's deferred writes: every transmission row it changed in one
-    statement, then one surge check per organisation that saw a system error."""
+    """The page's deferred writes: its transitions and events in one batch, the
+    work item rule where it has something to do, split parents, every transmission
+    row it changed in one statement, then one surge check per organisation that
+    saw a system error."""
+    page.batch.flush()
+    for document, actor in page.to_sync.values():
+        work_item_sync_for_document(document=document, actor=actor)
+    for parent_id, actor in sorted(page.parents.items()):
+        _roll_up_parent(parent_id, actor)
     changed = list(page.transmissions.values())
     if len(changed) == 1:
-        changed[0].save(update_fields=TRANSMISSION_STATUS_FIELDS)
+        changed[0].save(update_fields=TRANSMISSION_PAGE_FIELDS)
     elif changed:
         now = timezone.now()
         for transmission in changed:
             transmission.updated_at = now
-        Transmission.objects.bulk_update(changed, TRANSMISSION_STATUS_FIELDS)
+        Transmission.objects.bulk_update(changed, TRANSMISSION_PAGE_FIELDS)
     for organisation in SendingOrganisation.objects.filter(pk__in=page.surges):
         surge_check(sending_organisation=organisation)
 
