@@ -43,7 +43,7 @@ from docflow.payload_store import (
     payload_blob_read,
     payload_blob_write,
 )
-from docflow.selectors import document_current_payload
+from docflow.selectors import document_current_payload, documents_current_payloads
 from docflow.services import (
     SUBMISSION_METADATA_FIELDS,
     DocumentTransitions,
@@ -108,6 +108,13 @@ class _Lookups:
 
     organisations: dict[str, Organisation | None] = field(default_factory=dict)
     profiles: dict[str, DestinationProfile | None] = field(default_factory=dict)
+    # Current payload versions read ahead for a batch's documents.
+    payloads: dict[int, PayloadVersion] = field(default_factory=dict)
+
+    def payload(self, document: Document) -> PayloadVersion | None:
+        if document.pk in self.payloads:
+            return self.payloads.pop(document.pk)
+        return document_current_payload(document=document)
 
     def organisation(self, ods_code: str) -> Organisation | None:
         if ods_code not in self.organisations:
@@ -210,10 +217,11 @@ def documents_prepare(
     *, first_id: int | None = None, limit: int, actor: Any = None
 ) -> PreparedBatch:
     """Prepare up to ``limit`` submitted documents in one transaction: ``first_id``
-    (nothing at all if it is not still submitted) and the oldest others. Rows another batch holds are skipped
-    (it has them), so batches never wait for each other; the transitions and their
-    events are written together at the end. A document whose preparation fails
-    unexpectedly is rolled back alone and left submitted (its own task retries it).
+    (nothing at all if it is not still submitted) and the oldest others. Rows
+    another batch holds are skipped (it has them), so batches never wait for each
+    other; the transitions and their events are written together at the end. A
+    document whose preparation fails unexpectedly is rolled back alone and left
+    submitted (its own task retries it).
     """
     submitted = Document.objects.select_for_update(skip_locked=True, of=("self",))
     documents = []
@@ -228,7 +236,10 @@ def documents_prepare(
         .exclude(pk=first_id)
         .order_by("pk")[: limit - len(documents)]
     )
-    batch, lookups = DocumentTransitions(), _Lookups()
+    batch = DocumentTransitions()
+    lookups = _Lookups(
+        payloads=documents_current_payloads(document_ids=[d.pk for d in documents])
+    )
     prepared: list[Prepared] = []
     failed: dict[int, Exception] = {}
     runs: list[_Run] = []
@@ -280,7 +291,7 @@ def part_description(description: str, *, number: int, count: int) -> str:
 
 def _prepare(run: _Run) -> Prepared:
     profile = _resolve_destination(run)
-    version = document_current_payload(document=run.document)
+    version = run.lookups.payload(run.document)
     if version is None:
         raise _Held(HoldReason.PAYLOAD_UNREADABLE, detail="missing")
     run.payload = version
@@ -317,9 +328,7 @@ def _resolve_destination(run: _Run) -> DestinationProfile:
     run.organisation = organisation
     # Recorded even when it cannot be sent to: the person fixing it sees which one.
     if document.destination_id != organisation.pk:
-        document.destination = organisation
-        document._change_reason = "destination resolved"
-        document.save(update_fields=["destination", "updated_at"])
+        run.batch.set_destination(document, organisation)
     if not organisation.is_active:
         raise _Held(
             HoldReason.DEST_INACTIVE,

@@ -416,6 +416,7 @@ class DocumentTransitions:
         self.now = timezone.now()
         self._initial: dict[int, str] = {}
         self._changed: dict[int, Document] = {}
+        self._destinations: dict[int, int | None] = {}
         self._history: list[Document] = []
         self._events: list[EventSpec] = []
 
@@ -493,11 +494,18 @@ class DocumentTransitions:
         """Queue an event to chain with the edges, after those applied so far."""
         self._events.append(EventSpec(action, target_type, str(target_id), data, actor))
 
+    def set_destination(self, document: Document, destination) -> None:
+        """Record the resolved destination with the document's next edge (its
+        history row shows it); written by ``flush``."""
+        document.destination = destination
+        self._destinations[document.pk] = destination.pk if destination else None
+
     def forget(self, document: Document) -> None:
         """Drop what was queued for one document (its work was rolled back)."""
         target = str(document.public_id)
         self._initial.pop(document.pk, None)
         self._changed.pop(document.pk, None)
+        self._destinations.pop(document.pk, None)
         self._history = [h for h in self._history if h.pk != document.pk]
         self._events = [e for e in self._events if e.target_id != target]
 
@@ -505,16 +513,24 @@ class DocumentTransitions:
         """Write every edge applied and event queued since the last flush. Each
         UPDATE is conditional on the state the documents were read in: a row that
         moved meanwhile (a stale read) fails the whole change, nothing half done."""
-        groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        unset = object()
+        groups: dict[tuple, list[int]] = defaultdict(list)
         for document in self._changed.values():
-            key = (self._initial[document.pk], document.status, document.status_reason)
+            key = (
+                self._initial[document.pk],
+                document.status,
+                document.status_reason,
+                self._destinations.pop(document.pk, unset),
+            )
             groups[key].append(document.pk)
-        for (initial, status, reason), pks in groups.items():
+        for (initial, status, reason, destination_id), pks in groups.items():
+            also = {} if destination_id is unset else {"destination_id": destination_id}
             updated = Document.objects.filter(pk__in=pks, status=initial).update(
                 status=status,
                 status_changed_at=self.now,
                 status_reason=reason,
                 updated_at=self.now,
+                **also,
             )
             if updated != len(pks):
                 raise TransitionConflict(
@@ -526,7 +542,13 @@ class DocumentTransitions:
                 self._history, update=True, default_user=_history_user_of_request()
             )
         audit_record_many(self._events)
+        for pk, destination_id in self._destinations.items():
+            # Resolved without an edge to carry it (none so far in this batch).
+            Document.objects.filter(pk=pk).update(
+                destination_id=destination_id, updated_at=self.now
+            )
         self._initial, self._changed, self._history, self._events = {}, {}, [], []
+        self._destinations = {}
 
 
 def document_transition(
