@@ -14,7 +14,7 @@ from tests.transmissions.engine import (
     simulator_stats,
 )
 from transmissions.models import Transmission, TransmissionState
-from transmissions.services.sending import SendOutcome, document_send
+from transmissions.services.sending import SendOutcome, document_send, documents_send
 from transmissions.services.tracking import changes_feed_read
 
 S = DocumentStatus
@@ -27,8 +27,22 @@ def connected(simulator, settings, monkeypatch, sending_organisation):
     return simulator
 
 
-def send_and_track(document, organisation):
-    result = document_send(document_id=document.pk)
+@pytest.fixture(params=["alone", "in a batch"])
+def send(request):
+    """Each behaviour through both ways in: ``document_send`` for one document, and
+    ``documents_send``, which claims, posts and records a batch together."""
+    if request.param == "alone":
+        return lambda document_id: document_send(document_id=document_id)
+
+    def in_a_batch(document_id):
+        [result] = documents_send(document_ids=[document_id])
+        return result
+
+    return in_a_batch
+
+
+def send_and_track(send, document, organisation):
+    result = send(document.pk)
     changes_feed_read(sending_organisation_id=organisation.pk)
     document.refresh_from_db()
     return result, document
@@ -39,11 +53,11 @@ def open_items(document):
 
 
 def test_accept_ends_accepted_with_each_status_change_audited(
-    connected, sending_organisation
+    send, connected, sending_organisation
 ):
     document = ready_document(sending_organisation, "A81001")
 
-    result, document = send_and_track(document, sending_organisation)
+    result, document = send_and_track(send, document, sending_organisation)
 
     assert result.outcome == SendOutcome.POSTED
     assert document.status == S.ACCEPTED
@@ -76,11 +90,11 @@ def test_accept_ends_accepted_with_each_status_change_audited(
 
 
 def test_delivered_is_final_where_the_profile_never_reports_accepted(
-    connected, sending_organisation
+    send, connected, sending_organisation
 ):
     document = ready_document(sending_organisation, "A81003")
 
-    _, document = send_and_track(document, sending_organisation)
+    _, document = send_and_track(send, document, sending_organisation)
 
     assert document.status == S.DELIVERED
     transmission = Transmission.objects.get(document=document)
@@ -89,11 +103,11 @@ def test_delivered_is_final_where_the_profile_never_reports_accepted(
 
 
 def test_rejection_opens_one_rejection_work_item_with_the_code(
-    connected, sending_organisation
+    send, connected, sending_organisation
 ):
     document = ready_document(sending_organisation, "A81005")
 
-    _, document = send_and_track(document, sending_organisation)
+    _, document = send_and_track(send, document, sending_organisation)
 
     assert document.status == S.REJECTED
     assert document.status_reason == "REJ01"
@@ -108,11 +122,11 @@ def test_rejection_opens_one_rejection_work_item_with_the_code(
     [("A81008", 5000, "5000"), ("A81009", 7000, "7000")],
 )
 def test_system_error_and_on_hold_open_a_system_error_work_item(
-    connected, sending_organisation, destination, code, reason
+    send, connected, sending_organisation, destination, code, reason
 ):
     document = ready_document(sending_organisation, destination)
 
-    _, document = send_and_track(document, sending_organisation)
+    _, document = send_and_track(send, document, sending_organisation)
 
     assert document.status == S.SYSTEM_ERROR
     assert Transmission.objects.get(document=document).status_code == code
@@ -124,11 +138,11 @@ def test_system_error_and_on_hold_open_a_system_error_work_item(
     ("destination", "code"), [("A81006", "DC02"), ("A81007", "DC03")]
 )
 def test_live_destination_check_holds_before_posting(
-    connected, sending_organisation, destination, code
+    send, connected, sending_organisation, destination, code
 ):
     document = ready_document(sending_organisation, destination)
 
-    result = document_send(document_id=document.pk)
+    result = send(document.pk)
 
     document.refresh_from_db()
     assert result.outcome == SendOutcome.HELD
@@ -143,7 +157,7 @@ def test_live_destination_check_holds_before_posting(
     ("destination", "code"), [("A81006", "DC02"), ("A81007", "DC03")]
 )
 def test_connect_refusing_the_post_holds_with_its_code(
-    connected, sending_organisation, destination, code
+    send, connected, sending_organisation, destination, code
 ):
     from django.utils import timezone
 
@@ -155,7 +169,7 @@ def test_connect_refusing_the_post_holds_with_its_code(
     )
     document = ready_document(sending_organisation, destination)
 
-    result = document_send(document_id=document.pk)
+    result = send(document.pk)
 
     document.refresh_from_db()
     assert result.outcome == SendOutcome.HELD
@@ -167,7 +181,7 @@ def test_connect_refusing_the_post_holds_with_its_code(
 
 
 def test_size_limit_at_the_destination_holds_with_sim01(
-    connected, sending_organisation
+    send, connected, sending_organisation
 ):
     from tests.samples import pdf_bytes
 
@@ -175,7 +189,7 @@ def test_size_limit_at_the_destination_holds_with_sim01(
         sending_organisation, "A81013", content=pdf_bytes(pad_to=260_000)
     )
 
-    result = document_send(document_id=document.pk)
+    result = send(document.pk)
 
     document.refresh_from_db()
     assert result.outcome == SendOutcome.HELD
@@ -183,11 +197,11 @@ def test_size_limit_at_the_destination_holds_with_sim01(
 
 
 def test_never_acknowledged_stays_delivered_and_keeps_being_polled(
-    connected, sending_organisation
+    send, connected, sending_organisation
 ):
     document = ready_document(sending_organisation, "A81012")
 
-    _, document = send_and_track(document, sending_organisation)
+    _, document = send_and_track(send, document, sending_organisation)
 
     assert document.status == S.DELIVERED
     transmission = Transmission.objects.get(document=document)
@@ -195,11 +209,11 @@ def test_never_acknowledged_stays_delivered_and_keeps_being_polled(
     assert transmission.next_poll_at is not None
 
 
-def test_sending_twice_posts_once(connected, sending_organisation):
+def test_sending_twice_posts_once(send, connected, sending_organisation):
     document = ready_document(sending_organisation, "A81001")
 
-    first = document_send(document_id=document.pk)
-    second = document_send(document_id=document.pk)
+    first = send(document.pk)
+    second = send(document.pk)
 
     assert (first.outcome, second.outcome) == (SendOutcome.POSTED, "not_ready")
     assert simulator_stats(connected)["documents"] == 1

@@ -285,20 +285,7 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
         connect_failure_record(sending_organisation=organisation, error=str(exc))
         return SendResult(SendOutcome.RETRY, document_id, "destination check failed")
     if refusal is not None:
-        route = mesh_route_when_connect_refuses(document=document, refusal=refusal)
-        if route is not None:
-            return _send_over_mesh(document, route, actor)
-        with transaction.atomic():
-            try:
-                _transition(
-                    document,
-                    "hold_before_send",
-                    reason=refusal,
-                    data={"destination": document.destination_ods_code},
-                )
-            except TransitionRefused:
-                return SendResult(SendOutcome.NOT_READY, document_id)
-        return SendResult(SendOutcome.HELD, document_id, refusal)
+        return _refused_destination(document, refusal, actor)
 
     claimed = _claim(document_id)
     if isinstance(claimed, str):
@@ -320,6 +307,25 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     )
     transmission_record_posted(transmission_id=transmission.pk, status=status)
     return SendResult(SendOutcome.POSTED, document_id, status.guid)
+
+
+def _refused_destination(document: Document, refusal: str, actor: Any) -> SendResult:
+    """Connect does not serve the destination (DC02, DC03): over MESH where the
+    organisation's rule allows it, else held with the code."""
+    route = mesh_route_when_connect_refuses(document=document, refusal=refusal)
+    if route is not None:
+        return _send_over_mesh(document, route, actor)
+    with transaction.atomic():
+        try:
+            _transition(
+                document,
+                "hold_before_send",
+                reason=refusal,
+                data={"destination": document.destination_ods_code},
+            )
+        except TransitionRefused:
+            return SendResult(SendOutcome.NOT_READY, document.pk)
+    return SendResult(SendOutcome.HELD, document.pk, refusal)
 
 
 def _after_post_error(
@@ -376,6 +382,7 @@ def documents_send(
     halts: dict[int, list] = {}
     paused: dict[str, bool] = {}
     routes = _RouteLookups()
+    checks = _DestinationChecks()
     results: list[SendResult] = []
     alone: list[int] = []
     together: list[Document] = []
@@ -404,17 +411,20 @@ def documents_send(
                 SendResult(SendOutcome.HALTED, document.pk, DESTINATION_PAUSED)
             )
             continue
-        destination = document.destination
-        fresh = (
-            destination is not None
-            and destination.is_active
-            and destination.last_verified_at is not None
-            and now - destination.last_verified_at < ttl
-        )
-        if document.pk in retrying or not fresh or routes.maybe_mesh(document):
+        if (
+            document.pk in retrying
+            or document.destination is None
+            or routes.maybe_mesh(document)
+        ):
+            alone.append(document.pk)
+            continue
+        verdict = checks.verdict(document, now=now, ttl=ttl)
+        if verdict == _DestinationChecks.PASSES:
+            together.append(document)
+        elif verdict == _DestinationChecks.ALONE:
             alone.append(document.pk)
         else:
-            together.append(document)
+            results.append(_refused_destination(document, verdict, actor))
     for document_id in alone:
         results.append(document_send(document_id=document_id, actor=actor))
     by_organisation: dict[int, list[Document]] = defaultdict(list)
@@ -427,6 +437,38 @@ def documents_send(
         )
         results += _send_together(organisation_documents, circuit_open=circuit_open)
     return results
+
+
+class _DestinationChecks:
+    """The live destination check, once per destination for a batch: a destination
+    checked within the TTL passes as it is; a stale one is looked up once, and its
+    refusal (DC02, DC03) applies to all its documents. An inactive destination in
+    our directory, or a failed look-up, sends its documents alone, where the
+    check is made and acted on as for any single send."""
+
+    PASSES = "passes"
+    ALONE = "alone"
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, str] = {}
+
+    def verdict(self, document: Document, *, now, ttl: timedelta) -> str:
+        destination = document.destination
+        fresh = (
+            destination.last_verified_at is not None
+            and now - destination.last_verified_at < ttl
+        )
+        if fresh:
+            return self.PASSES if destination.is_active else self.ALONE
+        code = document.destination_ods_code
+        if code not in self.verdicts:
+            try:
+                client = connect_client_for(document.sending_organisation)
+                refusal = _destination_refusal(document, client)
+            except ConnectError:
+                refusal = self.ALONE
+            self.verdicts[code] = refusal or self.PASSES
+        return self.verdicts[code]
 
 
 class _RouteLookups:

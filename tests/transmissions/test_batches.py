@@ -1,0 +1,249 @@
+"""The engine in batches, against the real simulator over HTTP: many documents
+prepared, claimed, posted and recorded together end exactly as each would alone."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.selectors import audit_chain_verify
+from casework.models import WorkItem, WorkItemStatus
+from docflow import preparation
+from docflow.models import Document, DocumentStatus, Organisation
+from tests.factories import submit_document
+from tests.transmissions.engine import (
+    connect_to,
+    directory_from_scenario,
+    ready_document,
+    simulator_stats,
+)
+from transmissions.models import Transmission, TransmissionState
+from transmissions.services import sending
+from transmissions.services.pipeline import documents_prepare_and_send
+from transmissions.services.sending import SendOutcome, documents_send
+from transmissions.services.tracking import changes_feed_read
+
+S = DocumentStatus
+
+
+@pytest.fixture
+def connected(simulator, settings, monkeypatch, sending_organisation):
+    connect_to(simulator, settings, monkeypatch)
+    directory_from_scenario()
+    return simulator
+
+
+def verified(*codes: str) -> None:
+    """Our directory checked these destinations a moment ago (within the TTL)."""
+    Organisation.objects.filter(ods_code__in=codes).update(
+        last_verified_at=timezone.now()
+    )
+
+
+def never_alone(monkeypatch) -> None:
+    def refuse(**kwargs):
+        raise AssertionError("a batchable document was sent alone")
+
+    monkeypatch.setattr(sending, "document_send", refuse)
+
+
+def history_reasons(document: Document) -> list[str]:
+    return list(
+        document.history.order_by("history_date", "history_id").values_list(
+            "history_change_reason", flat=True
+        )
+    )
+
+
+def test_a_batch_is_claimed_posted_and_recorded_together_and_ends_accepted(
+    connected, sending_organisation, monkeypatch, django_assert_max_num_queries
+):
+    documents = [ready_document(sending_organisation, "A81001") for _ in range(6)]
+    verified("A81001")
+    never_alone(monkeypatch)
+
+    # Claim, post and record for six documents: the statements do not grow with
+    # them (alone it was about 30 each).
+    with django_assert_max_num_queries(30):
+        results = documents_send(document_ids=[d.pk for d in documents])
+    changes_feed_read(sending_organisation_id=sending_organisation.pk)
+
+    assert [r.outcome for r in results] == [SendOutcome.POSTED] * 6
+    for document in documents:
+        document.refresh_from_db()
+        assert document.status == S.ACCEPTED
+        transmission = Transmission.objects.get(document=document)
+        assert transmission.state == TransmissionState.FINAL
+        assert transmission.external_id
+        assert transmission.attempts == 1
+        actions = list(
+            AuditEvent.objects.filter(target_id=str(document.public_id))
+            .order_by("sequence")
+            .values_list("action", flat=True)
+        )
+        assert actions[-6:] == [
+            "document.claim_for_sending",
+            "transmission.posted",
+            "document.mark_received",
+            "document.mark_delivered",
+            "document.mark_accepted",
+            "transmission.final",
+        ]
+        # One history row per edge, each with its reason, as a save would make it.
+        assert history_reasons(document)[-4:] == [
+            "claim_for_sending",
+            "4002",
+            "4003",
+            "4010",
+        ]
+    assert len({t.external_id for t in Transmission.objects.all()}) == 6
+    assert simulator_stats(connected)["documents"] == 6
+    assert audit_chain_verify().ok
+
+
+def test_a_mixed_batch_ends_each_document_as_it_would_alone(
+    connected, sending_organisation
+):
+    accept = ready_document(sending_organisation, "A81001")
+    reject = ready_document(sending_organisation, "A81005")
+    inactive = ready_document(sending_organisation, "A81006")  # DC02 at Connect
+    system_error = ready_document(sending_organisation, "A81008")
+    verified("A81001", "A81005", "A81008")  # A81006 is stale: checked live
+
+    results = documents_send(
+        document_ids=[accept.pk, reject.pk, inactive.pk, system_error.pk]
+    )
+    changes_feed_read(sending_organisation_id=sending_organisation.pk)
+
+    outcomes = {r.document_id: r.outcome for r in results}
+    assert outcomes[inactive.pk] == SendOutcome.HELD
+    assert outcomes[accept.pk] == SendOutcome.POSTED
+    for document in (accept, reject, inactive, system_error):
+        document.refresh_from_db()
+    assert accept.status == S.ACCEPTED
+    assert (reject.status, reject.status_reason) == (S.REJECTED, "REJ01")
+    assert (inactive.status, inactive.status_reason) == (S.HELD, "DC02")
+    assert system_error.status == S.SYSTEM_ERROR
+    open_items = dict(
+        WorkItem.objects.filter(status=WorkItemStatus.OPEN).values_list(
+            "document_id", "category"
+        )
+    )
+    assert open_items == {
+        reject.pk: "rejection",
+        inactive.pk: "preflight",
+        system_error.pk: "system_error",
+    }
+    assert simulator_stats(connected)["documents"] == 3
+
+
+def test_a_stale_destination_is_checked_once_for_the_whole_batch(
+    connected, sending_organisation, monkeypatch
+):
+    documents = [ready_document(sending_organisation, "A81001") for _ in range(4)]
+    never_alone(monkeypatch)
+    before = simulator_stats(connected)
+
+    results = documents_send(document_ids=[d.pk for d in documents])
+
+    assert [r.outcome for r in results] == [SendOutcome.POSTED] * 4
+    after = simulator_stats(connected)
+    assert after["documents"] == before["documents"] + 4
+    assert Organisation.objects.get(ods_code="A81001").last_verified_at is not None
+
+
+def test_documents_already_claimed_are_not_posted_again(
+    connected, sending_organisation
+):
+    documents = [ready_document(sending_organisation, "A81001") for _ in range(3)]
+    verified("A81001")
+    ids = [d.pk for d in documents]
+
+    first = documents_send(document_ids=ids)
+    second = documents_send(document_ids=ids)
+
+    assert [r.outcome for r in first] == [SendOutcome.POSTED] * 3
+    assert [r.outcome for r in second] == [SendOutcome.NOT_READY] * 3
+    assert simulator_stats(connected)["documents"] == 3
+    assert Transmission.objects.count() == 3
+
+
+def test_one_task_prepares_and_sends_every_waiting_document(
+    connected, sending_organisation
+):
+    verified("A81001")
+    documents = [
+        submit_document(
+            sending_organisation=sending_organisation, destination_ods_code="A81001"
+        )
+        for _ in range(5)
+    ]
+
+    done = documents_prepare_and_send(document_id=documents[2].pk)
+    again = documents_prepare_and_send(document_id=documents[0].pk)
+
+    assert done.prepared == 5
+    assert [r.outcome for r in done.sent] == [SendOutcome.POSTED] * 5
+    # Its document was taken by the first batch: the second task does nothing.
+    assert again.prepared == 0 and again.sent == []
+    assert set(Document.objects.values_list("status", flat=True)) == {S.RECEIVED}
+    assert simulator_stats(connected)["documents"] == 5
+
+
+def test_a_batch_takes_no_more_than_its_limit(connected, sending_organisation):
+    verified("A81001")
+    documents = [
+        submit_document(
+            sending_organisation=sending_organisation, destination_ods_code="A81001"
+        )
+        for _ in range(4)
+    ]
+
+    done = documents_prepare_and_send(document_id=documents[3].pk, limit=2)
+
+    assert done.prepared == 2
+    statuses = dict(Document.objects.values_list("pk", "status"))
+    # Its own document first, then the oldest waiting.
+    assert statuses[documents[3].pk] == S.RECEIVED
+    assert statuses[documents[0].pk] == S.RECEIVED
+    assert statuses[documents[1].pk] == statuses[documents[2].pk] == S.SUBMITTED
+
+
+def test_a_document_whose_preparation_breaks_stays_submitted_alone(
+    connected, sending_organisation, monkeypatch
+):
+    verified("A81001")
+    documents = [
+        submit_document(
+            sending_organisation=sending_organisation, destination_ods_code="A81001"
+        )
+        for _ in range(3)
+    ]
+    broken = documents[1]
+    real_prepare = preparation._prepare
+
+    def prepare(run):
+        if run.document.pk == broken.pk:
+            raise RuntimeError("converter crashed")
+        return real_prepare(run)
+
+    monkeypatch.setattr(preparation, "_prepare", prepare)
+
+    done = documents_prepare_and_send(document_id=documents[0].pk)
+
+    assert done.prepared == 2
+    assert set(done.failed) == {broken.pk}
+    broken.refresh_from_db()
+    assert broken.status == S.SUBMITTED
+    assert not AuditEvent.objects.filter(
+        target_id=str(broken.public_id), action__startswith="document.mark"
+    ).exists()
+    for document in (documents[0], documents[2]):
+        document.refresh_from_db()
+        assert document.status == S.RECEIVED
+
+    # The broken document's own task fails (to be retried), after the others went.
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        documents_prepare_and_send(document_id=broken.pk)
+    assert simulator_stats(connected)["documents"] == 2
