@@ -381,6 +381,9 @@ DOCFLOW_DISPATCH_GRACE_SECONDS = env_int("DOCFLOW_DISPATCH_GRACE_SECONDS", 60)
 # A prepare task takes its own document and up to this many in all that are
 # waiting, prepares them in one transaction and sends them together.
 DOCFLOW_PREPARE_BATCH = env_int("DOCFLOW_PREPARE_BATCH", 25)
+# ... after lingering this long when fewer than a batch are waiting, so that
+# documents arriving together are prepared and sent together.
+DOCFLOW_PREPARE_LINGER_SECONDS = env_int("DOCFLOW_PREPARE_LINGER_MS", 50) / 1000.0
 DOCFLOW_CIRCUIT_FAILURE_THRESHOLD = env_int("DOCFLOW_CIRCUIT_FAILURE_THRESHOLD", 5)
 DOCFLOW_CIRCUIT_COOLDOWN_SECONDS = env_int("DOCFLOW_CIRCUIT_COOLDOWN_SECONDS", 60)
 DOCFLOW_SURGE_THRESHOLD = env_int("DOCFLOW_SURGE_THRESHOLD", 10)

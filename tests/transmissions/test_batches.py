@@ -247,3 +247,29 @@ def test_a_document_whose_preparation_breaks_stays_submitted_alone(
     with pytest.raises(RuntimeError, match="converter crashed"):
         documents_prepare_and_send(document_id=broken.pk)
     assert simulator_stats(connected)["documents"] == 2
+
+
+def test_a_task_lingers_for_company_only_when_fewer_than_a_batch_wait(
+    connected, sending_organisation, settings, monkeypatch
+):
+    from transmissions.services import pipeline
+
+    verified("A81001")
+    settings.DOCFLOW_PREPARE_LINGER_SECONDS = 0.05
+    slept: list[float] = []
+    monkeypatch.setattr(pipeline.time, "sleep", slept.append)
+    documents = [
+        submit_document(
+            sending_organisation=sending_organisation, destination_ods_code="A81001"
+        )
+        for _ in range(3)
+    ]
+
+    full = documents_prepare_and_send(document_id=documents[0].pk, limit=2)
+    assert slept == []  # a whole batch was waiting: no reason to wait
+    short = documents_prepare_and_send(document_id=documents[2].pk, limit=2)
+    assert slept == [0.05]  # one left: it waited a moment for company
+    taken = documents_prepare_and_send(document_id=documents[1].pk, limit=2)
+    assert slept == [0.05]  # its document was taken: it returns at once
+
+    assert (full.prepared, short.prepared, taken.prepared) == (2, 1, 0)
