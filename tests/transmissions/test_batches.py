@@ -3,8 +3,11 @@ prepared, claimed, posted and recorded together end exactly as each would alone.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
+from django_q.models import OrmQ
 
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify
@@ -180,8 +183,20 @@ def test_one_task_prepares_and_sends_every_waiting_document(
         for _ in range(5)
     ]
 
+    # A worker has already taken document 4's task off the queue: it stays.
+    taken = OrmQ.objects.get(pk=documents[4].preparation_task)
+    taken.lock = timezone.now() + timedelta(minutes=5)
+    taken.save()
+
     done = documents_prepare_and_send(document_id=documents[2].pk)
-    again = documents_prepare_and_send(document_id=documents[0].pk)
+
+    # The tasks queued for the others would find them taken: withdrawn, but for
+    # the task being run and the one a worker holds.
+    assert set(OrmQ.objects.values_list("pk", flat=True)) == {
+        documents[2].preparation_task,
+        documents[4].preparation_task,
+    }
+    again = documents_prepare_and_send(document_id=documents[4].pk)
 
     assert done.prepared == 5
     assert [r.outcome for r in done.sent] == [SendOutcome.POSTED] * 5

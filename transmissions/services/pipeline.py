@@ -17,7 +17,13 @@ from casework.services import work_item_sync_for_document
 from docflow.models import Document, DocumentStatus
 from docflow.preparation import Prepared, document_prepare, documents_prepare
 from transmissions.models import OutboundHalt, Transmission, TransmissionState
-from transmissions.queue import PREPARE, SEND, SETTLE, enqueue_on_commit
+from transmissions.queue import (
+    PREPARE,
+    SEND,
+    SETTLE,
+    enqueue_on_commit,
+    preparation_tasks_withdraw,
+)
 from transmissions.services.sending import SendResult, documents_send
 
 S = DocumentStatus
@@ -79,6 +85,9 @@ def documents_prepare_and_send(
         time.sleep(linger)
     with transaction.atomic():
         batch = documents_prepare(first_id=document_id, limit=limit, actor=actor)
+        preparation_tasks_withdraw(
+            p.document for p in batch.prepared if p.document.pk != document_id
+        )
         together: list[int] = []
         for prepared in batch.prepared:
             if prepared.document.status != S.READY:
