@@ -145,6 +145,8 @@ class _Run:
     payload: PayloadVersion | None = None
     created: list[PayloadVersion] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
+    # The submitted version's page count, learnt here, written with the batch.
+    page_count: tuple[int, int] | None = None
 
     def write(self, content: bytes) -> StoredBlob:
         blob = payload_blob_write(content)
@@ -261,6 +263,14 @@ def documents_prepare(
 
 def _flush(batch: DocumentTransitions, runs: list[_Run]) -> None:
     try:
+        counts: dict[int, list[int]] = {}
+        for run in runs:
+            if run.page_count:
+                counts.setdefault(run.page_count[1], []).append(run.page_count[0])
+        for page_count, version_ids in counts.items():
+            PayloadVersion.objects.filter(pk__in=version_ids).update(
+                page_count=page_count
+            )
         batch.flush()
     except BaseException:
         # Everything rolls back: the blobs must not outlive the rows that named them.
@@ -308,7 +318,7 @@ def _prepare(run: _Run) -> Prepared:
         info = _inspected(pdf)
         if version.page_count != info.page_count:
             version.page_count = info.page_count
-            version.save(update_fields=["page_count"])
+            run.page_count = (version.pk, info.page_count)
     else:
         pdf, reason = _converted(content, media_type, profile), "converted to PDF"
         info = _inspected(pdf)

@@ -393,6 +393,9 @@ def _document_create(
         extension=extension,
         blob=blob,
     )
+    # Queued before the event: the event takes the audit chain's lock until commit,
+    # so the less that follows it, the less every other writer waits.
+    _enqueue_preparation(document)
     event = audit_record(
         action="document.submitted",
         target_type="document",
@@ -408,7 +411,6 @@ def _document_create(
         },
         actor=actor,
     )
-    _enqueue_preparation(document)
     return document, version, event
 
 
