@@ -245,14 +245,10 @@ class Document(FSMModelMixin, models.Model):
         related_name="replaced_by",
     )
 
-    # The queue row (ORM broker) of the task that will prepare it: a batch that
-    # prepares the document first withdraws that task instead of running it idle.
-    preparation_task = models.BigIntegerField(null=True, blank=True, editable=False)
-
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords(excluded_fields=["updated_at", "preparation_task"])
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["-created_at", "-id"]

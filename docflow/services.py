@@ -16,7 +16,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed
-from django_q.brokers import get_broker
 from django_q.tasks import async_task
 from simple_history.models import HistoricalRecords
 
@@ -318,27 +317,9 @@ def _enqueue_preparation(document: Document) -> None:
     if not task:
         return
     if settings.Q_CLUSTER.get("orm") == transaction.get_connection().alias:
-        # The row's id is kept, so a batch that prepares this document with others
-        # can withdraw the task before a worker takes it.
-        broker = _RowRecordingBroker(get_broker())
-        async_task(task, document.pk, broker=broker)
-        document.preparation_task = broker.row_id
-        Document.objects.filter(pk=document.pk).update(preparation_task=broker.row_id)
+        async_task(task, document.pk)
     else:
         transaction.on_commit(lambda: async_task(task, document.pk))
-
-
-class _RowRecordingBroker:
-    """The ORM broker, remembering the id of the queue row it wrote."""
-
-    def __init__(self, broker) -> None:
-        self.broker = broker
-        self.list_key = broker.list_key
-        self.row_id: int | None = None
-
-    def enqueue(self, package: str) -> int:
-        self.row_id = self.broker.enqueue(package)
-        return self.row_id
 
 
 def payload_version_record(

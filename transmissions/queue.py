@@ -19,13 +19,24 @@ def enqueue_on_commit(task: str, *args) -> None:
     transaction.on_commit(lambda: async_task(task, *args))
 
 
-def preparation_tasks_withdraw(documents) -> int:
+def preparation_tasks_withdraw(document_ids, *, scan: int = 1000) -> int:
     """Delete the queued preparation tasks of documents a batch has just prepared
     (call in that batch's transaction): they would only find their documents
-    taken. Rows a worker has already taken (locked until later) are left to run,
-    harmlessly. Only the ORM broker's rows are known; returns how many went."""
-    rows = [d.preparation_task for d in documents if d.preparation_task]
-    if not rows or not settings.Q_CLUSTER.get("orm"):
+    taken. The oldest ``scan`` rows no worker has taken are read (a batch takes the
+    oldest documents, so their tasks are among them); rows a worker holds are left
+    to run, harmlessly. Only the ORM broker's queue can be read; returns how many
+    went."""
+    wanted = set(document_ids)
+    if not wanted or not settings.Q_CLUSTER.get("orm"):
         return 0
-    deleted, _ = OrmQ.objects.filter(pk__in=rows, lock__lt=timezone.now()).delete()
+    now = timezone.now()
+    rows = []
+    for row in OrmQ.objects.filter(lock__lt=now).order_by("pk")[:scan]:
+        task = row.task  # decoded and verified as the pusher does; junk decodes to {}
+        args = task.get("args") or ()
+        if task.get("func") == PREPARE and len(args) == 1 and args[0] in wanted:
+            rows.append(row.pk)
+    if not rows:
+        return 0
+    deleted, _ = OrmQ.objects.filter(pk__in=rows, lock__lt=now).delete()
     return deleted

@@ -183,19 +183,26 @@ def test_one_task_prepares_and_sends_every_waiting_document(
         for _ in range(5)
     ]
 
+    def queued() -> dict[int, int]:
+        """Queued preparation tasks: document id -> queue row id."""
+        return {
+            row.task["args"][0]: row.pk
+            for row in OrmQ.objects.all()
+            if row.task["func"] == "transmissions.tasks.prepare_document"
+        }
+
+    rows = queued()
+    assert set(rows) == {d.pk for d in documents}
     # A worker has already taken document 4's task off the queue: it stays.
-    taken = OrmQ.objects.get(pk=documents[4].preparation_task)
-    taken.lock = timezone.now() + timedelta(minutes=5)
-    taken.save()
+    OrmQ.objects.filter(pk=rows[documents[4].pk]).update(
+        lock=timezone.now() + timedelta(minutes=5)
+    )
 
     done = documents_prepare_and_send(document_id=documents[2].pk)
 
     # The tasks queued for the others would find them taken: withdrawn, but for
     # the task being run and the one a worker holds.
-    assert set(OrmQ.objects.values_list("pk", flat=True)) == {
-        documents[2].preparation_task,
-        documents[4].preparation_task,
-    }
+    assert set(queued()) == {documents[2].pk, documents[4].pk}
     again = documents_prepare_and_send(document_id=documents[4].pk)
 
     assert done.prepared == 5

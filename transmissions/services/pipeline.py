@@ -86,7 +86,7 @@ def documents_prepare_and_send(
     with transaction.atomic():
         batch = documents_prepare(first_id=document_id, limit=limit, actor=actor)
         preparation_tasks_withdraw(
-            p.document for p in batch.prepared if p.document.pk != document_id
+            p.document.pk for p in batch.prepared if p.document.pk != document_id
         )
         together: list[int] = []
         for prepared in batch.prepared:
