@@ -325,6 +325,9 @@ Q_CLUSTER = {
     "label": "Task queue",
     # Tasks taken from the queue per poll: one round of queries for several tasks.
     "bulk": env_int("Q_BULK", 10),
+    # Tasks taken ahead of the workers: few, so that a batch can still withdraw the
+    # queued tasks of the documents it took (a task already taken runs, idle).
+    "queue_limit": env_int("Q_QUEUE_LIMIT", env_int("Q_WORKERS", 4)),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
