@@ -84,9 +84,13 @@ def documents_prepare_and_send(
     if linger > 0 and waiting[:limit].count() < limit:
         time.sleep(linger)
     with transaction.atomic():
-        batch = documents_prepare(first_id=document_id, limit=limit, actor=actor)
-        preparation_tasks_withdraw(
-            p.document.pk for p in batch.prepared if p.document.pk != document_id
+        batch = documents_prepare(
+            first_id=document_id,
+            limit=limit,
+            actor=actor,
+            before_writing=lambda documents: preparation_tasks_withdraw(
+                d.pk for d in documents if d.pk != document_id
+            ),
         )
         together: list[int] = []
         for prepared in batch.prepared:

@@ -449,9 +449,9 @@ def _apply_changes_page(
             transmission, change, actor=None, profiles=page.profiles, page=page
         )
         applied += 1
-    _page_finish(page)
     position.cursor = cursor
     position.save(update_fields=["cursor", "updated_at"])
+    _page_finish(page)
     return applied
 
 
@@ -483,16 +483,17 @@ def _lock_documents(transmissions) -> set[int]:
 
 
 def _page_finish(page: _Page) -> None:
-    """The page's deferred writes: its transitions and events in one batch, the
-    work item rule where it has something to do, split parents, every transmission
-    row it changed in one statement, then one surge check per organisation that
-    saw a system error."""
+    """The page's deferred writes: every transmission row it changed (in one or two
+    statements), its transitions and events in one batch (the events last but for
+    what follows, since they hold the audit chain until commit), the work item
+    rule where it has something to do, split parents, then one surge check per
+    organisation that saw a system error."""
+    _transmissions_write(list(page.transmissions.values()))
     page.batch.flush()
     for document, actor in page.to_sync.values():
         work_item_sync_for_document(document=document, actor=actor)
     for parent_id, actor in sorted(page.parents.items()):
         _roll_up_parent(parent_id, actor)
-    _transmissions_write(list(page.transmissions.values()))
     for organisation in SendingOrganisation.objects.filter(pk__in=page.surges):
         surge_check(sending_organisation=organisation)
 
