@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.actors import actor_for
-from audit.chain import GENESIS_HASH, event_hash
+from audit.chain import GENESIS_HASH, EventHasher
 from audit.models import AccessLog, AuditChainHead, AuditEvent
 from audit.selectors import (
     CHECKPOINT_ACTION,
@@ -66,47 +66,48 @@ def audit_record_many(specs: Sequence[EventSpec]) -> list[AuditEvent]:
     holds the chain for three statements, not three per event."""
     if not specs:
         return []
-    head = _chain_head_for_update()
-    sequence, prev_hash = head.sequence, head.last_hash
-    occurred_at = timezone.now()
+    # Everything that does not depend on the chain is made before its lock is
+    # taken: the lock is held until commit, and every writer waits for it.
     actors: dict[int, Any] = {}
-    events = []
+    events: list[AuditEvent] = []
+    hashers: list[EventHasher] = []
     for spec in specs:
         key = id(spec.actor)
         if key not in actors:
             actors[key] = actor_for(spec.actor)
         who = actors[key]
-        sequence += 1
-        payload = spec.data or {}
-        target_id = str(spec.target_id)
-        digest = event_hash(
-            sequence=sequence,
-            occurred_at=occurred_at,
+        event = AuditEvent(
             actor_kind=who.kind,
             actor_id=who.identifier,
             actor_label=who.label,
             action=spec.action,
             target_type=spec.target_type,
-            target_id=target_id,
-            data=payload,
-            prev_hash=prev_hash,
+            target_id=str(spec.target_id),
+            data=spec.data or {},
         )
-        events.append(
-            AuditEvent(
-                sequence=sequence,
-                occurred_at=occurred_at,
-                actor_kind=who.kind,
-                actor_id=who.identifier,
-                actor_label=who.label,
-                action=spec.action,
-                target_type=spec.target_type,
-                target_id=target_id,
-                data=payload,
-                prev_hash=prev_hash,
-                hash=digest,
+        events.append(event)
+        hashers.append(
+            EventHasher.for_event(
+                action=event.action,
+                actor_id=event.actor_id,
+                actor_kind=event.actor_kind,
+                actor_label=event.actor_label,
+                data=event.data,
+                target_id=event.target_id,
+                target_type=event.target_type,
             )
         )
-        prev_hash = digest
+    head = _chain_head_for_update()
+    sequence, prev_hash = head.sequence, head.last_hash
+    occurred_at = timezone.now()
+    for event, hasher in zip(events, hashers, strict=True):
+        sequence += 1
+        event.sequence = sequence
+        event.occurred_at = occurred_at
+        event.prev_hash = prev_hash
+        event.hash = prev_hash = hasher.hash(
+            occurred_at=occurred_at, prev_hash=prev_hash, sequence=sequence
+        )
     events = AuditEvent.objects.bulk_create(events)
     head.sequence = sequence
     head.last_hash = prev_hash
