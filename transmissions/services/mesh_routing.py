@@ -58,14 +58,8 @@ def mesh_route_for(*, document: Document) -> MeshRoute | None:
         )
     mailbox = mesh_mailbox_for(sending_organisation_id=document.sending_organisation_id)
     destination = document.destination
-    profile = (
-        DestinationProfile.objects.filter(endpoint_type=destination.endpoint_type)
-        .only("channel")
-        .first()
-        if destination is not None and destination.endpoint_type
-        else None
-    )
-    if profile is not None and profile.channel == Channel.MESH:
+    endpoint_type = destination.endpoint_type if destination is not None else ""
+    if _profile_channel(endpoint_type) == Channel.MESH:
         return MeshRoute(reason=RouteReason.PROFILE, mailbox=mailbox)
     if mailbox is not None and mailbox.route_oversize_above_bytes:
         payload = document_current_payload(document=document)
@@ -75,6 +69,42 @@ def mesh_route_for(*, document: Document) -> MeshRoute | None:
         ):
             return MeshRoute(reason=RouteReason.OVERSIZE, mailbox=mailbox)
     return None
+
+
+def _profile_channel(endpoint_type: str) -> str | None:
+    """The channel the destination profile for ``endpoint_type`` names, if any."""
+    if not endpoint_type:
+        return None
+    return (
+        DestinationProfile.objects.filter(endpoint_type=endpoint_type)
+        .values_list("channel", flat=True)
+        .first()
+    )
+
+
+class MeshRouteHints:
+    """For a batch: whether a document (with no pending transmission) might go over
+    MESH by ``mesh_route_for``'s rules, the profile's channel or a mailbox that
+    routes by size, each read once per endpoint type and organisation. A yes sends
+    it alone, where ``mesh_route_for`` decides."""
+
+    def __init__(self) -> None:
+        self.mailboxes: dict[int, MeshMailbox | None] = {}
+        self.channels: dict[str, str | None] = {}
+
+    def may_go_over_mesh(self, document: Document) -> bool:
+        organisation_id = document.sending_organisation_id
+        if organisation_id not in self.mailboxes:
+            self.mailboxes[organisation_id] = mesh_mailbox_for(
+                sending_organisation_id=organisation_id
+            )
+        mailbox = self.mailboxes[organisation_id]
+        if mailbox is not None and mailbox.route_oversize_above_bytes:
+            return True
+        endpoint_type = document.destination.endpoint_type
+        if endpoint_type not in self.channels:
+            self.channels[endpoint_type] = _profile_channel(endpoint_type)
+        return self.channels[endpoint_type] == Channel.MESH
 
 
 def mesh_route_when_connect_refuses(

@@ -25,7 +25,6 @@ from casework.services import work_item_sync_for_document
 from docflow.directory import organisation_record_lookup
 from docflow.models import (
     Channel,
-    DestinationProfile,
     Document,
     DocumentStatus,
     PayloadVersion,
@@ -57,7 +56,7 @@ from transmissions.services.controls import (
     outbound_halts_open,
 )
 from transmissions.services.mesh_routing import (
-    mesh_mailbox_for,
+    MeshRouteHints,
     mesh_route_for,
     mesh_route_when_connect_refuses,
 )
@@ -257,19 +256,11 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     document = Document.objects.select_related(
         "sending_organisation", "destination"
     ).get(pk=document_id)
-    if document.status != DocumentStatus.READY or is_split_parent(document):
-        return SendResult(SendOutcome.NOT_READY, document_id)
-    now = timezone.now()
     organisation = document.sending_organisation
     halts = outbound_halts_open(sending_organisation_id=organisation.pk)
-    halt = outbound_blocking_halt(
-        sending_organisation_id=organisation.pk, now=now, halts=halts
-    )
-    if halt is not None:
-        return SendResult(SendOutcome.HALTED, document_id, halt.kind)
-    if destination_paused(document.destination_ods_code):
-        # Waits in ready, as under a halt, until the pause is lifted.
-        return SendResult(SendOutcome.HALTED, document_id, DESTINATION_PAUSED)
+    stopped = _not_now(document, halts=halts, paused={})
+    if stopped is not None:
+        return stopped
 
     # Routing: MESH where the profile or the organisation's rule says so.
     route = mesh_route_for(document=document)
@@ -307,6 +298,28 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     )
     transmission_record_posted(transmission_id=transmission.pk, status=status)
     return SendResult(SendOutcome.POSTED, document_id, status.guid)
+
+
+def _not_now(
+    document: Document, *, halts: list, paused: dict[str, bool]
+) -> SendResult | None:
+    """Why this document is not sent now, or None: not ready (or a split parent,
+    whose parts are sent), a halt on its organisation (``halts``: its open halts),
+    or a pause on its destination (answers kept in ``paused``). A halted or
+    paused document waits in ready until it is lifted."""
+    if document.status != DocumentStatus.READY or is_split_parent(document):
+        return SendResult(SendOutcome.NOT_READY, document.pk)
+    halt = outbound_blocking_halt(
+        sending_organisation_id=document.sending_organisation_id, halts=halts
+    )
+    if halt is not None:
+        return SendResult(SendOutcome.HALTED, document.pk, halt.kind)
+    code = document.destination_ods_code
+    if code not in paused:
+        paused[code] = destination_paused(code)
+    if paused[code]:
+        return SendResult(SendOutcome.HALTED, document.pk, DESTINATION_PAUSED)
+    return None
 
 
 def _refused_destination(document: Document, refusal: str, actor: Any) -> SendResult:
@@ -377,48 +390,31 @@ def documents_send(
             document_id__in=[d.pk for d in documents], state=TransmissionState.PENDING
         ).values_list("document_id", flat=True)
     )
-    now = timezone.now()
-    ttl = timedelta(seconds=settings.DOCFLOW_DESTINATION_TTL_SECONDS)
     halts: dict[int, list] = {}
     paused: dict[str, bool] = {}
-    routes = _RouteLookups()
+    routes = MeshRouteHints()
     checks = _DestinationChecks()
     results: list[SendResult] = []
     alone: list[int] = []
     together: list[Document] = []
     for document in documents:
         organisation_id = document.sending_organisation_id
-        if document.status != DocumentStatus.READY or is_split_parent(document):
-            results.append(SendResult(SendOutcome.NOT_READY, document.pk))
-            continue
         if organisation_id not in halts:
             halts[organisation_id] = outbound_halts_open(
                 sending_organisation_id=organisation_id
             )
-        halt = outbound_blocking_halt(
-            sending_organisation_id=organisation_id,
-            now=now,
-            halts=halts[organisation_id],
-        )
-        if halt is not None:
-            results.append(SendResult(SendOutcome.HALTED, document.pk, halt.kind))
-            continue
-        code = document.destination_ods_code
-        if code not in paused:
-            paused[code] = destination_paused(code)
-        if paused[code]:
-            results.append(
-                SendResult(SendOutcome.HALTED, document.pk, DESTINATION_PAUSED)
-            )
+        stopped = _not_now(document, halts=halts[organisation_id], paused=paused)
+        if stopped is not None:
+            results.append(stopped)
             continue
         if (
             document.pk in retrying
             or document.destination is None
-            or routes.maybe_mesh(document)
+            or routes.may_go_over_mesh(document)
         ):
             alone.append(document.pk)
             continue
-        verdict = checks.verdict(document, now=now, ttl=ttl)
+        verdict = checks.verdict(document)
         if verdict == _DestinationChecks.PASSES:
             together.append(document)
         elif verdict == _DestinationChecks.ALONE:
@@ -440,11 +436,10 @@ def documents_send(
 
 
 class _DestinationChecks:
-    """The live destination check, once per destination for a batch: a destination
-    checked within the TTL passes as it is; a stale one is looked up once, and its
-    refusal (DC02, DC03) applies to all its documents. An inactive destination in
-    our directory, or a failed look-up, sends its documents alone, where the
-    check is made and acted on as for any single send."""
+    """``_destination_refusal`` once per destination for a batch (a live look-up
+    only where ours is older than the TTL): its refusal (DC02, DC03) applies to
+    all the destination's documents; a failed look-up sends them alone, where the
+    check is made again and acted on as for any single send."""
 
     PASSES = "passes"
     ALONE = "alone"
@@ -452,14 +447,7 @@ class _DestinationChecks:
     def __init__(self) -> None:
         self.verdicts: dict[str, str] = {}
 
-    def verdict(self, document: Document, *, now, ttl: timedelta) -> str:
-        destination = document.destination
-        fresh = (
-            destination.last_verified_at is not None
-            and now - destination.last_verified_at < ttl
-        )
-        if fresh:
-            return self.PASSES if destination.is_active else self.ALONE
+    def verdict(self, document: Document) -> str:
         code = document.destination_ods_code
         if code not in self.verdicts:
             try:
@@ -469,33 +457,6 @@ class _DestinationChecks:
                 refusal = self.ALONE
             self.verdicts[code] = refusal or self.PASSES
         return self.verdicts[code]
-
-
-class _RouteLookups:
-    """Whether a document might go over MESH (its profile's channel, or a MESH
-    mailbox that routes by size), read once per organisation and endpoint type."""
-
-    def __init__(self) -> None:
-        self.mailboxes: dict[int, Any] = {}
-        self.channels: dict[str, str | None] = {}
-
-    def maybe_mesh(self, document: Document) -> bool:
-        organisation_id = document.sending_organisation_id
-        if organisation_id not in self.mailboxes:
-            self.mailboxes[organisation_id] = mesh_mailbox_for(
-                sending_organisation_id=organisation_id
-            )
-        mailbox = self.mailboxes[organisation_id]
-        if mailbox is not None and mailbox.route_oversize_above_bytes:
-            return True
-        endpoint_type = document.destination.endpoint_type
-        if endpoint_type not in self.channels:
-            self.channels[endpoint_type] = (
-                DestinationProfile.objects.filter(endpoint_type=endpoint_type)
-                .values_list("channel", flat=True)
-                .first()
-            )
-        return self.channels[endpoint_type] == Channel.MESH
 
 
 def _send_together(
