@@ -236,6 +236,7 @@ def document_correction_submit(
         except MediaRefused as refused:
             raise CorrectionRefused(refused.code, refused.message) from None
         media_type, extension = sniffed.media_type, sniffed.extension
+        page_count = sniffed.page_count
     else:
         kept = document_current_payload(document=document)
         if kept is None:
@@ -249,6 +250,7 @@ def document_correction_submit(
                 "unreadable", "The stored content cannot be read; upload it again."
             ) from None
         media_type, extension = kept.media_type, kept.file_extension
+        page_count = kept.page_count
     blob = payload_blob_write(content)
     try:
         return _correction_create(
@@ -257,6 +259,7 @@ def document_correction_submit(
             content=content,
             media_type=media_type,
             extension=extension,
+            page_count=page_count,
             blob=blob,
             actor=actor,
             reason=reason,
@@ -287,7 +290,16 @@ def _corrected_submission(
 
 @transaction.atomic
 def _correction_create(
-    *, document, changes, content, media_type, extension, blob, actor, reason
+    *,
+    document,
+    changes,
+    content,
+    media_type,
+    extension,
+    page_count,
+    blob,
+    actor,
+    reason,
 ) -> Document:
     old = Document.objects.select_for_update().get(pk=document.pk)
     if old.parent_id is not None or old.part_count is not None:
@@ -313,6 +325,7 @@ def _correction_create(
         media_type=media_type,
         extension=extension,
         blob=blob,
+        page_count=page_count,
     )
     audit_record(
         action="document.correction_submitted",

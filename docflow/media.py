@@ -17,7 +17,7 @@ import re
 import struct
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import magic
 from django.conf import settings
@@ -93,6 +93,8 @@ class MediaRefused(Exception):
 class SniffedMedia:
     media_type: str
     extension: str
+    # Set by vet_upload for a PDF: the pages pypdf found when it opened the bytes.
+    page_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -215,13 +217,15 @@ def _refuse_polyglot(content: bytes, media_type: str) -> None:
 
 def inspect_upload(
     content: bytes, *, media_type: str, limits: InspectionLimits | None = None
-) -> None:
-    """Look inside sniffed bytes once at intake; raise MediaRefused if unsafe."""
+) -> int | None:
+    """Look inside sniffed bytes once at intake; raise MediaRefused if unsafe.
+    Returns a PDF's page count (None for other types)."""
     limits = limits or InspectionLimits.from_settings()
     if media_type == PDF:
-        _inspect_pdf(content, limits)
-    elif media_type.startswith("image/"):
+        return _inspect_pdf(content, limits)
+    if media_type.startswith("image/"):
         _inspect_image(content, limits)
+    return None
 
 
 def vet_upload(content: bytes, *, declared_extension: str = "") -> SniffedMedia:
@@ -230,8 +234,8 @@ def vet_upload(content: bytes, *, declared_extension: str = "") -> SniffedMedia:
     For every path that stores bytes from outside (API intake, corrected versions).
     """
     sniffed = sniff_media(content, declared_extension=declared_extension)
-    inspect_upload(content, media_type=sniffed.media_type)
-    return sniffed
+    page_count = inspect_upload(content, media_type=sniffed.media_type)
+    return replace(sniffed, page_count=page_count) if page_count else sniffed
 
 
 def _inspect_image(content: bytes, limits: InspectionLimits) -> None:
@@ -253,7 +257,7 @@ def _inspect_image(content: bytes, limits: InspectionLimits) -> None:
         )
 
 
-def _inspect_pdf(content: bytes, limits: InspectionLimits) -> None:
+def _inspect_pdf(content: bytes, limits: InspectionLimits) -> int:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -285,6 +289,7 @@ def _inspect_pdf(content: bytes, limits: InspectionLimits) -> None:
                 "accepted.",
             )
         _PdfWalk(limits=limits, deadline=deadline).run(reader.trailer)
+        return pages
     except MediaRefused:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError):

@@ -19,6 +19,7 @@ from pypdf.errors import PyPdfError
 
 from audit.services import audit_record
 from docflow.conversion import (
+    MAX_PLAUSIBLE_PAGES,
     ConversionFailed,
     PdfInfo,
     html_to_pdf,
@@ -324,7 +325,7 @@ def _prepare(run: _Run) -> Prepared:
         return _ready(run, version, reason="ready as submitted")
     if media_type == PDF_MEDIA_TYPE and media_type in allowed:
         pdf, reason = content, "ready as submitted"
-        info = _inspected(pdf)
+        info = _recorded_or_inspected(pdf, version)
         if version.page_count != info.page_count:
             version.page_count = info.page_count
             run.page_count = (version.pk, info.page_count)
@@ -411,6 +412,16 @@ def _converted(content: bytes, media_type: str, profile: DestinationProfile) -> 
         raise _Held(
             HoldReason.CONVERSION_FAILED, detail=failed.code, message=failed.message
         ) from None
+
+
+def _recorded_or_inspected(pdf: bytes, version: PayloadVersion) -> PdfInfo:
+    """A version's page count is only ever recorded from opening its bytes with
+    pypdf (intake's inspection, or this module's), and ``_read`` has just proved
+    these are those bytes (SHA-256): they are not opened a second time. A version
+    with no count, or an implausible one, is inspected."""
+    if version.page_count and 1 <= version.page_count <= MAX_PLAUSIBLE_PAGES:
+        return PdfInfo(page_count=version.page_count, size_bytes=len(pdf))
+    return _inspected(pdf)
 
 
 def _inspected(pdf: bytes) -> PdfInfo:

@@ -285,6 +285,7 @@ def document_submit(
             submission=submission,
             media_type=sniffed.media_type,
             extension=sniffed.extension,
+            page_count=sniffed.page_count,
             blob=blob,
             actor=actor,
         )
@@ -355,6 +356,7 @@ def _document_create(
     submission: DocumentSubmission,
     media_type,
     extension,
+    page_count,
     blob,
     actor,
 ) -> tuple[Document, PayloadVersion, AuditEvent]:
@@ -373,6 +375,7 @@ def _document_create(
         media_type=media_type,
         extension=extension,
         blob=blob,
+        page_count=page_count,
     )
     # Queued before the event: the event takes the audit chain's lock until commit,
     # so the less that follows it, the less every other writer waits.

@@ -325,6 +325,11 @@ Q_CLUSTER = {
     "label": "Task queue",
     # Tasks taken from the queue per poll: one round of queries for several tasks.
     "bulk": env_int("Q_BULK", 10),
+    # A worker is replaced after this many tasks, or sooner if it grows past max_rss
+    # (KiB): a new worker costs a second or more of CPU to import everything, which
+    # at django-q's default of 500 tasks came to a tenth of the cluster's work.
+    "recycle": env_int("Q_RECYCLE", 5000),
+    "max_rss": env_int("Q_MAX_RSS_KB", 512 * 1024),
     # Tasks taken ahead of the workers: few, so that a batch can still withdraw the
     # queued tasks of the documents it took (a task already taken runs, idle).
     "queue_limit": env_int("Q_QUEUE_LIMIT", env_int("Q_WORKERS", 4)),

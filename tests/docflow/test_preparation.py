@@ -85,6 +85,8 @@ def submit_stored_as(content: bytes) -> Document:
         key_id=blob.key_id,
         sha256=blob.sha256,
         size_bytes=blob.size_bytes,
+        # These bytes were never opened at intake, so no page count is known.
+        page_count=None,
     )
     return document
 
@@ -231,7 +233,7 @@ def test_allowed_pdf_becomes_ready_with_its_page_count_and_no_new_version(
     assert event.data["versions_created"] == []
 
 
-def test_allowed_pdf_costs_one_read_one_pdf_check_and_few_queries(
+def test_allowed_pdf_costs_one_read_no_second_opening_and_few_queries(
     destination, monkeypatch, _payloads_in_tmp
 ):
     document = submit()
@@ -261,8 +263,42 @@ def test_allowed_pdf_costs_one_read_one_pdf_check_and_few_queries(
         if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
     ]
     assert len(statements) <= COMMON_PATH_MAX_STATEMENTS, statements
-    assert calls == {"read": 1, "inspect": 1}
+    # Intake opened these bytes and recorded their pages; the read proves they are
+    # the same bytes (SHA-256), so they are not opened again.
+    assert calls == {"read": 1, "inspect": 0}
     assert stored_files(_payloads_in_tmp) == files_before
+
+
+def test_intake_records_a_pdfs_page_count_on_its_original():
+    document = submit(multi_page_pdf(3))
+
+    [original] = versions(document)
+    assert original.stage == PayloadStage.ORIGINAL
+    assert original.page_count == 3
+
+
+def test_a_pdf_with_no_recorded_page_count_is_opened_and_its_count_recorded(
+    destination, monkeypatch
+):
+    document = submit(multi_page_pdf(3))
+    PayloadVersion.objects.filter(document=document).update(page_count=None)
+    opened = []
+    real = preparation.inspect_pdf
+
+    def counting(pdf):
+        opened.append(len(pdf))
+        return real(pdf)
+
+    monkeypatch.setattr(preparation, "inspect_pdf", counting)
+
+    result = prepare(document)
+
+    assert result.document.status == S.READY
+    assert len(opened) == 1
+    [version] = versions(document)
+    assert version.page_count == 3
+    [event] = events(document, "document.mark_prepared")
+    assert event.data["page_count"] == 3
 
 
 # Conversion.

@@ -256,3 +256,34 @@ def test_session_idle_timeout_and_mfa_come_from_the_environment(environment):
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "600 False"
+
+
+def q_cluster_in(env: dict[str, str], *keys: str) -> list[str]:
+    script = (
+        "from django_q.conf import Conf; "
+        f"print(*[getattr(Conf, k) for k in {list(keys)!r}])"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1].split()
+
+
+def test_workers_are_recycled_rarely_by_count_and_always_by_memory(environment):
+    env = production(environment)
+    env.pop("Q_RECYCLE", None)
+    env.pop("Q_MAX_RSS_KB", None)
+
+    # django-q's own default replaces a worker every 500 tasks.
+    assert q_cluster_in(env, "RECYCLE", "MAX_RSS") == ["5000", str(512 * 1024)]
+
+    env["Q_RECYCLE"] = "200"
+    env["Q_MAX_RSS_KB"] = "262144"
+    assert q_cluster_in(env, "RECYCLE", "MAX_RSS") == ["200", "262144"]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.models import OrmQ
 
@@ -103,6 +105,36 @@ def test_a_batch_is_claimed_posted_and_recorded_together_and_ends_accepted(
     assert len({t.external_id for t in Transmission.objects.all()}) == 6
     assert simulator_stats(connected)["documents"] == 6
     assert audit_chain_verify().ok
+
+
+def test_a_status_page_writes_only_the_columns_statuses_change(
+    connected, sending_organisation
+):
+    documents = [ready_document(sending_organisation, "A81001") for _ in range(5)]
+    verified("A81001")
+    documents_send(document_ids=[d.pk for d in documents])
+    posted = dict(Transmission.objects.values_list("pk", "external_id"))
+    posted_at = dict(Transmission.objects.values_list("pk", "posted_at"))
+
+    with CaptureQueriesContext(connection) as captured:
+        changes_feed_read(sending_organisation_id=sending_organisation.pk)
+
+    updates = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith('UPDATE "transmissions_transmission"')
+    ]
+    # Every row reached the same final state: one UPDATE, no CASE per row, and
+    # nothing a status does not change (the GUID, the time of the post).
+    assert len(updates) == 1
+    assert "CASE" not in updates[0]
+    assert '"external_id"' not in updates[0]
+    assert '"posted_at"' not in updates[0]
+    assert set(Transmission.objects.values_list("state", flat=True)) == {
+        TransmissionState.FINAL
+    }
+    assert dict(Transmission.objects.values_list("pk", "external_id")) == posted
+    assert dict(Transmission.objects.values_list("pk", "posted_at")) == posted_at
 
 
 def test_a_mixed_batch_ends_each_document_as_it_would_alone(

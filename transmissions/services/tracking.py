@@ -131,6 +131,9 @@ class _Page:
     profiles: dict[str, bool] = field(default_factory=dict)
     with_items: set[int] | None = field(default_factory=set)
     transmissions: dict[int, Transmission] = field(default_factory=dict)
+    # The columns the page's changes touched (a status, a post): only these are
+    # written, so a status page never rewrites each row's own GUID.
+    transmission_fields: dict[str, None] = field(default_factory=dict)
     surges: set[int] = field(default_factory=set)
     batch: DocumentTransitions = field(default_factory=DocumentTransitions)
     to_sync: dict[int, tuple[Document, Any]] = field(default_factory=dict)
@@ -155,10 +158,6 @@ TRANSMISSION_POSTED_FIELDS = (
     "next_poll_at",
     "last_error_class",
     "updated_at",
-)
-# What a page may have changed on a transmission: written once, at its end.
-TRANSMISSION_PAGE_FIELDS = tuple(
-    dict.fromkeys(TRANSMISSION_STATUS_FIELDS + TRANSMISSION_POSTED_FIELDS)
 )
 
 
@@ -270,6 +269,7 @@ def _apply_status(
     document.destination = destination
     transmission.document = document
     page.transmissions[transmission.pk] = transmission
+    page.transmission_fields.update(dict.fromkeys(TRANSMISSION_STATUS_FIELDS))
     if changed_code and status.status_code in (5000, 7000):
         page.surges.add(document.sending_organisation_id)
     if document.parent_id:
@@ -329,6 +329,7 @@ def _record_posted(
     )
     transmission.last_error_class = ""
     page.transmissions[transmission.pk] = transmission  # written at the page's end
+    page.transmission_fields.update(dict.fromkeys(TRANSMISSION_POSTED_FIELDS))
     payload = transmission.payload_version
     page.batch.audit(
         action="transmission.posted",
@@ -488,7 +489,9 @@ def _page_finish(page: _Page) -> None:
     what follows, since they hold the audit chain until commit), the work item
     rule where it has something to do, split parents, then one surge check per
     organisation that saw a system error."""
-    _transmissions_write(list(page.transmissions.values()))
+    _transmissions_write(
+        list(page.transmissions.values()), tuple(page.transmission_fields)
+    )
     page.batch.flush()
     for document, actor in page.to_sync.values():
         work_item_sync_for_document(document=document, actor=actor)
@@ -498,12 +501,13 @@ def _page_finish(page: _Page) -> None:
         surge_check(sending_organisation=organisation)
 
 
-def _transmissions_write(changed: list[Transmission]) -> None:
-    """Write a page's transmission rows: the columns all of them share in one
-    UPDATE, and only the columns that differ by row (the GUID each post returned)
-    through ``bulk_update``, whose CASE per row and column costs far more."""
+def _transmissions_write(changed: list[Transmission], fields: tuple[str, ...]) -> None:
+    """Write the ``fields`` a page changed on its transmission rows: the columns all
+    of them share in one UPDATE, and only the columns that differ by row (the GUID
+    each post returned) through ``bulk_update``, whose CASE per row and column
+    costs far more."""
     if len(changed) == 1:
-        changed[0].save(update_fields=TRANSMISSION_PAGE_FIELDS)
+        changed[0].save(update_fields=fields)
         return
     if not changed:
         return
@@ -512,14 +516,10 @@ def _transmissions_write(changed: list[Transmission]) -> None:
         transmission.updated_at = now
     varying = [
         name
-        for name in TRANSMISSION_PAGE_FIELDS
+        for name in fields
         if len({getattr(transmission, name) for transmission in changed}) > 1
     ]
-    shared = {
-        name: getattr(changed[0], name)
-        for name in TRANSMISSION_PAGE_FIELDS
-        if name not in varying
-    }
+    shared = {name: getattr(changed[0], name) for name in fields if name not in varying}
     Transmission.objects.filter(pk__in=[t.pk for t in changed]).update(**shared)
     if varying:
         Transmission.objects.bulk_update(changed, varying)
