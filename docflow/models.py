@@ -388,3 +388,20 @@ class PayloadVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_stage_display()} of {self.document.public_id}"
+
+
+class PreparationWakeUp(models.Model):
+    """One row: whether a preparation task is queued that has not yet looked for
+    documents. Intake queues a task only when none is (``pending`` false), and a
+    task clears the flag just before it takes the documents waiting, so every
+    document is found by a task that starts after it is stored. Under load that is
+    one task per batch instead of one per document."""
+
+    pending = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "preparation wake-up"
+
+    def __str__(self) -> str:
+        return "a preparation is queued" if self.pending else "no preparation queued"

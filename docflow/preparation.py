@@ -9,7 +9,6 @@ PayloadVersion with its SHA-256, and every outcome is one audited transition to
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,25 +221,18 @@ def documents_prepare(
     first_id: int | None = None,
     limit: int,
     actor: Any = None,
-    before_writing: Callable[[list[Document]], Any] | None = None,
 ) -> PreparedBatch:
     """Prepare up to ``limit`` submitted documents in one transaction: ``first_id``
-    (nothing at all if it is not still submitted) and the oldest others. Rows
-    another batch holds are skipped (it has them), so batches never wait for each
-    other; the transitions and their events are written together at the end. A
-    document whose preparation fails unexpectedly is rolled back alone and left
-    submitted (its own task retries it). ``before_writing`` is called with the
-    prepared documents before the batch's writes, whose audit events hold the
-    chain until commit: the caller's own writes go in before them.
+    (if it is still submitted) and the oldest others. Rows another batch holds are
+    skipped (it has them), so batches never wait for each other; the transitions
+    and their events are written together at the end. A document whose preparation
+    fails unexpectedly is rolled back alone and left submitted (the next batch, or
+    its own task, tries it again).
     """
     submitted = Document.objects.select_for_update(skip_locked=True, of=("self",))
     documents = []
     if first_id is not None:
         documents = list(submitted.filter(pk=first_id, status=DocumentStatus.SUBMITTED))
-        if not documents:
-            # Taken already (by the batch that holds it, or done): so are the
-            # documents submitted before it, and those after have tasks of their own.
-            return PreparedBatch(prepared=[], failed={})
     documents += (
         submitted.filter(status=DocumentStatus.SUBMITTED)
         .exclude(pk=first_id)
@@ -265,8 +257,6 @@ def documents_prepare(
         else:
             transaction.savepoint_commit(savepoint)
             runs.append(run)
-    if before_writing is not None:
-        before_writing([p.document for p in prepared])
     _flush(batch, runs)
     return PreparedBatch(prepared=prepared, failed=failed)
 

@@ -28,6 +28,7 @@ from docflow.models import (
     Gender,
     PayloadStage,
     PayloadVersion,
+    PreparationWakeUp,
     SendingOrganisation,
 )
 from docflow.payload_store import StoredBlob, payload_blob_delete, payload_blob_write
@@ -306,21 +307,55 @@ def document_submit(
     return Submitted(document, True, payload_version=version, audit_event=event)
 
 
-def _enqueue_preparation(document: Document) -> None:
-    """Queue the document's preparation, by dotted name: docflow never imports the
-    app that sends (DESIGN §1). A lost enqueue is found again by the dispatch sweep.
+def _wake_up_row_for_update() -> PreparationWakeUp:
+    wake = PreparationWakeUp.objects.select_for_update().filter(pk=1).first()
+    if wake is None:
+        try:
+            with transaction.atomic():
+                PreparationWakeUp.objects.create(pk=1)
+        except IntegrityError:
+            pass  # made a moment ago by a concurrent writer
+        wake = PreparationWakeUp.objects.select_for_update().get(pk=1)
+    return wake
 
-    The ORM broker's queue is a table in this database, so the task row is written
-    in the caller's transaction: it commits with the document or not at all, with no
-    second transaction. Another broker (Redis) is only told once the document has
-    committed, so a worker never looks for a document it cannot see yet."""
+
+@transaction.atomic(savepoint=False)
+def preparation_wake_up(document_id: int) -> bool:
+    """Make sure a preparation task looks for documents after the caller commits:
+    queue one (named by ``document_id``) unless one is queued already that has not
+    started looking. Returns whether a task was queued.
+
+    The task is queued by dotted name: docflow never imports the app that sends
+    (DESIGN §1). The wake-up row stays locked until the caller commits, and a task
+    clears it (:func:`preparation_wake_up_clear`) only once that lock is released,
+    so a document whose transaction found a task pending is stored before that
+    task looks. The ORM broker's queue is a table in this database, so the task row
+    commits with the document or not at all; another broker (Redis) is told once
+    the document has committed. A lost enqueue, or a task that died before it
+    looked, is made good by the dispatch sweep."""
     task = settings.DOCFLOW_PREPARE_TASK
     if not task:
-        return
+        return False
+    if _wake_up_row_for_update().pending:
+        return False
+    PreparationWakeUp.objects.filter(pk=1).update(
+        pending=True, changed_at=timezone.now()
+    )
     if settings.Q_CLUSTER.get("orm") == transaction.get_connection().alias:
-        async_task(task, document.pk)
+        async_task(task, document_id)
     else:
-        transaction.on_commit(lambda: async_task(task, document.pk))
+        transaction.on_commit(lambda: async_task(task, document_id))
+    return True
+
+
+def preparation_wake_up_clear() -> None:
+    """A preparation task is about to take the documents waiting: from now on the
+    next document stored queues a task of its own. Call outside a transaction, so
+    the flag is cleared at once; it waits for the intakes that hold the row, whose
+    documents the task will then see."""
+    PreparationWakeUp.objects.filter(pk=1, pending=True).update(
+        pending=False, changed_at=timezone.now()
+    )
 
 
 def payload_version_record(
@@ -377,9 +412,9 @@ def _document_create(
         blob=blob,
         page_count=page_count,
     )
-    # Queued before the event: the event takes the audit chain's lock until commit,
+    # Woken before the event: the event takes the audit chain's lock until commit,
     # so the less that follows it, the less every other writer waits.
-    _enqueue_preparation(document)
+    preparation_wake_up(document.pk)
     event = audit_record(
         action="document.submitted",
         target_type="document",

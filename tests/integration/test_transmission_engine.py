@@ -5,6 +5,7 @@ process answering over HTTP, and PostgreSQL underneath."""
 from __future__ import annotations
 
 import pytest
+from django_q.tasks import async_task
 
 from audit.models import AuditEvent
 from casework.models import WorkItem, WorkItemStatus
@@ -13,6 +14,7 @@ from tests.factories import submit_document
 from tests.integration.conftest import wait_for
 from tests.samples import pdf_bytes
 from transmissions.models import Transmission, TransmissionState
+from transmissions.queue import PREPARE
 
 pytestmark = [
     pytest.mark.integration,
@@ -221,6 +223,10 @@ def test_two_clusters_on_one_queue_send_every_document_once(engine):
             message=f"{cluster.name} to start",
         )
     documents = submit(engine, "A81001", 40)
+    # Intake queues a task only while none is waiting to look; the dispatch sweep
+    # queues one per document. Both at once: the clusters race for every document.
+    for document in documents:
+        async_task(PREPARE, document.pk)
 
     engine.wait_for(
         lambda: statuses(documents) == {S.ACCEPTED},

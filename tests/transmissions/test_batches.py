@@ -3,8 +3,6 @@ prepared, claimed, posted and recorded together end exactly as each would alone.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -43,6 +41,14 @@ def verified(*codes: str) -> None:
     """Our directory checked these destinations a moment ago (within the TTL)."""
     Organisation.objects.filter(ods_code__in=codes).update(
         last_verified_at=timezone.now()
+    )
+
+
+def prepare_tasks() -> list[int]:
+    return sorted(
+        row.task["args"][0]
+        for row in OrmQ.objects.all()
+        if row.task["func"] == "transmissions.tasks.prepare_document"
     )
 
 
@@ -214,32 +220,15 @@ def test_one_task_prepares_and_sends_every_waiting_document(
         )
         for _ in range(5)
     ]
+    # Intake queued one task, for the first document; the others found it pending.
+    assert prepare_tasks() == [documents[0].pk]
 
-    def queued() -> dict[int, int]:
-        """Queued preparation tasks: document id -> queue row id."""
-        return {
-            row.task["args"][0]: row.pk
-            for row in OrmQ.objects.all()
-            if row.task["func"] == "transmissions.tasks.prepare_document"
-        }
-
-    rows = queued()
-    assert set(rows) == {d.pk for d in documents}
-    # A worker has already taken document 4's task off the queue: it stays.
-    OrmQ.objects.filter(pk=rows[documents[4].pk]).update(
-        lock=timezone.now() + timedelta(minutes=5)
-    )
-
-    done = documents_prepare_and_send(document_id=documents[2].pk)
-
-    # The tasks queued for the others would find them taken: withdrawn, but for
-    # the task being run and the one a worker holds.
-    assert set(queued()) == {documents[2].pk, documents[4].pk}
+    done = documents_prepare_and_send(document_id=documents[0].pk)
+    # A task the dispatch sweep queued for one of them finds nothing left to do.
     again = documents_prepare_and_send(document_id=documents[4].pk)
 
     assert done.prepared == 5
     assert [r.outcome for r in done.sent] == [SendOutcome.POSTED] * 5
-    # Its document was taken by the first batch: the second task does nothing.
     assert again.prepared == 0 and again.sent == []
     assert set(Document.objects.values_list("status", flat=True)) == {S.RECEIVED}
     assert simulator_stats(connected)["documents"] == 5
@@ -262,6 +251,55 @@ def test_a_batch_takes_no_more_than_its_limit(connected, sending_organisation):
     assert statuses[documents[3].pk] == S.RECEIVED
     assert statuses[documents[0].pk] == S.RECEIVED
     assert statuses[documents[1].pk] == statuses[documents[2].pk] == S.SUBMITTED
+
+
+def test_a_full_batch_wakes_a_successor_for_the_documents_it_left(
+    connected, sending_organisation
+):
+    verified("A81001")
+    documents = [
+        submit_document(
+            sending_organisation=sending_organisation, destination_ods_code="A81001"
+        )
+        for _ in range(5)
+    ]
+    OrmQ.objects.all().delete()  # the task intake queued is the one run here
+
+    documents_prepare_and_send(document_id=documents[0].pk, limit=2)
+
+    # Three still wait and nobody stores another: a task is queued for them.
+    assert prepare_tasks() == [documents[2].pk]
+    OrmQ.objects.all().delete()
+    documents_prepare_and_send(document_id=documents[2].pk, limit=2)
+    assert prepare_tasks() == [documents[4].pk]
+    OrmQ.objects.all().delete()
+
+    # The last batch is not full: nothing is left, and nothing is queued.
+    last = documents_prepare_and_send(document_id=documents[4].pk, limit=2)
+    assert last.prepared == 1
+    assert prepare_tasks() == []
+    assert set(Document.objects.values_list("status", flat=True)) == {S.RECEIVED}
+
+
+def test_a_task_whose_document_was_taken_still_prepares_those_waiting(
+    connected, sending_organisation
+):
+    verified("A81001")
+    documents = [
+        submit_document(
+            sending_organisation=sending_organisation, destination_ods_code="A81001"
+        )
+        for _ in range(3)
+    ]
+    documents_prepare_and_send(document_id=documents[0].pk, limit=1)
+
+    # Documents 1 and 2 were stored while document 0's task was pending, so they
+    # queued none of their own: that task, run again, must take them.
+    again = documents_prepare_and_send(document_id=documents[0].pk)
+
+    assert again.prepared == 2
+    assert set(Document.objects.values_list("status", flat=True)) == {S.RECEIVED}
+    assert simulator_stats(connected)["documents"] == 3
 
 
 def test_a_document_whose_preparation_breaks_stays_submitted_alone(

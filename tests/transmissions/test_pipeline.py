@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from io import StringIO
 
 import pytest
@@ -12,7 +13,8 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
 from casework.models import WorkItem
-from docflow.models import DocumentStatus, Organisation
+from docflow.models import DocumentStatus, Organisation, PreparationWakeUp
+from docflow.services import preparation_wake_up, preparation_wake_up_clear
 from tests.factories import OrganisationFactory, submit_document
 from transmissions.models import Transmission
 from transmissions.services.controls import outbound_pause
@@ -41,6 +43,75 @@ def test_intake_queues_preparation_once_the_document_is_stored(
         document = submit_document(sending_organisation=sending_organisation)
 
     assert queued() == [("transmissions.tasks.prepare_document", (document.pk,))]
+
+
+def test_intake_queues_one_task_until_a_task_starts_looking(
+    destination, sending_organisation, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first, *_others = (
+            submit_document(sending_organisation=sending_organisation) for _ in range(3)
+        )
+
+    # The first document's task will find the other two: they queue nothing.
+    assert queued() == [("transmissions.tasks.prepare_document", (first.pk,))]
+    assert PreparationWakeUp.objects.get().pending
+
+    preparation_wake_up_clear()  # that task starts looking
+    fourth = submit_document(sending_organisation=sending_organisation)
+
+    assert queued() == [
+        ("transmissions.tasks.prepare_document", (first.pk,)),
+        ("transmissions.tasks.prepare_document", (fourth.pk,)),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_starts_looking_only_once_intakes_that_counted_on_it_commit(
+    destination,
+):
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (row locks across connections)")
+    PreparationWakeUp.objects.update_or_create(pk=1, defaults={"pending": True})
+    found_pending = threading.Event()
+    commit = threading.Event()
+    cleared = threading.Event()
+    queued_by_intake: list[bool] = []
+
+    def intake() -> None:
+        try:
+            with transaction.atomic():
+                queued_by_intake.append(preparation_wake_up(document_id=1))
+                found_pending.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    def task_starts_looking() -> None:
+        try:
+            preparation_wake_up_clear()
+            cleared.set()
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=intake)
+    writer.start()
+    assert found_pending.wait(10)
+    looker = threading.Thread(target=task_starts_looking)
+    looker.start()
+
+    # The intake found a task pending and queued none: until it commits, the task
+    # may not look, or it could miss the intake's document.
+    assert not cleared.wait(0.5)
+    commit.set()
+    writer.join(10)
+    assert cleared.wait(10)
+    looker.join(10)
+    assert queued_by_intake == [False]
+    assert not PreparationWakeUp.objects.get(pk=1).pending
+    assert OrmQ.objects.count() == 0
 
 
 def test_intake_queues_nothing_when_switched_off(

@@ -16,13 +16,13 @@ from django.utils import timezone
 from casework.services import work_item_sync_for_document
 from docflow.models import Document, DocumentStatus
 from docflow.preparation import Prepared, document_prepare, documents_prepare
+from docflow.services import preparation_wake_up, preparation_wake_up_clear
 from transmissions.models import OutboundHalt, Transmission, TransmissionState
 from transmissions.queue import (
     PREPARE,
     SEND,
     SETTLE,
     enqueue_on_commit,
-    preparation_tasks_withdraw,
 )
 from transmissions.services.sending import SendResult, documents_send
 
@@ -64,34 +64,30 @@ class PreparedAndSent:
 def documents_prepare_and_send(
     *, document_id: int, actor: Any = None, limit: int | None = None
 ) -> PreparedAndSent:
-    """Prepare ``document_id`` and the oldest other submitted documents nobody else
-    is preparing (up to the batch size) in one transaction, then send what is ready
-    together: the per-document cost of locks, history and audit is shared, which
-    is what keeps the engine ahead of intake. Held documents get their work item
-    in the same transaction; the parts of a split document are queued, to go out
-    side by side. If this task's own document failed, that failure is raised once
-    the rest are sent, so the task is retried for it.
+    """Prepare ``document_id`` (if it is still submitted) and the oldest other
+    submitted documents nobody else is preparing, up to the batch size, in one
+    transaction, then send what is ready together: the per-document cost of locks,
+    history and audit is shared, which is what keeps the engine ahead of intake.
+    Held documents get their work item in the same transaction; the parts of a
+    split document are queued, to go out side by side. If this task's own document
+    failed, that failure is raised once the rest are sent, so the task is retried
+    for it.
 
-    With fewer than a batch waiting, it first lingers a moment
-    (``DOCFLOW_PREPARE_LINGER_SECONDS``) for more to arrive: a few milliseconds of
-    latency buy batches that cost far less per document."""
+    Intake queues this task only when none is queued that has not yet looked
+    (``docflow.services.preparation_wake_up``): with fewer than a batch waiting,
+    the task first lingers a moment (``DOCFLOW_PREPARE_LINGER_SECONDS``) while more
+    arrive, then clears the wake-up and takes what waits. A full batch may leave
+    more behind, so it wakes a successor for them."""
     limit = limit or settings.DOCFLOW_PREPARE_BATCH
     waiting = Document.objects.filter(status=S.SUBMITTED)
-    if not waiting.filter(pk=document_id).exists():
-        # Taken by another batch, or done: nothing to do, and no transaction.
-        return PreparedAndSent(prepared=0, sent=[], failed={})
     linger = settings.DOCFLOW_PREPARE_LINGER_SECONDS
-    if linger > 0 and waiting[:limit].count() < limit:
+    if linger > 0 and 0 < waiting[:limit].count() < limit:
         time.sleep(linger)
+    # From here the next document stored queues a task of its own; every one
+    # stored before is committed by now, and seen below.
+    preparation_wake_up_clear()
     with transaction.atomic():
-        batch = documents_prepare(
-            first_id=document_id,
-            limit=limit,
-            actor=actor,
-            before_writing=lambda documents: preparation_tasks_withdraw(
-                d.pk for d in documents if d.pk != document_id
-            ),
-        )
+        batch = documents_prepare(first_id=document_id, limit=limit, actor=actor)
         together: list[int] = []
         for prepared in batch.prepared:
             if prepared.document.status != S.READY:
@@ -102,6 +98,10 @@ def documents_prepare_and_send(
                 for document in prepared.sendable:
                     enqueue_on_commit(SEND, document.pk)
     sent = documents_send(document_ids=together, actor=actor) if together else []
+    if len(batch.prepared) + len(batch.failed) >= limit:
+        following = waiting.order_by("pk").values_list("pk", flat=True).first()
+        if following is not None:
+            preparation_wake_up(following)
     if document_id in batch.failed:
         raise batch.failed[document_id]
     return PreparedAndSent(prepared=len(batch.prepared), sent=sent, failed=batch.failed)
