@@ -330,8 +330,8 @@ Q_CLUSTER = {
     # at django-q's default of 500 tasks came to a tenth of the cluster's work.
     "recycle": env_int("Q_RECYCLE", 5000),
     "max_rss": env_int("Q_MAX_RSS_KB", 512 * 1024),
-    # Tasks taken ahead of the workers: few, so that a batch can still withdraw the
-    # queued tasks of the documents it took (a task already taken runs, idle).
+    # Tasks taken ahead of the workers: few, so a task waits in the database (where
+    # another cluster may take it) rather than behind a busy worker.
     "queue_limit": env_int("Q_QUEUE_LIMIT", env_int("Q_WORKERS", 4)),
 }
 if REDIS_URL:
