@@ -47,10 +47,10 @@ from docflow.payload_store import (
 from docflow.selectors import document_current_payload, documents_current_payloads
 from docflow.services import (
     SUBMISSION_METADATA_FIELDS,
-    DocumentTransitions,
     document_transition,
     payload_version_record,
 )
+from docflow.transitions import DocumentTransitions
 
 PDF_MEDIA_TYPE = "application/pdf"
 HTML_MEDIA_TYPE = "text/html"

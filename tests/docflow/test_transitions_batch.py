@@ -13,12 +13,8 @@ from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify
 from audit.services import EventSpec, audit_record, audit_record_many
 from docflow.models import Document, DocumentStatus
-from docflow.services import (
-    DocumentTransitions,
-    TransitionConflict,
-    TransitionRefused,
-    document_transition,
-)
+from docflow.services import TransitionRefused, document_transition
+from docflow.transitions import DocumentTransitions, TransitionConflict
 from tests.factories import UserFactory, submit_document
 
 pytestmark = pytest.mark.django_db

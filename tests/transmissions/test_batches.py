@@ -22,9 +22,10 @@ from tests.transmissions.engine import (
     simulator_stats,
 )
 from transmissions.models import Transmission, TransmissionState
-from transmissions.services import sending
+from transmissions.services import sending_batches
 from transmissions.services.pipeline import documents_prepare_and_send
-from transmissions.services.sending import SendOutcome, documents_send
+from transmissions.services.sending import SendOutcome
+from transmissions.services.sending_batches import documents_send
 from transmissions.services.tracking import changes_feed_read
 
 S = DocumentStatus
@@ -56,7 +57,7 @@ def never_alone(monkeypatch) -> None:
     def refuse(**kwargs):
         raise AssertionError("a batchable document was sent alone")
 
-    monkeypatch.setattr(sending, "document_send", refuse)
+    monkeypatch.setattr(sending_batches, "document_send", refuse)
 
 
 def history_reasons(document: Document) -> list[str]:

@@ -14,7 +14,8 @@ from tests.transmissions.engine import (
     simulator_stats,
 )
 from transmissions.models import Transmission, TransmissionState
-from transmissions.services.sending import SendOutcome, document_send, documents_send
+from transmissions.services.sending import SendOutcome, document_send
+from transmissions.services.sending_batches import documents_send
 from transmissions.services.tracking import changes_feed_read
 
 S = DocumentStatus

@@ -24,7 +24,8 @@ from transmissions.queue import (
     SETTLE,
     enqueue_on_commit,
 )
-from transmissions.services.sending import SendResult, documents_send
+from transmissions.services.sending import SendResult
+from transmissions.services.sending_batches import documents_send
 
 S = DocumentStatus
 

@@ -29,11 +29,8 @@ from docflow.models import (
     Organisation,
     SendingOrganisation,
 )
-from docflow.services import (
-    DocumentTransitions,
-    TransitionRefused,
-    document_transition,
-)
+from docflow.services import TransitionRefused, document_transition
+from docflow.transitions import DocumentTransitions
 from transmissions.connect.adapter import DocumentStatus as ConnectStatus
 from transmissions.connect.errors import (
     ConnectAuthFailed,
@@ -162,8 +159,8 @@ TRANSMISSION_POSTED_FIELDS = (
 
 
 def _roll_up_parent(parent_id: int, actor: Any) -> None:
-    # After the page's batch is written: it reads the parts as they are now.
     """A split parent follows its parts: received, delivered, accepted once all are."""
+    # Called after the page's batch is written: it reads the parts as they are now.
     order = [S.RECEIVED, S.DELIVERED, S.ACCEPTED]
     states = list(
         Document.objects.filter(parent_id=parent_id).values_list("status", flat=True)

@@ -1,0 +1,28 @@
+"""The document domain's refusals: what its services raise."""
+
+from __future__ import annotations
+
+
+class DocumentError(Exception):
+    """A domain rule refused the request."""
+
+
+class IntakeRefused(DocumentError):
+    """The submission is invalid; ``errors`` maps each field to its problems."""
+
+    def __init__(self, errors: dict[str, list[tuple[str, str]]]) -> None:
+        super().__init__("The document was refused.")
+        self.errors = errors
+
+
+class IdempotencyConflict(DocumentError):
+    """The idempotency key was used before for a different document."""
+
+
+class TransitionRefused(DocumentError):
+    """The document is not in a state that allows this change."""
+
+
+class TransitionConflict(DocumentError):
+    """A document changed after it was read for a batch of transitions: the
+    caller's transaction must roll back (it never half-applies)."""

@@ -1,0 +1,220 @@
+"""Sending in batches: ready documents of the usual kind (Connect, a first attempt,
+a destination checked within its TTL, no halt or pause) claimed in one transaction,
+posted one after another and recorded in one more. Anything else goes through
+``sending.document_send`` alone, whose rules (``_not_now``, the destination check,
+the reading of a failed POST) this module shares rather than restates."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+
+from docflow.models import Document, DocumentStatus, PayloadVersion
+from docflow.selectors import documents_current_payloads
+from docflow.transitions import DocumentTransitions
+from transmissions.connect.errors import (
+    ConnectAuthFailed,
+    ConnectConfigurationError,
+    ConnectError,
+)
+from transmissions.connections import connect_client_for
+from transmissions.models import HaltKind, Transmission, TransmissionState
+from transmissions.services.controls import (
+    connect_success_record,
+    outbound_halts_open,
+)
+from transmissions.services.mesh_routing import MeshRouteHints
+from transmissions.services.sending import (
+    SendOutcome,
+    SendResult,
+    _after_failure,
+    _after_post_error,
+    _destination_refusal,
+    _first_transmission,
+    _not_now,
+    _outbound,
+    _refused_destination,
+    document_send,
+)
+from transmissions.services.tracking import transmissions_record_posted
+
+
+def documents_send(
+    *, document_ids: Sequence[int], actor: Any = None
+) -> list[SendResult]:
+    """Send several ready documents. The usual case (Connect, a first attempt, a
+    destination checked within its TTL, no halt or pause) is claimed in one
+    transaction, posted one after another and recorded in one more; any other
+    document goes through ``document_send`` alone."""
+    documents = list(
+        Document.objects.select_related("sending_organisation", "destination")
+        .filter(pk__in=list(document_ids))
+        .order_by("pk")
+    )
+    retrying = set(
+        Transmission.objects.filter(
+            document_id__in=[d.pk for d in documents], state=TransmissionState.PENDING
+        ).values_list("document_id", flat=True)
+    )
+    halts: dict[int, list] = {}
+    paused: dict[str, bool] = {}
+    routes = MeshRouteHints()
+    checks = _DestinationChecks()
+    results: list[SendResult] = []
+    alone: list[int] = []
+    together: list[Document] = []
+    for document in documents:
+        organisation_id = document.sending_organisation_id
+        if organisation_id not in halts:
+            halts[organisation_id] = outbound_halts_open(
+                sending_organisation_id=organisation_id
+            )
+        stopped = _not_now(document, halts=halts[organisation_id], paused=paused)
+        if stopped is not None:
+            results.append(stopped)
+            continue
+        if (
+            document.pk in retrying
+            or document.destination is None
+            or routes.may_go_over_mesh(document)
+        ):
+            alone.append(document.pk)
+            continue
+        verdict = checks.verdict(document)
+        if verdict == _DestinationChecks.PASSES:
+            together.append(document)
+        elif verdict == _DestinationChecks.ALONE:
+            alone.append(document.pk)
+        else:
+            results.append(_refused_destination(document, verdict, actor))
+    for document_id in alone:
+        results.append(document_send(document_id=document_id, actor=actor))
+    by_organisation: dict[int, list[Document]] = defaultdict(list)
+    for document in together:
+        by_organisation[document.sending_organisation_id].append(document)
+    for organisation_documents in by_organisation.values():
+        circuit_open = any(
+            halt.kind == HaltKind.CIRCUIT_OPEN
+            for halt in halts[organisation_documents[0].sending_organisation_id]
+        )
+        results += _send_together(organisation_documents, circuit_open=circuit_open)
+    return results
+
+
+class _DestinationChecks:
+    """``_destination_refusal`` once per destination for a batch (a live look-up
+    only where ours is older than the TTL): its refusal (DC02, DC03) applies to
+    all the destination's documents; a failed look-up sends them alone, where the
+    check is made again and acted on as for any single send."""
+
+    PASSES = "passes"
+    ALONE = "alone"
+
+    def __init__(self) -> None:
+        self.verdicts: dict[str, str] = {}
+
+    def verdict(self, document: Document) -> str:
+        code = document.destination_ods_code
+        if code not in self.verdicts:
+            try:
+                client = connect_client_for(document.sending_organisation)
+                refusal = _destination_refusal(document, client)
+            except ConnectError:
+                refusal = self.ALONE
+            self.verdicts[code] = refusal or self.PASSES
+        return self.verdicts[code]
+
+
+def _send_together(
+    documents: list[Document], *, circuit_open: bool
+) -> list[SendResult]:
+    """Claim, post and record documents of one sending organisation."""
+    organisation = documents[0].sending_organisation
+    claimed, results = _claim_many([document.pk for document in documents])
+    if not claimed:
+        return results
+    client = connect_client_for(organisation)
+    posted: list[tuple[int, Any]] = []
+    halted: ConnectError | None = None
+    try:
+        for document, transmission, payload in claimed:
+            document.sending_organisation = organisation
+            if halted is not None:
+                # The token was refused a moment ago: back to ready, unposted.
+                _after_failure(document, transmission, halted, count_attempt=False)
+                results.append(
+                    SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
+                )
+                continue
+            try:
+                status, _created = client.post_document(
+                    idempotency_key=transmission.idempotency_key,
+                    document=_outbound(document, payload),
+                )
+            except ConnectError as exc:
+                results.append(_after_post_error(document, transmission, exc))
+                if isinstance(exc, (ConnectAuthFailed, ConnectConfigurationError)):
+                    halted = exc
+                continue
+            posted.append((transmission.pk, status))
+            results.append(SendResult(SendOutcome.POSTED, document.pk, status.guid))
+    finally:
+        # Even when something unexpected stops the loop, what Connect holds is
+        # recorded (anything claimed and not posted is settled as stuck sending).
+        if posted:
+            connect_success_record(
+                sending_organisation_id=organisation.pk, circuit_open=circuit_open
+            )
+            transmissions_record_posted(posted=posted)
+    return results
+
+
+@transaction.atomic
+def _claim_many(
+    document_ids: list[int],
+) -> tuple[list[tuple[Document, Transmission, PayloadVersion]], list[SendResult]]:
+    """Claim ``ready`` -> ``sending`` for several documents under their row locks,
+    each with a new transmission (first attempts only: a retry goes alone)."""
+    batch = DocumentTransitions()
+    locked = batch.lock(document_ids)
+    pending = set(
+        Transmission.objects.filter(
+            document_id__in=list(locked), state=TransmissionState.PENDING
+        ).values_list("document_id", flat=True)
+    )
+    payloads = documents_current_payloads(document_ids=list(locked))
+    results: list[SendResult] = []
+    claimable: list[Document] = []
+    for document_id in document_ids:
+        document = locked.get(document_id)
+        if (
+            document is None
+            or document.status != DocumentStatus.READY
+            or document_id in pending
+            or payloads.get(document_id) is None
+        ):
+            # Moved on, or retrying meanwhile: whoever did that carries it on.
+            results.append(SendResult(SendOutcome.NOT_READY, document_id))
+            continue
+        claimable.append(document)
+    transmissions = Transmission.objects.bulk_create(
+        [
+            _first_transmission(
+                document_id=document.pk,
+                payload=payloads[document.pk],
+                sending_organisation_id=document.sending_organisation_id,
+                destination_ods_code=document.destination_ods_code,
+            )
+            for document in claimable
+        ]
+    )
+    claimed = []
+    for document, transmission in zip(claimable, transmissions, strict=True):
+        batch.apply(document, "claim_for_sending")
+        transmission.document = document
+        claimed.append((document, transmission, payloads[document.pk]))
+    batch.flush()
+    return claimed, results
