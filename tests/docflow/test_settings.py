@@ -235,6 +235,21 @@ def test_production_is_hardened_by_default(environment):
     ]
 
 
+def shell_last_line(env: dict[str, str], script: str) -> str:
+    """What ``manage.py shell -c script`` printed last, under ``env``."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 def test_session_idle_timeout_and_mfa_come_from_the_environment(environment):
     env = production(environment)
     env["DOCFLOW_SESSION_IDLE_SECONDS"] = "600"
@@ -244,18 +259,7 @@ def test_session_idle_timeout_and_mfa_come_from_the_environment(environment):
         "print(s.SESSION_COOKIE_AGE, s.DOCFLOW_ADMIN_REQUIRE_MFA)"
     )
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "600 False"
+    assert shell_last_line(env, script) == "600 False"
 
 
 def q_cluster_in(env: dict[str, str], *keys: str) -> list[str]:
@@ -263,17 +267,7 @@ def q_cluster_in(env: dict[str, str], *keys: str) -> list[str]:
         "from django_q.conf import Conf; "
         f"print(*[getattr(Conf, k) for k in {list(keys)!r}])"
     )
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1].split()
+    return shell_last_line(env, script).split()
 
 
 def test_workers_are_recycled_rarely_by_count_and_always_by_memory(environment):

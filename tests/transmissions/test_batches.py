@@ -53,6 +53,16 @@ def prepare_tasks() -> list[int]:
     )
 
 
+def waiting(sending_organisation, count: int) -> list[Document]:
+    """``count`` documents stored by intake for A81001, waiting to be prepared."""
+    return [
+        submit_document(
+            sending_organisation=sending_organisation, destination_ods_code="A81001"
+        )
+        for _ in range(count)
+    ]
+
+
 def never_alone(monkeypatch) -> None:
     def refuse(**kwargs):
         raise AssertionError("a batchable document was sent alone")
@@ -215,12 +225,7 @@ def test_one_task_prepares_and_sends_every_waiting_document(
     connected, sending_organisation
 ):
     verified("A81001")
-    documents = [
-        submit_document(
-            sending_organisation=sending_organisation, destination_ods_code="A81001"
-        )
-        for _ in range(5)
-    ]
+    documents = waiting(sending_organisation, 5)
     # Intake queued one task, for the first document; the others found it pending.
     assert prepare_tasks() == [documents[0].pk]
 
@@ -237,12 +242,7 @@ def test_one_task_prepares_and_sends_every_waiting_document(
 
 def test_a_batch_takes_no_more_than_its_limit(connected, sending_organisation):
     verified("A81001")
-    documents = [
-        submit_document(
-            sending_organisation=sending_organisation, destination_ods_code="A81001"
-        )
-        for _ in range(4)
-    ]
+    documents = waiting(sending_organisation, 4)
 
     done = documents_prepare_and_send(document_id=documents[3].pk, limit=2)
 
@@ -258,12 +258,7 @@ def test_a_full_batch_wakes_a_successor_for_the_documents_it_left(
     connected, sending_organisation
 ):
     verified("A81001")
-    documents = [
-        submit_document(
-            sending_organisation=sending_organisation, destination_ods_code="A81001"
-        )
-        for _ in range(5)
-    ]
+    documents = waiting(sending_organisation, 5)
     OrmQ.objects.all().delete()  # the task intake queued is the one run here
 
     documents_prepare_and_send(document_id=documents[0].pk, limit=2)
@@ -286,12 +281,7 @@ def test_a_task_whose_document_was_taken_still_prepares_those_waiting(
     connected, sending_organisation
 ):
     verified("A81001")
-    documents = [
-        submit_document(
-            sending_organisation=sending_organisation, destination_ods_code="A81001"
-        )
-        for _ in range(3)
-    ]
+    documents = waiting(sending_organisation, 3)
     documents_prepare_and_send(document_id=documents[0].pk, limit=1)
 
     # Documents 1 and 2 were stored while document 0's task was pending, so they
@@ -307,12 +297,7 @@ def test_a_document_whose_preparation_breaks_stays_submitted_alone(
     connected, sending_organisation, monkeypatch
 ):
     verified("A81001")
-    documents = [
-        submit_document(
-            sending_organisation=sending_organisation, destination_ods_code="A81001"
-        )
-        for _ in range(3)
-    ]
+    documents = waiting(sending_organisation, 3)
     broken = documents[1]
     real_prepare = preparation._prepare
 
@@ -351,12 +336,7 @@ def test_a_task_lingers_for_company_only_when_fewer_than_a_batch_wait(
     settings.DOCFLOW_PREPARE_LINGER_SECONDS = 0.05
     slept: list[float] = []
     monkeypatch.setattr(pipeline.time, "sleep", slept.append)
-    documents = [
-        submit_document(
-            sending_organisation=sending_organisation, destination_ods_code="A81001"
-        )
-        for _ in range(3)
-    ]
+    documents = waiting(sending_organisation, 3)
 
     full = documents_prepare_and_send(document_id=documents[0].pk, limit=2)
     assert slept == []  # a whole batch was waiting: no reason to wait
