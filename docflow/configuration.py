@@ -3,7 +3,7 @@
 Secrets come from the environment (``NAME``) or from a file named by ``NAME_FILE``
 (the Docker/Kubernetes secrets convention). They never come from settings files or the
 database. In development only, missing secrets are generated once into a git-ignored
-file with mode 0600.
+file with mode 0600, in a directory of mode 0700.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from docflow.state_files import private_directory_ensure
 
 DEV_SECRET_NAMES = ("DJANGO_SECRET_KEY", "DOCFLOW_PAYLOAD_KEYS")
 
@@ -64,7 +66,7 @@ def load_dev_secrets(path: Path) -> dict[str, str]:
     """Read (or create once, mode 0600) the development secrets file."""
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_directory_ensure(path.parent, tighten=False)
     generated = {
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DOCFLOW_PAYLOAD_KEYS": new_payload_key_spec(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 
 from docflow.configuration import env_bool, env_int, resolve_secrets
+from docflow.state_files import private_directory_ensure
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("DOCFLOW_VAR_DIR", BASE_DIR / "var"))
@@ -469,3 +471,37 @@ DOCFLOW_UPLOAD_INSPECTION_SECONDS = float(
     os.environ.get("DOCFLOW_UPLOAD_INSPECTION_SECONDS", "10")
 )
 # --- end issue 5 ---
+
+# --- Issue 13: nothing waits unseen (the watch of submitted documents and of failing
+# tasks, liveness and readiness probes) and private local state files ---
+# The application's state directory is created 0700 before anything writes there; the
+# SQLite backend creates its database 0600 (its WAL, shared-memory and journal files
+# take that mode). See docflow.state_files for why this is not a umask.
+# A read-only tree in production, with state elsewhere, cannot have it: whatever
+# writes under VAR_DIR then fails with its own error.
+with contextlib.suppress(OSError):
+    private_directory_ensure(VAR_DIR)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "docflow.sqlite_backend"
+# A document still `submitted` (not prepared) after this long raises an incident (a
+# destination profile's expected_seconds_in_state["submitted"] overrides it).
+DOCFLOW_OPS_SUBMITTED_SECONDS = env_int("DOCFLOW_OPS_SUBMITTED_SECONDS", 300)
+DOCFLOW_OPS_DEFAULT_SECONDS_IN_STATE["submitted"] = DOCFLOW_OPS_SUBMITTED_SECONDS
+# Failed django-q tasks over this window: one incident per task function when one
+# timed out, or when at least THRESHOLD of them failed; resolved once the window holds
+# no failure of that function.
+DOCFLOW_OPS_TASK_FAILURE_WINDOW_SECONDS = env_int(
+    "DOCFLOW_OPS_TASK_FAILURE_WINDOW_SECONDS", 900
+)
+DOCFLOW_OPS_TASK_FAILURE_THRESHOLD = env_int("DOCFLOW_OPS_TASK_FAILURE_THRESHOLD", 3)
+# A task running longer than this is stopped by django-q and recorded as failed.
+Q_CLUSTER["timeout"] = env_int("Q_TIMEOUT", Q_CLUSTER["timeout"])
+# django-q hands a task to another worker after `retry` s: never while it may run.
+Q_CLUSTER["retry"] = max(Q_CLUSTER["retry"], Q_CLUSTER["timeout"] + 60)
+# /healthz/ready's Connect probe: a TCP connection given this long (a warning only).
+DOCFLOW_HEALTH_CONNECT_TIMEOUT_SECONDS = float(
+    os.environ.get("DOCFLOW_HEALTH_CONNECT_TIMEOUT_SECONDS", "0.5")
+)
+# Probes come from the load balancer over plain HTTP, like /healthz.
+SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^healthz/(live|ready)/?$"]
+# --- end issue 13 (watch and state files) ---

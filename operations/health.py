@@ -1,5 +1,14 @@
-"""/healthz checks: the database, the broker, Connect reachability, the circuit and
-the oldest queued work. A failed check makes the whole answer 503."""
+"""Health probes, cheap enough to be asked every few seconds; JSON, no patient data.
+
+- **live** (``/healthz/live``): the process can serve requests. Nothing outside the
+  process is checked: a liveness probe that failed on the database or Connect would
+  restart healthy web workers for someone else's outage.
+- **ready** (``/healthz/ready``, and ``/healthz``): the database and the task broker
+  answer; either failing makes it 503 (take this node out of rotation). Connect
+  reachability, open outbound halts (the circuit) and the age of the oldest ready
+  document are reported as warnings: sending waits safely while they last, and intake
+  must keep working through them.
+"""
 
 from __future__ import annotations
 
@@ -34,19 +43,21 @@ def check_broker() -> dict:
 
 
 def check_connect() -> dict:
-    """Can a TCP connection to Connect be opened (cached briefly, so a probe every
-    few seconds does not become traffic of its own)."""
+    """Can a TCP connection to Connect be opened (a warning when not; cached briefly,
+    failures too, so a probe every few seconds does not become traffic of its own or
+    wait on an unreachable host every time)."""
     base_url = settings.DOCFLOW_CONNECT_BASE_URL
     cached = _connect_cache.get(base_url)
     if cached and time.monotonic() - cached[0] < CONNECT_CACHE_SECONDS:
         return cached[1]
     parts = urlsplit(base_url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    timeout = settings.DOCFLOW_HEALTH_CONNECT_TIMEOUT_SECONDS
     try:
-        with socket.create_connection((parts.hostname, port), timeout=2):
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
             result = {"status": OK}
     except OSError as exc:
-        result = {"status": FAIL, "error": type(exc).__name__}
+        result = {"status": WARN, "error": type(exc).__name__}
     _connect_cache[base_url] = (time.monotonic(), result)
     return result
 
@@ -58,31 +69,49 @@ def check_circuit() -> dict:
 
 
 def check_queue() -> dict:
+    """The oldest ready document (an indexed MIN); a warning past the limit."""
     age = oldest_ready_age_seconds()
     limit = settings.DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS
     return {
-        "status": FAIL if age > limit else OK,
+        "status": WARN if age > limit else OK,
         "oldest_ready_seconds": round(age, 1),
         "limit_seconds": limit,
     }
 
 
-CHECKS = {
-    "database": check_database,
-    "broker": check_broker,
+# What readiness depends on (a failure: 503), and what it only reports.
+READY_CHECKS = {"database": check_database, "broker": check_broker}
+WARNING_CHECKS = {
     "connect": check_connect,
     "circuit": check_circuit,
     "queue": check_queue,
 }
 
 
-def health_report() -> tuple[bool, dict]:
-    """Run every check; any exception is a failure named by its class only."""
-    checks = {}
-    for name, check in CHECKS.items():
-        try:
-            checks[name] = check()
-        except Exception as exc:  # a check that cannot run has failed
-            checks[name] = {"status": FAIL, "error": type(exc).__name__}
-    healthy = all(c["status"] != FAIL for c in checks.values())
-    return healthy, {"status": OK if healthy else FAIL, "checks": checks}
+def _run(check, *, failure: str) -> dict:
+    try:
+        return check()
+    except Exception as exc:  # a check that cannot run says so, by class name only
+        return {"status": failure, "error": type(exc).__name__}
+
+
+def live_report() -> dict:
+    """The process is up and answering; nothing else is asked."""
+    return {"status": OK}
+
+
+def ready_report() -> tuple[bool, dict]:
+    """Ready when the database and the broker answer; Connect, the circuit and the
+    queue's age are warnings that never make it unready."""
+    checks = {name: _run(check, failure=FAIL) for name, check in READY_CHECKS.items()}
+    ready = all(result["status"] == OK for result in checks.values())
+    for name, check in WARNING_CHECKS.items():
+        checks[name] = _run(check, failure=WARN)
+    warnings = sorted(name for name, r in checks.items() if r["status"] == WARN)
+    if not ready:
+        status = FAIL
+    elif warnings:
+        status = WARN
+    else:
+        status = OK
+    return ready, {"status": status, "checks": checks, "warnings": warnings}

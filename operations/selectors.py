@@ -11,7 +11,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from casework.models import ACTIVE_STATUSES, WorkItem
-from docflow.models import DestinationProfile, Document, DocumentStatus
+from docflow.models import Document, DocumentStatus
 from operations.models import (
     DestinationPause,
     HourlyCount,
@@ -20,7 +20,7 @@ from operations.models import (
     IncidentState,
     Snapshot,
 )
-from operations.services.watchdog import WATCHED_STATES, threshold_for
+from operations.services.watchdog import watched_scopes
 from transmissions.models import OutboundHalt
 
 UNRESOLVED = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
@@ -122,27 +122,15 @@ def stuck_counts(*, now=None) -> list[dict]:
 
 def stuck_counts_count(*, now=None) -> list[dict]:
     """The same, counted now."""
-    now = now or timezone.now()
-    rows = []
-    for profile in DestinationProfile.objects.all():
-        for state in WATCHED_STATES:
-            seconds = threshold_for(profile, state)
-            if seconds is None:
-                continue
-            count = Document.objects.filter(
-                status=state,
-                status_changed_at__lt=now - timedelta(seconds=seconds),
-                destination__endpoint_type=profile.endpoint_type,
-            ).count()
-            rows.append(
-                {
-                    "state": state,
-                    "endpoint_type": profile.endpoint_type,
-                    "threshold_seconds": seconds,
-                    "count": count,
-                }
-            )
-    return rows
+    return [
+        {
+            "state": scope.state,
+            "endpoint_type": scope.endpoint_type,
+            "threshold_seconds": scope.threshold_seconds,
+            "count": scope.documents.count(),
+        }
+        for scope in watched_scopes(now=now)
+    ]
 
 
 def throughput_hourly(*, hours: int = 24, now=None) -> dict:

@@ -1,4 +1,4 @@
-"""/healthz, /metrics and the staff operations dashboard: parse, read, render."""
+"""Health probes, /metrics and the staff operations dashboard: parse, read, render."""
 
 from __future__ import annotations
 
@@ -16,16 +16,24 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from docflow.models import DocumentStatus
 from operations import selectors
-from operations.health import health_report
+from operations.health import live_report, ready_report
 from operations.metrics import metrics_text
 
 
 @never_cache
 @require_GET
-def healthz(request):
-    """200 when every check passes (warnings allowed), 503 when one fails."""
-    healthy, report = health_report()
-    return JsonResponse(report, status=200 if healthy else 503)
+def healthz_live(request):
+    """Liveness: 200 whenever this process can answer (nothing outside it checked)."""
+    return JsonResponse(live_report())
+
+
+@never_cache
+@require_GET
+def healthz_ready(request):
+    """Readiness (also /healthz): 503 when the database or the broker fails; Connect,
+    the circuit and the queue's age are warnings in a 200."""
+    ready, report = ready_report()
+    return JsonResponse(report, status=200 if ready else 503)
 
 
 def _metrics_allowed(request) -> bool:

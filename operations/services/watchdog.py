@@ -1,16 +1,26 @@
 """The watchdog: documents in a state longer than their destination profile allows
-raise one incident per state and profile, resolved when none is stuck any more."""
+raise one incident per state and profile, resolved when none is stuck any more.
+
+``submitted`` is watched too: a document whose preparation never finishes (its task
+keeps timing out, or no worker takes it) must not wait unseen. A submitted document
+usually has no resolved destination yet, so its profile is the one of the
+directory's entry for its destination ODS code; a document whose code is not in the
+directory (or whose entry names no known endpoint type) is counted under the scope
+``submitted:unresolved`` with the site default threshold."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Min
+from django.db.models import CharField, Count, F, Min, OuterRef, QuerySet, Subquery
+from django.db.models import Value as V
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from docflow.models import DestinationProfile, Document, DocumentStatus
+from docflow.models import DestinationProfile, Document, DocumentStatus, Organisation
 from operations.models import IncidentKind, IncidentSeverity
 from operations.services.incidents import incident_raise, incidents_resolve_cleared
 from operations.services.snapshots import snapshot_save
@@ -18,11 +28,14 @@ from operations.services.snapshots import snapshot_save
 # The states the watchdog times. `delivered` only where the profile reports accepted
 # (elsewhere delivered is final).
 WATCHED_STATES = (
+    DocumentStatus.SUBMITTED,
     DocumentStatus.READY,
     DocumentStatus.SENDING,
     DocumentStatus.RECEIVED,
     DocumentStatus.DELIVERED,
 )
+# The scope's endpoint type for submitted documents no profile can be found for.
+UNRESOLVED = "unresolved"
 
 
 @dataclass(frozen=True)
@@ -38,43 +51,111 @@ class Stuck:
         return f"{self.state}:{self.endpoint_type}"
 
 
-def threshold_for(profile: DestinationProfile, state: str) -> int | None:
+@dataclass(frozen=True)
+class WatchedScope:
+    """One state and endpoint type the watchdog times, and the documents over its
+    threshold (a query, not yet run)."""
+
+    state: str
+    endpoint_type: str
+    threshold_seconds: int
+    documents: QuerySet
+
+
+def threshold_for(profile: DestinationProfile | None, state: str) -> int | None:
     """Seconds a document may stay in ``state`` for this profile (profile data first,
-    then the site default); None where the state is not watched for it."""
-    if state == DocumentStatus.DELIVERED and not profile.reports_accepted:
+    then the site default; the site default alone without a profile); None where the
+    state is not watched for it."""
+    if (
+        profile is not None
+        and state == DocumentStatus.DELIVERED
+        and not profile.reports_accepted
+    ):
         return None
-    expected = profile.expected_seconds_in_state or {}
+    expected = (profile.expected_seconds_in_state or {}) if profile else {}
     seconds = expected.get(
         state, settings.DOCFLOW_OPS_DEFAULT_SECONDS_IN_STATE.get(state)
     )
     return int(seconds) if seconds else None
 
 
-def stuck_documents_find(*, now=None) -> list[Stuck]:
-    """Per watched state and profile: how many documents are over the threshold."""
+def _submitted_with_endpoint_type() -> QuerySet:
+    # The resolved destination's endpoint type, else the directory entry's for the
+    # code the source system gave (preparation has not resolved it yet), else "".
+    directory = Organisation.objects.filter(
+        ods_code=OuterRef("destination_ods_code")
+    ).values("endpoint_type")[:1]
+    return Document.objects.filter(status=DocumentStatus.SUBMITTED).annotate(
+        watched_endpoint_type=Coalesce(
+            F("destination__endpoint_type"),
+            Subquery(directory),
+            V(""),
+            output_field=CharField(),
+        )
+    )
+
+
+def watched_scopes(*, now=None) -> Iterator[WatchedScope]:
+    """Every state and endpoint type the watchdog times, with its threshold and the
+    query of the documents over it (one indexed query per scope when run)."""
     now = now or timezone.now()
-    found = []
-    for profile in DestinationProfile.objects.all():
+    profiles = list(DestinationProfile.objects.all())
+    for profile in profiles:
         for state in WATCHED_STATES:
             seconds = threshold_for(profile, state)
             if seconds is None:
                 continue
-            row = Document.objects.filter(
-                status=state,
-                status_changed_at__lt=now - timedelta(seconds=seconds),
-                destination__endpoint_type=profile.endpoint_type,
-            ).aggregate(count=Count("id"), oldest=Min("status_changed_at"))
-            if row["count"]:
-                found.append(
-                    Stuck(
-                        state=state,
-                        endpoint_type=profile.endpoint_type,
-                        threshold_seconds=seconds,
-                        count=row["count"],
-                        oldest_seconds=int((now - row["oldest"]).total_seconds()),
-                    )
+            cut = now - timedelta(seconds=seconds)
+            if state == DocumentStatus.SUBMITTED:
+                documents = _submitted_with_endpoint_type().filter(
+                    status_changed_at__lt=cut,
+                    watched_endpoint_type=profile.endpoint_type,
                 )
+            else:
+                documents = Document.objects.filter(
+                    status=state,
+                    status_changed_at__lt=cut,
+                    destination__endpoint_type=profile.endpoint_type,
+                )
+            yield WatchedScope(state, profile.endpoint_type, seconds, documents)
+    seconds = threshold_for(None, DocumentStatus.SUBMITTED)
+    if seconds is not None:
+        yield WatchedScope(
+            DocumentStatus.SUBMITTED,
+            UNRESOLVED,
+            seconds,
+            _submitted_with_endpoint_type()
+            .filter(status_changed_at__lt=now - timedelta(seconds=seconds))
+            .exclude(watched_endpoint_type__in=[p.endpoint_type for p in profiles]),
+        )
+
+
+def stuck_documents_find(*, now=None) -> list[Stuck]:
+    """Per watched state and profile: how many documents are over the threshold."""
+    now = now or timezone.now()
+    found = []
+    for scope in watched_scopes(now=now):
+        row = scope.documents.aggregate(
+            count=Count("id"), oldest=Min("status_changed_at")
+        )
+        if row["count"]:
+            found.append(
+                Stuck(
+                    state=scope.state,
+                    endpoint_type=scope.endpoint_type,
+                    threshold_seconds=scope.threshold_seconds,
+                    count=row["count"],
+                    oldest_seconds=int((now - row["oldest"]).total_seconds()),
+                )
+            )
     return found
+
+
+def _severity(state: str) -> str:
+    # A document stuck mid-send may be at Connect or not: somebody must look now.
+    if state == DocumentStatus.SENDING:
+        return IncidentSeverity.CRITICAL
+    return IncidentSeverity.MAJOR
 
 
 def watchdog_run(*, now=None) -> dict[str, int]:
@@ -101,9 +182,7 @@ def watchdog_run(*, now=None) -> dict[str, int]:
         incident_raise(
             kind=IncidentKind.STUCK_DOCUMENTS,
             scope=item.scope,
-            severity=IncidentSeverity.CRITICAL
-            if item.state == DocumentStatus.SENDING
-            else IncidentSeverity.MAJOR,
+            severity=_severity(item.state),
             summary=(
                 f"{item.count} {item.endpoint_type} document(s) {label} for longer "
                 f"than {item.threshold_seconds} s"

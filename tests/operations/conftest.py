@@ -19,7 +19,7 @@ from docflow.services import document_transition
 from operations.models import IncidentNotification
 from operations.services.notifications import notification_deliver
 from tests.casework.factories import directory, document_in
-from tests.factories import SendingOrganisationFactory
+from tests.factories import SendingOrganisationFactory, submit_document
 from tests.transmissions.conftest import simulator  # noqa: F401 - a fixture
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -37,6 +37,12 @@ def document_at(
     """A document that entered ``state`` at ``at``, through the real services."""
     organisation = organisation or SendingOrganisationFactory(ods_code="RX1")
     with time_machine.travel(at, tick=False):
+        if state == "submitted":  # intake only: preparation never took it
+            return submit_document(
+                sending_organisation=organisation,
+                destination_ods_code=destination,
+                **kw,
+            )
         if state in _EXTRA:
             document = document_in(
                 "ready",

@@ -1,5 +1,7 @@
-"""/healthz and /metrics (acceptance 4): JSON health with 200/503, Prometheus text
-parsed back with prometheus_client's own parser, and /metrics access rules."""
+"""Health probes and /metrics: liveness that asks nothing outside the process,
+readiness (and /healthz) that is 503 only for the database or the broker, with
+Connect, the circuit and the queue as warnings; Prometheus text parsed back with
+prometheus_client's own parser, and /metrics access rules."""
 
 from __future__ import annotations
 
@@ -37,54 +39,110 @@ def samples(family) -> dict:
     return {tuple(sorted(s.labels.items())): s.value for s in family.samples}
 
 
-def test_healthz_is_200_with_every_check_when_all_is_well(client, connected):
-    response = client.get("/healthz")
+READY_CHECKS = {"database", "broker", "connect", "circuit", "queue"}
+
+
+@pytest.mark.parametrize("path", ["/healthz/ready", "/healthz"])
+def test_ready_is_200_with_every_check_and_no_warning_when_all_is_well(
+    client, connected, path
+):
+    response = client.get(path)
 
     assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Cache-Control"].startswith("max-age=0")
     body = response.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "broker", "connect", "circuit", "queue"}
+    assert body["warnings"] == []
+    assert set(body["checks"]) == READY_CHECKS
+    assert body["checks"]["database"] == {"status": "ok"}
+    assert body["checks"]["broker"]["status"] == "ok"
     assert body["checks"]["connect"] == {"status": "ok"}
     assert body["checks"]["circuit"] == {"status": "ok", "open_halts": {}}
 
 
-def test_healthz_is_503_when_connect_is_unreachable(client, settings, unused_port):
+def test_live_is_200_without_asking_the_database_the_broker_or_connect(
+    client, settings, unused_port, django_assert_num_queries, broken_broker
+):
     settings.DOCFLOW_CONNECT_BASE_URL = f"http://127.0.0.1:{unused_port}"
 
-    response = client.get("/healthz")
+    with django_assert_num_queries(0):
+        response = client.get("/healthz/live")
 
-    assert response.status_code == 503
-    assert response.json()["checks"]["connect"] == {
-        "status": "fail",
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert health._connect_cache == {}  # Connect was not even probed
+
+
+@pytest.mark.parametrize("path", ["/healthz/ready", "/healthz"])
+def test_ready_stays_200_with_a_warning_when_connect_is_unreachable(
+    client, settings, unused_port, path
+):
+    settings.DOCFLOW_CONNECT_BASE_URL = f"http://127.0.0.1:{unused_port}"
+
+    response = client.get(path)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "warn"
+    assert body["warnings"] == ["connect"]
+    assert body["checks"]["connect"] == {
+        "status": "warn",
         "error": "ConnectionRefusedError",
     }
+    assert body["checks"]["database"] == {"status": "ok"}
 
 
-def test_healthz_is_503_when_ready_work_waits_too_long(
+@pytest.mark.parametrize("path", ["/healthz/ready", "/healthz"])
+def test_ready_is_503_when_the_broker_does_not_answer(client, broken_broker, path):
+    response = client.get(path)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "fail"
+    assert body["checks"]["broker"] == {"status": "fail", "error": "ConnectionError"}
+    assert body["checks"]["database"] == {"status": "ok"}
+
+
+def test_ready_work_waiting_too_long_is_a_warning_not_unreadiness(
     client, connected, practices, settings
 ):
     settings.DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS = 600
     document_at("ready", at=T0)
 
     with time_machine.travel(T0 + timedelta(seconds=599), tick=False):
-        assert client.get("/healthz").status_code == 200
+        assert client.get("/healthz/ready").json()["warnings"] == []
     with time_machine.travel(T0 + timedelta(seconds=601), tick=False):
-        response = client.get("/healthz")
+        response = client.get("/healthz/ready")
 
-    assert response.status_code == 503
+    assert response.status_code == 200
+    assert response.json()["warnings"] == ["queue"]
     assert response.json()["checks"]["queue"]["oldest_ready_seconds"] == 601
 
 
 def test_an_open_circuit_is_a_warning_not_a_failure(client, connected):
     outbound_halt_open(kind=HaltKind.CIRCUIT_OPEN, reason="failures")
 
-    response = client.get("/healthz")
+    response = client.get("/healthz/ready")
 
     assert response.status_code == 200
+    assert response.json()["warnings"] == ["circuit"]
     assert response.json()["checks"]["circuit"] == {
         "status": "warn",
         "open_halts": {"circuit_open": 1},
     }
+
+
+def test_the_connect_probe_is_asked_at_most_once_in_its_cache_interval(
+    client, settings, unused_port
+):
+    settings.DOCFLOW_CONNECT_BASE_URL = f"http://127.0.0.1:{unused_port}"
+    client.get("/healthz/ready")
+    probed_at = health._connect_cache[settings.DOCFLOW_CONNECT_BASE_URL][0]
+
+    client.get("/healthz/ready")
+
+    assert health._connect_cache[settings.DOCFLOW_CONNECT_BASE_URL][0] == probed_at
 
 
 def test_metrics_parse_as_prometheus_text_with_domain_gauges(client, practices):
@@ -145,3 +203,12 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def broken_broker(monkeypatch, unused_port):
+    """django-q's broker is a Redis nobody listens for (a real client, refused)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{unused_port}/15")

@@ -17,8 +17,11 @@ from tests.operations.conftest import T0, document_at
 pytestmark = pytest.mark.django_db
 
 # (state, destination, endpoint type, seconds allowed): the seeded profiles, and the
-# site default for `ready` (no profile names one).
+# site defaults for `submitted` and `ready` (no profile names one). A submitted
+# document has no resolved destination yet: its profile is its directory entry's.
 THRESHOLDS = [
+    ("submitted", "A81001", "docman10", 300),
+    ("submitted", "A81003", "emis_mesh", 300),
     ("ready", "A81001", "docman10", 3600),
     ("sending", "A81001", "docman10", 300),
     ("received", "A81001", "docman10", 4 * 3600),
@@ -144,3 +147,85 @@ def test_other_states_and_profiles_are_separate_incidents(practices):
         "sending:emis_mesh",
     ]
     assert DocumentStatus.SENDING in {i.details["state"] for i in unresolved()}
+
+
+def test_a_submitted_document_is_timed_before_preparation_resolves_its_destination(
+    practices,
+):
+    document = document_at("submitted", at=T0, destination="A81003")
+    assert document.destination is None
+
+    run_at(T0 + timedelta(seconds=301))
+
+    (incident,) = unresolved()
+    assert incident.scope == "submitted:emis_mesh"
+    assert incident.severity == "major"
+    assert incident.summary == (
+        "1 emis_mesh document(s) submitted for longer than 300 s"
+    )
+
+
+def test_submitted_documents_no_profile_is_known_for_count_under_unresolved(
+    practices,
+):
+    document_at("submitted", at=T0, destination="B99999")  # not in the directory
+    document_at("submitted", at=T0 + timedelta(seconds=30), destination="B99998")
+
+    run_at(T0 + timedelta(seconds=299))
+    assert unresolved() == []
+    run_at(T0 + timedelta(seconds=331))
+
+    (incident,) = unresolved()
+    assert incident.scope == "submitted:unresolved"
+    assert incident.details == {
+        "state": "submitted",
+        "endpoint_type": "unresolved",
+        "count": 2,
+        "oldest_seconds": 331,
+        "threshold_seconds": 300,
+    }
+
+
+def test_a_profile_may_allow_submitted_documents_longer_than_the_site_default(
+    practices, settings
+):
+    from docflow.models import DestinationProfile
+
+    settings.DOCFLOW_OPS_DEFAULT_SECONDS_IN_STATE = {
+        **settings.DOCFLOW_OPS_DEFAULT_SECONDS_IN_STATE,
+        "submitted": 120,
+    }
+    profile = DestinationProfile.objects.get(endpoint_type="docman10")
+    profile.expected_seconds_in_state = {
+        **profile.expected_seconds_in_state,
+        "submitted": 900,
+    }
+    profile.save(update_fields=["expected_seconds_in_state"])
+    document_at("submitted", at=T0)  # docman10
+    document_at("submitted", at=T0, destination="A81003")  # emis_mesh: site default
+
+    run_at(T0 + timedelta(seconds=121))
+    assert [i.scope for i in unresolved()] == ["submitted:emis_mesh"]
+    run_at(T0 + timedelta(seconds=901))
+    assert sorted(i.scope for i in unresolved()) == [
+        "submitted:docman10",
+        "submitted:emis_mesh",
+    ]
+
+
+def test_the_submitted_incident_resolves_once_preparation_takes_the_document(
+    practices,
+):
+    from docflow.preparation import document_prepare
+
+    document = document_at("submitted", at=T0)
+    run_at(T0 + timedelta(seconds=400))
+    (incident,) = unresolved()
+
+    with time_machine.travel(T0 + timedelta(seconds=410), tick=False):
+        assert document_prepare(document_id=document.pk).document.status == "ready"
+    run_at(T0 + timedelta(seconds=420))
+
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.RESOLVED
+    assert unresolved() == []

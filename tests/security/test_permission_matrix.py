@@ -87,6 +87,8 @@ MATRIX = {
         **for_((OPERATOR, SYSADMIN), OK),
     ),
     ("healthz", "GET"): cells(HEALTH),
+    ("healthz/live", "GET"): cells(OK),
+    ("healthz/ready", "GET"): cells(HEALTH),
     ("metrics", "GET"): cells(OK),
     # The API. Staff sessions may read (what their grants show); only API keys submit.
     ("api/v1/documents", "GET"): cells(OK, **{ANONYMOUS: UNAUTHENTICATED}),
