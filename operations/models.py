@@ -20,6 +20,7 @@ class IncidentKind(models.TextChoices):
         "Destination not acknowledging documents",
     )
     DESTINATION_REFUSING = "destination_refusing", "Destination refusing documents"
+    TASK_FAILURES = "task_failures", "Background tasks timing out or failing"
 
 
 class IncidentSeverity(models.TextChoices):

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from operations.services import health, rollup, snapshots, surges, watchdog
+from operations.services import (
+    health,
+    rollup,
+    snapshots,
+    surges,
+    task_failures,
+    watchdog,
+)
 from operations.services.notifications import notification_deliver as _deliver
 
 
@@ -13,18 +20,19 @@ def notification_deliver(notification_id: int) -> str:
 
 
 def watch() -> str:
-    """The operations watch: stuck documents, surges, halts and destinations, and
-    the snapshot of documents by state the dashboard and /metrics read."""
+    """The operations watch: stuck documents, surges, halts, destinations and failing
+    tasks, and the snapshot of documents by state the dashboard and /metrics read."""
     snapshots.documents_by_state_snapshot_take()
     stuck = watchdog.watchdog_run()
     surges.system_error_surge_check()
     rejection = surges.rejection_surges_check()
     halts = surges.outbound_halts_watch()
     destinations = health.destinations_watch()
+    failing = task_failures.task_failures_watch()
     return (
         f"stuck={stuck['stuck']} rejection_surges={len(rejection)} "
         f"halts={len(halts)} unacknowledged={len(destinations['unacknowledged'])} "
-        f"refusing={len(destinations['refusing'])}"
+        f"refusing={len(destinations['refusing'])} failing_tasks={len(failing)}"
     )
 
 
