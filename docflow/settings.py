@@ -455,7 +455,7 @@ DOCFLOW_OPS_AUTO_PAUSE_DESTINATIONS = env_bool(
 )
 # /metrics: a bearer token (from the environment) or, without one, loopback only.
 DOCFLOW_METRICS_TOKEN = os.environ.get("DOCFLOW_METRICS_TOKEN", "")
-# /healthz: queued work older than this makes the service unhealthy.
+# /healthz/ready: queued work older than this is reported as a warning.
 DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS = env_int(
     "DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS", 600
 )
