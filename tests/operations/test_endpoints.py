@@ -145,6 +145,16 @@ def test_the_connect_probe_is_asked_at_most_once_in_its_cache_interval(
     assert health._connect_cache[settings.DOCFLOW_CONNECT_BASE_URL][0] == probed_at
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/healthz/live", "/healthz/ready"])
+def test_probes_are_answered_over_plain_http_where_pages_redirect_to_https(
+    client, settings, path
+):
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert client.get("/ops/").status_code == 301
+    assert client.get(path).status_code == 200
+
+
 def test_metrics_parse_as_prometheus_text_with_domain_gauges(client, practices):
     organisation = SendingOrganisationFactory(ods_code="RX1")
     document_at("ready", at=T0)
