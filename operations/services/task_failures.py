@@ -69,7 +69,7 @@ def _is_timeout(result) -> bool:
     return isinstance(result, str) and result.startswith(TIMEOUT_RESULT_PREFIX)
 
 
-def task_timeouts_read(*, now=None) -> dict[str, dict[str, str]]:
+def task_timeouts_collect(*, now: datetime | None = None) -> dict[str, dict[str, str]]:
     """The timeouts in the window, per function (task id -> when it stopped): those
     the last look kept, plus those among failures saved since; the cursor moves on."""
     now = now or timezone.now()
@@ -114,14 +114,14 @@ def task_timeouts_read(*, now=None) -> dict[str, dict[str, str]]:
     return timeouts
 
 
-def failing_functions_find(*, now=None) -> list[FailingFunction]:
+def failing_functions_find(*, now: datetime | None = None) -> list[FailingFunction]:
     """Every task function with a failure in the window: counts, first and last
     failure, and its timeouts."""
     now = now or timezone.now()
     window_start = now - timedelta(
         seconds=settings.DOCFLOW_OPS_TASK_FAILURE_WINDOW_SECONDS
     )
-    timeouts = task_timeouts_read(now=now)
+    timeouts = task_timeouts_collect(now=now)
     rows = (
         Failure.objects.filter(stopped__gte=window_start, stopped__lte=now)
         .order_by()
@@ -151,7 +151,7 @@ def _summary(failing: FailingFunction, window: int) -> str:
     )
 
 
-def task_failures_watch(*, now=None) -> list[FailingFunction]:
+def task_failures_watch(*, now: datetime | None = None) -> list[FailingFunction]:
     """Raise or join one incident per task function that timed out or failed
     ``DOCFLOW_OPS_TASK_FAILURE_THRESHOLD`` times in the window; resolve those whose
     window holds no failure any more."""
