@@ -78,6 +78,7 @@ def test_rehearsal_with_a_real_cluster_raises_what_it_should_and_alerts_once(
     name,
     monkeypatch,
     settings,
+    request,
 ):
     # This process restores what the rehearsal broke, as the command would.
     settings.DOCFLOW_CONNECT_BASE_URL = engine.simulator.url
@@ -138,6 +139,8 @@ def test_rehearsal_with_a_real_cluster_raises_what_it_should_and_alerts_once(
 
     if outage:
         restart(engine.simulator)
+        # The fixture stops the simulator it started; this one is the test's own.
+        request.addfinalizer(engine.simulator.process.kill)
     rehearsal_restore(scenario, ctx)
     assert not Incident.objects.exclude(state="resolved").exists()
     if not scenario.settle:
