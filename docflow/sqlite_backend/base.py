@@ -5,7 +5,8 @@ journal files, which SQLite creates with the database file's mode, are private t
 A ``connection_created`` signal would come too late: by then SQLite has created the
 file (and, with ``journal_mode=WAL`` in the init command, its WAL) with the umask's
 0644. Settings use this backend for every SQLite database (``DATABASE_URL`` or the
-default file under ``DOCFLOW_VAR_DIR``); in-memory databases are left alone."""
+default file under ``DOCFLOW_VAR_DIR``); in-memory databases and names given as
+``file:`` URIs are left as SQLite makes them."""
 
 from __future__ import annotations
 
