@@ -20,7 +20,12 @@ from docflow.models import Channel, DocumentStatus
 from transmissions.mesh import itk3
 from transmissions.mesh.client import InboxMessage, MeshMailboxClient
 from transmissions.mesh.connections import mesh_client_for, mesh_setting
-from transmissions.mesh.errors import MeshAuthFailed, MeshChannelError, MeshNotFound
+from transmissions.mesh.errors import (
+    MeshAuthFailed,
+    MeshChannelError,
+    MeshMalformedRead,
+    MeshNotFound,
+)
 from transmissions.models import (
     MeshInboxMessage,
     MeshInboxOutcome,
@@ -237,6 +242,11 @@ def _poll(mailbox: MeshMailbox, result: InboxPoll, *, limit: int) -> None:
                 continue  # expired or taken meanwhile
             except MeshAuthFailed:
                 raise
+            except MeshMalformedRead as exc:
+                # This message's answer is unreadable: the others are not held
+                # up behind it, and it is asked for again on the next poll.
+                logger.warning("MESH message %s unreadable: %s", message_id, exc)
+                continue
             except MeshChannelError as exc:
                 logger.warning("MESH inbox unavailable (%s)", exc.error_class)
                 break
