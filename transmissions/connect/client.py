@@ -183,9 +183,8 @@ class ConnectClient:
                 retry_after=_retry_after(response),
             )
         if response.status_code != 200:
-            raise ConnectMalformedRead(
-                f"Unexpected token answer {response.status_code}."
-            )
+            # No token, and no sign that asking again will give one: stop.
+            raise ConnectAuthFailed(f"Unexpected token answer {response.status_code}.")
         try:
             token = adapter.parse_token(
                 response.content, response.headers.get("Content-Type", "")
@@ -263,6 +262,9 @@ class ConnectClient:
             raise ConnectUnavailable(
                 f"Connect answered {status}", retry_after=_retry_after(response)
             )
+        if status == 403:
+            # Authenticated but not allowed: our credentials, not this request.
+            raise ConnectAuthFailed("Connect refused our credentials (403).")
         if status == 404:
             raise ConnectNotFound("Not found at Connect.")
         if status == 409:
@@ -273,7 +275,7 @@ class ConnectClient:
                 "Connect refused the document: " + (", ".join(codes) or "400"),
                 codes=codes,
             )
-        # Any other code (a 2xx the contract does not name, a redirect, 403, 418)
+        # Any other code (a 2xx the contract does not name, a redirect, a 418)
         # says nothing we can rely on.
         raise self._malformed(
             f"Connect answered {status}, which the contract does not define here.",
