@@ -5,6 +5,12 @@ for every request, mutual TLS, chunking) and decides, for every failure, whether
 the request can have taken effect. The first chunk of an upload is never retried
 (``mesh_client`` refuses to, and so do we): a timeout after it was sent means the
 outcome is unknown, settled later by tracking the message's local id.
+
+Refused credentials (401/403, whether mesh_client raises an ``HTTPError`` or, for
+an upload, a bare ``MeshError``) are ``MeshAuthFailed`` before anything else is
+considered. Every answer is validated into its type (``transmissions.mesh.answers``);
+one that breaks the contract is ``MeshMalformedAnswer`` after an upload (outcome
+unknown) and ``MeshMalformedRead`` after a read (retry later).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from transmissions.mesh.answers import problems
+
 MESSAGE_DEFINITION = (
     "https://fhir.nhs.uk/STU3/MessageDefinition/"
     "ITK-GPConnectSendDocument-MessageDefinition-1"
@@ -281,16 +283,6 @@ class _Bundle(_Fhir):
     entry: list[_Entry] = Field(min_length=1)
 
 
-def _problems(error: ValidationError) -> str:
-    items = [
-        f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['type']}"
-        for item in error.errors(include_url=False, include_input=False)
-    ]
-    return "; ".join(items[:3]) + (
-        f" (+{len(items) - 3} more)" if len(items) > 3 else ""
-    )
-
-
 def parse_response(content: bytes) -> Itk3Response:
     """Read an ITK3 response: which message it answers and with what code. Any
     other shape (not JSON, not a Bundle, members missing or mistyped) raises
@@ -299,7 +291,7 @@ def parse_response(content: bytes) -> Itk3Response:
         bundle = _Bundle.model_validate_json(content)
     except ValidationError as exc:
         # ``from None``: pydantic's own message quotes the values it was given.
-        raise Itk3Unreadable(_problems(exc)) from None
+        raise Itk3Unreadable(problems(exc)) from None
     resources = [entry.resource for entry in bundle.entry]
     headers = [r for r in resources if r.resource_type == "MessageHeader"]
     if not headers or headers[0].response is None:
