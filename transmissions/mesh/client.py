@@ -46,7 +46,6 @@ APPLICATION_NAME = "docflow"
 # What MESH answers when it does not accept our mailbox's credentials.
 CREDENTIALS_REFUSED = frozenset({401, 403})
 REPORT = "REPORT"
-DATA = "DATA"
 
 
 @dataclass(frozen=True)
