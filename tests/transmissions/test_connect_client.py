@@ -14,6 +14,8 @@ from transmissions.connect.errors import (
     ConnectAuthFailed,
     ConnectConfigurationError,
     ConnectConflict,
+    ConnectMalformedAnswer,
+    ConnectMalformedRead,
     ConnectOutcomeUnknown,
     ConnectRefused,
     ConnectUnavailable,
@@ -198,3 +200,63 @@ def test_change_feed_and_resend_and_resolve(client, simulator):
     )
     assert resent.resend_of == status.guid
     assert client.resolve(status.guid, note="Rerouted").status_code == 6000
+
+
+def _connect_answering(answer) -> ConnectClient:
+    """A client whose Connect answers every API call with ``answer(request)``
+    (for answers the simulator never gives); tokens are issued as usual."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth2/token":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        return answer(request)
+
+    return ConnectClient(
+        base_url="http://127.0.0.1:9",
+        client_id="client-RX1",
+        client_secret="demo-secret-RX1",
+        http=httpx.Client(transport=httpx.MockTransport(handle)),
+        token_cache=_TokenCache(),
+    )
+
+
+def test_forbidden_is_refused_credentials_not_an_unknown_outcome():
+    client = _connect_answering(lambda request: httpx.Response(403))
+
+    with pytest.raises(ConnectAuthFailed):
+        client.post_document(idempotency_key="f", document=outbound())
+    with pytest.raises(ConnectAuthFailed):
+        client.get_status("0b7c2a44-9c8e-4a57-9d0c-2f1e5d3b6a10")
+
+
+def test_a_status_code_outside_the_contract_is_malformed_by_what_was_asked():
+    client = _connect_answering(
+        lambda request: httpx.Response(302, headers={"Location": "/login"})
+    )
+
+    with pytest.raises(ConnectMalformedAnswer, match="302"):
+        client.post_document(idempotency_key="r", document=outbound())
+    with pytest.raises(ConnectMalformedRead, match="302"):
+        client.find_by_idempotency_key("r")
+
+
+def test_an_unreadable_token_answer_is_retried_and_an_unexpected_status_stops():
+    def token(status: int, **kwargs):
+        return ConnectClient(
+            base_url="http://127.0.0.1:9",
+            client_id="client-RX1",
+            client_secret="demo-secret-RX1",
+            http=httpx.Client(
+                transport=httpx.MockTransport(
+                    lambda r: httpx.Response(status, **kwargs)
+                )
+            ),
+            token_cache=_TokenCache(),
+        )
+
+    with pytest.raises(ConnectMalformedRead, match="expires_in: missing"):
+        token(200, json={"access_token": "t"}).organisation("A81001")
+    with pytest.raises(ConnectMalformedRead, match="content type text/html"):
+        token(200, html="<html>login</html>").organisation("A81001")
+    with pytest.raises(ConnectAuthFailed):
+        token(302).organisation("A81001")

@@ -10,6 +10,7 @@ import pytest
 
 from transmissions.simulator.app import ConnectSimulator
 from transmissions.simulator.behaviours import Behaviour, BehaviourError
+from transmissions.simulator.malformed import CASES as MALFORMED_CASES
 
 CONTENT = b"%PDF-1.4 simulated letter"
 
@@ -321,7 +322,37 @@ def test_state_survives_a_restart(simulator):
     assert row["guid"] == guid
 
 
-@pytest.mark.parametrize("spec", ["explode", "reject:REJ42", "flaky:2", "size_limit:x"])
+@pytest.mark.parametrize(
+    "spec",
+    ["explode", "reject:REJ42", "flaky:2", "size_limit:x", "malformed", "malformed:x"],
+)
 def test_unknown_behaviours_are_refused(spec):
     with pytest.raises(BehaviourError):
         Behaviour.parse(spec)
+
+
+def test_malformed_behaviours_name_their_case_and_play_out_as_accept():
+    for case in MALFORMED_CASES:
+        behaviour = Behaviour.parse(f"malformed:{case}")
+        assert (behaviour.kind, behaviour.malformed) == ("malformed", case)
+        assert behaviour.lifecycle() == Behaviour.parse("accept").lifecycle()
+
+
+def test_a_malformed_destination_stores_the_document_and_spoils_only_its_answers(
+    simulator,
+):
+    http = simulator.client()
+    http.put("/_sim/organisations/A81001", json={"behaviour": "malformed:html_200"})
+
+    posted = http.post(
+        "/api/documents", json=inbound(), headers={"Idempotency-Key": "spoiled-1"}
+    )
+    found = http.get("/api/documents", params={"idempotencyKey": "spoiled-1"})
+
+    assert posted.status_code == 200
+    assert posted.headers["Content-Type"].startswith("text/html")
+    [document] = found.json()["Documents"]
+    assert document["StatusCode"] == 4002
+    read = http.get(f"/api/documents/{document['DocumentGuid']}")
+    assert read.headers["Content-Type"].startswith("text/html")
+    assert http.get("/_sim/stats").json()["documents"] == 1

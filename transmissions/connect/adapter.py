@@ -3,6 +3,10 @@
 Paths, the token flow, sub-object member names, the change feed and the shapes of
 status answers are marked ``x-assumed`` in shared/connect-api.yaml. When the live
 service differs, this module changes and nothing else does.
+
+Every answer is validated with pydantic into a model of its contract shape before
+anything reads it; one that does not fit raises ``AnswerUnreadable``, which the
+client turns into a typed error saying whether a retry is safe.
 """
 
 from __future__ import annotations
@@ -11,12 +15,22 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a path, not a secret)
 DOCUMENTS_PATH = "/api/documents"
 CHANGES_PATH = "/api/documents/changes"
 CAPTURE_SOURCE_CONNECT = 2
+_A = TypeVar("_A", bound=BaseModel)
 
 
 def organisation_path(ods_code: str) -> str:
@@ -154,42 +168,129 @@ def inbound_document_body(document: OutboundDocument) -> dict[str, Any]:
     return body
 
 
-def _when(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+# Answers: every body Connect sends back is validated into one of these models
+# (strict types, JSON parsed by pydantic), then handed on as the frozen dataclasses
+# above, so nothing outside this module sees a member name.
 
 
-def parse_status(data: dict[str, Any]) -> DocumentStatus:
-    rejection = data.get("Rejection")
-    return DocumentStatus(
-        guid=str(data["DocumentGuid"]),
-        status_code=int(data["StatusCode"]),
-        description=str(data.get("StatusDescription", "")),
-        updated_at=_when(data.get("StatusUpdated")),
-        recipient_ods_code=str(data.get("RecipientOdsCode") or ""),
-        rejection=Rejection(
-            code=str(rejection.get("Code", "")),
-            reason=str(rejection.get("Reason", "")),
-            rejected_at=_when(rejection.get("RejectedAt")),
+class AnswerUnreadable(ValueError):
+    """An answer that breaks the contract. The message names members and what was
+    wrong with them, never their values."""
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+class _RejectionAnswer(_Answer):
+    code: str = Field("", alias="Code")
+    reason: str = Field("", alias="Reason")
+    rejected_at: AwareDatetime | None = Field(None, alias="RejectedAt")
+
+
+class _StatusAnswer(_Answer):
+    guid: UUID = Field(alias="DocumentGuid")
+    status_code: Literal[4002, 4003, 4010, 4005, 6000, 5000, 7000] = Field(
+        alias="StatusCode"
+    )
+    description: str = Field(alias="StatusDescription")
+    updated_at: AwareDatetime = Field(alias="StatusUpdated")
+    recipient_ods_code: str | None = Field(None, alias="RecipientOdsCode")
+    rejection: _RejectionAnswer | None = Field(None, alias="Rejection")
+    resend_of: UUID | None = Field(None, alias="ResendOf")
+    idempotency_key: str | None = Field(None, alias="IdempotencyKey")
+
+    def as_status(self) -> DocumentStatus:
+        rejection = self.rejection
+        return DocumentStatus(
+            guid=str(self.guid),
+            status_code=self.status_code,
+            description=self.description,
+            updated_at=self.updated_at,
+            recipient_ods_code=self.recipient_ods_code or "",
+            rejection=Rejection(
+                code=rejection.code,
+                reason=rejection.reason,
+                rejected_at=rejection.rejected_at,
+            )
+            if rejection is not None
+            else None,
+            resend_of=str(self.resend_of) if self.resend_of else None,
+            idempotency_key=self.idempotency_key or "",
         )
-        if isinstance(rejection, dict)
-        else None,
-        resend_of=data.get("ResendOf"),
-        idempotency_key=str(data.get("IdempotencyKey") or ""),
-    )
 
 
-def parse_changes(data: dict[str, Any]) -> ChangesPage:
+class _ChangesAnswer(_Answer):
+    changes: list[_StatusAnswer] = Field(alias="Changes")
+    next_cursor: str = Field(alias="NextCursor")
+
+
+class _FoundAnswer(_Answer):
+    documents: list[_StatusAnswer] = Field(alias="Documents")
+
+
+class _OrganisationAnswer(_Answer):
+    ods_code: str = Field(alias="OdsCode")
+    name: str = Field(alias="Name")
+    is_active: bool = Field(alias="IsActive")
+    is_receiving: bool = Field(alias="IsReceivingOrganisation")
+    endpoint_type: str = Field(alias="EndpointType")
+    max_file_size_bytes: int | None = Field(None, alias="MaxFileSizeBytes", ge=0)
+
+
+class _TokenAnswer(_Answer):
+    access_token: str = Field(min_length=1)
+    expires_in: int = Field(gt=0)
+
+
+class _ValidationItem(BaseModel):
+    code: str = Field("", alias="Code")
+
+
+class _ValidationAnswer(BaseModel):
+    errors: list[_ValidationItem] = Field(alias="ValidationErrors")
+
+
+def _problems(error: ValidationError) -> str:
+    """What was wrong, by member (``Changes.0.StatusCode: literal_error``)."""
+    items = [
+        f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['type']}"
+        for item in error.errors(include_url=False, include_input=False)
+    ]
+    more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+    return "; ".join(items[:3]) + more
+
+
+def _read(model: type[_A], content: bytes, content_type: str) -> _A:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise AnswerUnreadable(f"content type {media_type or 'missing'}, not JSON")
+    try:
+        return model.model_validate_json(content)
+    except ValidationError as exc:
+        # ``from None``: pydantic's own message quotes the values it was given.
+        raise AnswerUnreadable(_problems(exc)) from None
+
+
+def parse_status(content: bytes, content_type: str) -> DocumentStatus:
+    """One DocumentStatus answer (POST, GET by GUID, resend, resolve)."""
+    return _read(_StatusAnswer, content, content_type).as_status()
+
+
+def parse_changes(content: bytes, content_type: str) -> ChangesPage:
+    answer = _read(_ChangesAnswer, content, content_type)
     return ChangesPage(
-        changes=[parse_status(item) for item in data.get("Changes", [])],
-        next_cursor=str(data.get("NextCursor", "")),
+        changes=[item.as_status() for item in answer.changes],
+        next_cursor=answer.next_cursor,
     )
 
 
-def parse_found(data: dict[str, Any]) -> DocumentStatus | None:
-    documents = data.get("Documents") or []
-    return parse_status(documents[0]) if documents else None
+def parse_found(content: bytes, content_type: str) -> DocumentStatus | None:
+    """The document Connect holds for an idempotency key (at most one), or None."""
+    documents = _read(_FoundAnswer, content, content_type).documents
+    if len(documents) > 1:
+        raise AnswerUnreadable("Documents: more than one for one idempotency key")
+    return documents[0].as_status() if documents else None
 
 
 # Connect's endpoint type names -> our DestinationProfile.endpoint_type codes.
@@ -201,30 +302,29 @@ ENDPOINT_TYPES = {
 }
 
 
-def parse_organisation(data: dict[str, Any]) -> ConnectOrganisation:
-    endpoint_type = str(data.get("EndpointType", ""))
+def parse_organisation(content: bytes, content_type: str) -> ConnectOrganisation:
+    answer = _read(_OrganisationAnswer, content, content_type)
     return ConnectOrganisation(
-        ods_code=str(data["OdsCode"]),
-        name=str(data.get("Name", "")),
-        is_active=bool(data["IsActive"]),
-        is_receiving=bool(data["IsReceivingOrganisation"]),
+        ods_code=answer.ods_code,
+        name=answer.name,
+        is_active=answer.is_active,
+        is_receiving=answer.is_receiving,
         # An unknown name passes through: no profile matches it, so nothing is sent.
-        endpoint_type=ENDPOINT_TYPES.get(endpoint_type, endpoint_type),
-        max_file_size_bytes=data.get("MaxFileSizeBytes"),
+        endpoint_type=ENDPOINT_TYPES.get(answer.endpoint_type, answer.endpoint_type),
+        max_file_size_bytes=answer.max_file_size_bytes,
     )
 
 
-def parse_token(data: dict[str, Any]) -> Token:
-    return Token(
-        access_token=str(data["access_token"]), expires_in=int(data["expires_in"])
-    )
+def parse_token(content: bytes, content_type: str) -> Token:
+    answer = _read(_TokenAnswer, content, content_type)
+    return Token(access_token=answer.access_token, expires_in=answer.expires_in)
 
 
-def parse_validation_codes(data: Any) -> list[str]:
-    if not isinstance(data, dict):
+def parse_validation_codes(content: bytes) -> list[str]:
+    """DC01.xx/DC02/DC03 codes of a 400; a 400 we cannot read is still a refusal,
+    so an unreadable body gives no codes rather than an error."""
+    try:
+        answer = _ValidationAnswer.model_validate_json(content)
+    except ValidationError:
         return []
-    return [
-        str(item.get("Code"))
-        for item in data.get("ValidationErrors", [])
-        if isinstance(item, dict) and item.get("Code")
-    ]
+    return [item.code for item in answer.errors if item.code]

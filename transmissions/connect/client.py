@@ -1,12 +1,19 @@
-"""HTTP to Docman Connect: timeouts, verified TLS, tokens cached per client."""
+"""HTTP to Docman Connect: timeouts, verified TLS, tokens cached per client.
+
+Every answer is classified by status first, then validated into its type by the
+adapter; an answer that breaks the contract is ``ConnectMalformedAnswer`` after a
+request that may have taken effect (outcome unknown, settled by idempotency key)
+and ``ConnectMalformedRead`` after a read (retry later). Nothing else escapes.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,11 +30,15 @@ from transmissions.connect.errors import (
     ConnectConfigurationError,
     ConnectConflict,
     ConnectError,
+    ConnectMalformedAnswer,
+    ConnectMalformedRead,
     ConnectNotFound,
     ConnectOutcomeUnknown,
     ConnectRefused,
     ConnectUnavailable,
 )
+
+T = TypeVar("T")
 
 # Refresh tokens this long before Connect says they expire.
 TOKEN_EARLY_REFRESH_SECONDS = 60
@@ -172,8 +183,15 @@ class ConnectClient:
                 retry_after=_retry_after(response),
             )
         if response.status_code != 200:
+            # No token, and no sign that asking again will give one: stop.
             raise ConnectAuthFailed(f"Unexpected token answer {response.status_code}.")
-        token = adapter.parse_token(response.json())
+        try:
+            token = adapter.parse_token(
+                response.content, response.headers.get("Content-Type", "")
+            )
+        except adapter.AnswerUnreadable as exc:
+            # Nothing was changed by asking for a token: asking again is safe.
+            raise ConnectMalformedRead(f"Unreadable token answer: {exc}") from exc
         self._tokens.put(self._token_key, token.access_token, token.expires_in)
         return token.access_token
 
@@ -223,34 +241,64 @@ class ConnectClient:
         raise ConnectAuthFailed("Connect refused a fresh token.")  # pragma: no cover
 
     @staticmethod
-    def _raise_for(response: httpx.Response) -> None:
+    def _malformed(message: str, *, may_have_effect: bool) -> ConnectError:
+        """An answer that breaks the contract: after a request that may have taken
+        effect it is ambiguous (settle by key), after a read it is retryable."""
+        if may_have_effect:
+            return ConnectMalformedAnswer(message)
+        return ConnectMalformedRead(message)
+
+    def _raise_for(
+        self,
+        response: httpx.Response,
+        *,
+        may_have_effect: bool,
+        expected: tuple[int, ...] = (200,),
+    ) -> None:
         status = response.status_code
+        if status in expected:
+            return
         if status == 429 or status >= 500:
             raise ConnectUnavailable(
                 f"Connect answered {status}", retry_after=_retry_after(response)
             )
+        if status == 403:
+            # Authenticated but not allowed: our credentials, not this request.
+            raise ConnectAuthFailed("Connect refused our credentials (403).")
         if status == 404:
             raise ConnectNotFound("Not found at Connect.")
         if status == 409:
             raise ConnectConflict("Connect reported a conflict.")
         if status == 400:
-            try:
-                codes = adapter.parse_validation_codes(response.json())
-            except ValueError:
-                codes = []
+            codes = adapter.parse_validation_codes(response.content)
             raise ConnectRefused(
                 "Connect refused the document: " + (", ".join(codes) or "400"),
                 codes=codes,
             )
-        if status >= 300:
-            raise ConnectError(f"Unexpected answer {status} from Connect.")
+        # Any other code (a 2xx the contract does not name, a redirect, a 418)
+        # says nothing we can rely on.
+        raise self._malformed(
+            f"Connect answered {status}, which the contract does not define here.",
+            may_have_effect=may_have_effect,
+        )
 
-    def _json(self, response: httpx.Response) -> Any:
-        self._raise_for(response)
+    def _read(
+        self,
+        response: httpx.Response,
+        parse: Callable[[bytes, str], T],
+        *,
+        may_have_effect: bool,
+        expected: tuple[int, ...] = (200,),
+    ) -> T:
+        """Classify the status, then validate the body into its type."""
+        self._raise_for(response, may_have_effect=may_have_effect, expected=expected)
         try:
-            return response.json()
-        except ValueError as exc:
-            raise ConnectUnavailable("Connect answered with malformed JSON.") from exc
+            return parse(response.content, response.headers.get("Content-Type", ""))
+        except adapter.AnswerUnreadable as exc:
+            raise self._malformed(
+                f"Unreadable answer from Connect ({response.status_code}): {exc}",
+                may_have_effect=may_have_effect,
+            ) from exc
 
     # operations
 
@@ -265,8 +313,10 @@ class ConnectClient:
             json=adapter.inbound_document_body(document),
             headers={"Idempotency-Key": idempotency_key},
         )
-        data = self._json(response)
-        return adapter.parse_status(data), response.status_code == 201
+        status = self._read(
+            response, adapter.parse_status, may_have_effect=True, expected=(200, 201)
+        )
+        return status, response.status_code == 201
 
     def find_by_idempotency_key(self, idempotency_key: str) -> DocumentStatus | None:
         """Settle an ambiguous POST: the document Connect holds for our key, if any."""
@@ -276,13 +326,13 @@ class ConnectClient:
             may_have_effect=False,
             params={"idempotencyKey": idempotency_key},
         )
-        return adapter.parse_found(self._json(response))
+        return self._read(response, adapter.parse_found, may_have_effect=False)
 
     def get_status(self, guid: str) -> DocumentStatus:
         response = self._request(
             "GET", adapter.document_path(guid), may_have_effect=False
         )
-        return adapter.parse_status(self._json(response))
+        return self._read(response, adapter.parse_status, may_have_effect=False)
 
     def changes(self, *, cursor: str = "", limit: int = 500) -> ChangesPage:
         params: dict[str, Any] = {"limit": limit}
@@ -291,7 +341,7 @@ class ConnectClient:
         response = self._request(
             "GET", adapter.CHANGES_PATH, may_have_effect=False, params=params
         )
-        return adapter.parse_changes(self._json(response))
+        return self._read(response, adapter.parse_changes, may_have_effect=False)
 
     def organisation(self, ods_code: str) -> ConnectOrganisation | None:
         """The directory entry for a destination; None when Connect does not know it."""
@@ -300,7 +350,7 @@ class ConnectClient:
         )
         if response.status_code == 404:
             return None
-        return adapter.parse_organisation(self._json(response))
+        return self._read(response, adapter.parse_organisation, may_have_effect=False)
 
     def resend(
         self, guid: str, *, idempotency_key: str, recipient_ods_code: str | None = None
@@ -313,7 +363,9 @@ class ConnectClient:
             json=body,
             headers={"Idempotency-Key": idempotency_key},
         )
-        return adapter.parse_status(self._json(response))
+        return self._read(
+            response, adapter.parse_status, may_have_effect=True, expected=(200, 201)
+        )
 
     def resolve(self, guid: str, *, note: str) -> DocumentStatus:
         response = self._request(
@@ -322,4 +374,4 @@ class ConnectClient:
             may_have_effect=True,
             json={"ResolutionNote": note[:255]},
         )
-        return adapter.parse_status(self._json(response))
+        return self._read(response, adapter.parse_status, may_have_effect=True)

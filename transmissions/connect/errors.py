@@ -55,3 +55,19 @@ class ConnectConfigurationError(ConnectError):
     """The client is configured unsafely (e.g. plain HTTP to a remote host)."""
 
     error_class = "configuration"
+
+
+class ConnectMalformedAnswer(ConnectOutcomeUnknown):
+    """A request that may have taken effect (a POST) got an answer that breaks the
+    contract: missing or wrongly typed members, not JSON, another content type, a
+    status code we do not know, a cut-off body. Connect may hold what we sent, so
+    it is settled by idempotency key, never sent again blindly."""
+
+    error_class = "malformed"
+
+
+class ConnectMalformedRead(ConnectUnavailable):
+    """A read (a GET, or the token request) got an answer that breaks the contract.
+    Nothing changed at Connect: asking again later is safe."""
+
+    error_class = "malformed"

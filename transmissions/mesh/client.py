@@ -5,24 +5,34 @@ for every request, mutual TLS, chunking) and decides, for every failure, whether
 the request can have taken effect. The first chunk of an upload is never retried
 (``mesh_client`` refuses to, and so do we): a timeout after it was sent means the
 outcome is unknown, settled later by tracking the message's local id.
+
+Refused credentials (401/403, whether mesh_client raises an ``HTTPError`` or, for
+an upload, a bare ``MeshError``) are ``MeshAuthFailed`` before anything else is
+considered. Every answer is validated into its type (``transmissions.mesh.answers``);
+one that breaks the contract is ``MeshMalformedAnswer`` after an upload (outcome
+unknown) and ``MeshMalformedRead`` after a read (retry later).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from mesh_client import MeshClient, MeshError
 from urllib3.exceptions import NewConnectionError, ResponseError
 
+from transmissions.mesh import answers
 from transmissions.mesh.errors import (
     MeshAmbiguousLocalId,
     MeshAuthFailed,
     MeshChannelError,
     MeshConfigurationError,
+    MeshMalformedAnswer,
+    MeshMalformedRead,
     MeshNotFound,
     MeshOutcomeUnknown,
     MeshRefused,
@@ -31,9 +41,11 @@ from transmissions.mesh.errors import (
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 APPLICATION_NAME = "docflow"
+# What MESH answers when it does not accept our mailbox's credentials.
+CREDENTIALS_REFUSED = frozenset({401, 403})
 REPORT = "REPORT"
-DATA = "DATA"
 
 
 @dataclass(frozen=True)
@@ -133,11 +145,26 @@ def _error_code(response: requests.Response | None) -> tuple[str, str]:
     return "", ""
 
 
-def classify(exc: BaseException, *, upload: bool = False) -> MeshChannelError:
+def _status_of(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None) if response is not None else None
+
+
+def classify(
+    exc: BaseException, *, upload: bool = False, status: int | None = None
+) -> MeshChannelError:
     """The error a failure means. ``upload``: the first chunk of a send, where
-    anything after the bytes left may have created the message."""
+    anything after the bytes left may have created the message. ``status``: the
+    HTTP status of the answer that failed, where the exception does not carry it
+    (``mesh_client`` raises a bare ``MeshError`` for a refused upload).
+
+    Refused credentials come first, whatever shape the refusal takes: a 401/403
+    means nothing was accepted and nothing will be until they are fixed."""
     if isinstance(exc, MeshChannelError):
         return exc
+    status = _status_of(exc) or status
+    if status in CREDENTIALS_REFUSED:
+        return MeshAuthFailed(f"MESH refused our mailbox credentials ({status})")
     if isinstance(exc, MeshError):
         detail = exc.args[1] if len(exc.args) > 1 else exc.args[0]
         code = ""
@@ -152,10 +179,8 @@ def classify(exc: BaseException, *, upload: bool = False) -> MeshChannelError:
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return MeshUnavailable(f"MESH did not accept a connection: {exc}")
     if isinstance(exc, requests.exceptions.HTTPError):
-        status = exc.response.status_code if exc.response is not None else 0
         code, message = _error_code(exc.response)
-        if status == 403:
-            return MeshAuthFailed("MESH refused our mailbox credentials (403)")
+        status = status or 0
         if status == 404:
             return MeshNotFound("MESH does not know it (404)", code=code)
         if status == 300:
@@ -169,6 +194,25 @@ def classify(exc: BaseException, *, upload: bool = False) -> MeshChannelError:
         return MeshRefused(
             f"MESH refused the request ({status}): {message}", code=code or str(status)
         )
+    if isinstance(
+        exc,
+        requests.exceptions.JSONDecodeError
+        | answers.AnswerUnreadable
+        | KeyError
+        | TypeError
+        | ValueError
+        | AttributeError,
+    ):
+        # An answer mesh_client (or we) could not read: not JSON, a member missing
+        # or of the wrong type, a header that does not parse.
+        reason = (
+            str(exc)
+            if isinstance(exc, answers.AnswerUnreadable)
+            else type(exc).__name__
+        )
+        if upload:
+            return MeshMalformedAnswer(f"Unreadable answer to the upload: {reason}")
+        return MeshMalformedRead(f"Unreadable answer from MESH: {reason}")
     if isinstance(exc, requests.exceptions.ConnectionError | ResponseError):
         if _caused_by_refused_connection(exc) or not upload:
             return MeshUnavailable(f"MESH could not be reached: {exc}")
@@ -191,14 +235,13 @@ def classify(exc: BaseException, *, upload: bool = False) -> MeshChannelError:
     raise exc
 
 
-def _header_bool(value: str | None) -> bool | None:
-    if not value:
-        return None
-    return value.strip().upper() == "SUCCESS"
-
-
 class MeshMailboxClient:
-    """One open session with one MESH mailbox. Use it as a context manager."""
+    """One open session with one MESH mailbox. Use it as a context manager.
+
+    Every call goes through ``_call``, which remembers the answer MESH gave (a
+    response hook on mesh_client's session) so that a failure is classified by
+    its HTTP status as well as its exception, and every JSON answer is then read
+    through ``transmissions.mesh.answers`` into its type."""
 
     def __init__(self, connection: MeshConnection) -> None:
         if not connection.url.startswith("https://"):
@@ -215,6 +258,8 @@ class MeshMailboxClient:
             self._client = self._open(connection)
         except OSError as exc:  # ssl.SSLError is one: unreadable or bad TLS files
             raise MeshConfigurationError(f"MESH TLS files unusable: {exc}") from exc
+        self._answer: requests.Response | None = None
+        self._client._session.hooks["response"].append(self._remember)
 
     @staticmethod
     def _open(connection: MeshConnection) -> MeshClient:
@@ -246,28 +291,48 @@ class MeshMailboxClient:
     def mailbox_id(self) -> str:
         return self.connection.mailbox_id.upper()
 
+    # every call
+
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any):
+        self._answer = response
+        return response
+
+    def _call(self, call: Callable[[], T], *, upload: bool = False) -> T:
+        """Run one mesh_client call; any failure becomes one of our errors."""
+        self._answer = None
+        try:
+            return call()
+        except Exception as exc:
+            status = self._answer.status_code if self._answer is not None else None
+            raise classify(exc, upload=upload, status=status) from exc
+
+    def _read(self, model: type[answers.A], *, upload: bool = False) -> answers.A:
+        """The answer just received, validated into ``model``."""
+        answer = self._answer
+        try:
+            if answer is None:
+                raise answers.AnswerUnreadable("no answer was recorded")
+            return answers.read_json(
+                model, answer.content, answer.headers.get("Content-Type", "")
+            )
+        except answers.AnswerUnreadable as exc:
+            raise classify(exc, upload=upload) from exc
+
+    # operations
+
     def handshake(self) -> None:
         """Validate the mailbox (MESH asks for this once a day)."""
-        try:
-            self._client.handshake()
-        except Exception as exc:
-            raise classify(exc) from exc
+        self._call(self._client.handshake)
 
     def lookup(self, *, ods_code: str, workflow_id: str) -> list[MeshEndpoint]:
         """The mailboxes that receive ``workflow_id`` for the organisation."""
-        try:
-            answer = self._client.lookup_endpoint(ods_code, workflow_id)
-        except Exception as exc:
-            raise classify(exc) from exc
+        self._call(lambda: self._client.lookup_endpoint(ods_code, workflow_id))
+        found = self._read(answers.LookupAnswer)
         return [
             MeshEndpoint(
-                mailbox_id=str(item.get("mailbox_id") or item.get("address") or ""),
-                mailbox_name=str(
-                    item.get("mailbox_name") or item.get("description") or ""
-                ),
+                mailbox_id=item.mailbox_id, mailbox_name=item.mailbox_name or ""
             )
-            for item in answer.get("results", [])
-            if item.get("mailbox_id") or item.get("address")
+            for item in found.results
         ]
 
     def send(
@@ -290,31 +355,36 @@ class MeshMailboxClient:
         }
         if subject:
             kwargs["subject"] = subject
-        try:
-            return self._client.send_message(
+        chunked = len(content) > self.connection.chunk_size
+        message_id = self._call(
+            lambda: self._client.send_message(
                 recipient,
                 content,
                 max_chunk_size=self.connection.chunk_size,
                 **kwargs,
-            )
-        except Exception as exc:
-            raise classify(exc, upload=True) from exc
+            ),
+            upload=True,
+        )
+        if not chunked:
+            # The answer to the one chunk is the message's: read it as such.
+            message_id = self._read(answers.SendAnswer, upload=True).message_id
+        elif not isinstance(message_id, str) or not message_id:
+            raise MeshMalformedAnswer("The upload's answer gave no message id")
+        return message_id
 
     def track(self, message_id: str) -> MeshTracking:
         """What MESH says about one message we sent (not to be polled often)."""
-        try:
-            data = self._client.track_message(message_id)
-        except Exception as exc:
-            raise classify(exc) from exc
+        self._call(lambda: self._client.track_message(message_id))
+        data = self._read(answers.TrackingAnswer)
         return MeshTracking(
-            message_id=str(data.get("message_id") or message_id),
-            local_id=str(data.get("local_id") or ""),
-            status=str(data.get("status") or "").lower(),
-            status_code=str(data.get("status_code") or ""),
-            status_description=str(data.get("status_description") or ""),
-            status_success=data.get("status_success"),
-            recipient=str(data.get("recipient") or ""),
-            workflow_id=str(data.get("workflow_id") or ""),
+            message_id=data.message_id,
+            local_id=data.local_id or "",
+            status=(data.status or "").lower(),
+            status_code=data.status_code or "",
+            status_description=data.status_description or "",
+            status_success=data.status_success,
+            recipient=data.recipient or "",
+            workflow_id=data.workflow_id or "",
         )
 
     def track_by_local_id(self, local_id: str) -> MeshTracking | None:
@@ -326,68 +396,72 @@ class MeshMailboxClient:
         """
         url = f"{self._client.mailbox_url}/outbox/tracking/{local_id}"
         session = self._client._session
-        try:
+
+        def get() -> requests.Response:
             response = session.get(
                 url,
                 headers={"Accept": "application/vnd.mesh.v1+json"},
                 timeout=(self.connection.connect_timeout, self.connection.read_timeout),
             )
             response.raise_for_status()
-        except Exception as exc:
-            error = classify(exc)
-            if isinstance(error, MeshNotFound):
-                return None
-            raise error from exc
+            return response
+
+        try:
+            response = self._call(get)
+        except MeshNotFound:
+            return None
         if response.status_code == 300:
             raise MeshAmbiguousLocalId("More than one message has that local id")
-        data = response.json()
+        data = self._read(answers.TrackingByLocalIdAnswer)
         return MeshTracking(
-            message_id=str(data.get("messageId") or data.get("dtsId") or ""),
-            local_id=str(data.get("localId") or local_id),
-            status=str(data.get("status") or "").lower(),
-            status_code=str(data.get("statusCode") or ""),
-            status_description=str(data.get("statusDescription") or ""),
-            status_success=_header_bool(data.get("statusSuccess")),
-            recipient=str(data.get("recipient") or ""),
-            workflow_id=str(data.get("workflowId") or ""),
+            message_id=data.message_id,
+            local_id=data.local_id or local_id,
+            status=(data.status or "").lower(),
+            status_code=data.status_code or "",
+            status_description=data.status_description or "",
+            status_success=None
+            if data.status_success is None
+            else data.status_success == "SUCCESS",
+            recipient=data.recipient or "",
+            workflow_id=data.workflow_id or "",
         )
 
     def inbox(self, *, limit: int = 500) -> list[str]:
         """Message ids waiting in our inbox, oldest first, at most ``limit``."""
-        try:
-            return self._client.list_messages(max_results=max(limit, 10))[:limit]
-        except Exception as exc:
-            raise classify(exc) from exc
+        self._call(lambda: self._client.list_messages(max_results=max(limit, 10)))
+        return self._read(answers.InboxAnswer).messages[:limit]
 
     def retrieve(self, message_id: str) -> InboxMessage:
         """Download one message (every chunk) with its MESH headers."""
-        try:
+
+        def download() -> tuple[dict[str, str], bytes]:
             message = self._client.retrieve_message(message_id)
             try:
-                content = message.read()
+                headers = dict(message.mex_headers())
+                return headers, message.read() or b""
             finally:
                 message.close()
-        except Exception as exc:
+
+        raw_headers, content = self._call(download)
+        try:
+            headers = answers.read_headers(raw_headers)
+        except answers.AnswerUnreadable as exc:
             raise classify(exc) from exc
-        headers = dict(message.mex_headers())
         return InboxMessage(
             message_id=message_id,
-            message_type=str(headers.get("messagetype") or DATA).upper(),
-            workflow_id=str(headers.get("workflowid") or ""),
-            sender=str(headers.get("from") or ""),
-            local_id=str(headers.get("localid") or ""),
-            subject=str(headers.get("subject") or ""),
-            linked_message_id=str(headers.get("linkedmsgid") or ""),
-            status_code=str(headers.get("statuscode") or ""),
-            status_event=str(headers.get("statusevent") or ""),
-            status_description=str(headers.get("statusdescription") or ""),
-            status_success=_header_bool(headers.get("statussuccess")),
-            content=content or b"",
+            message_type=headers.message_type,
+            workflow_id=headers.workflow_id,
+            sender=headers.sender,
+            local_id=headers.local_id,
+            subject=headers.subject,
+            linked_message_id=headers.linked_message_id,
+            status_code=headers.status_code,
+            status_event=headers.status_event,
+            status_description=headers.status_description,
+            status_success=headers.succeeded,
+            content=content,
         )
 
     def acknowledge(self, message_id: str) -> None:
         """Remove one message from our inbox (only once it is recorded)."""
-        try:
-            self._client.acknowledge_message(message_id)
-        except Exception as exc:
-            raise classify(exc) from exc
+        self._call(lambda: self._client.acknowledge_message(message_id))

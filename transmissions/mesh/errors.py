@@ -42,7 +42,8 @@ class MeshAmbiguousLocalId(MeshRefused):
 
 
 class MeshAuthFailed(MeshChannelError):
-    """MESH refused our mailbox credentials (403)."""
+    """MESH refused our mailbox credentials (401 or 403): nothing was accepted, and
+    nothing will be until the credentials are fixed. Stop the organisation."""
 
     error_class = "auth"
 
@@ -51,3 +52,18 @@ class MeshConfigurationError(MeshChannelError):
     """The mailbox is configured unsafely or incompletely (secret, TLS files)."""
 
     error_class = "configuration"
+
+
+class MeshMalformedAnswer(MeshOutcomeUnknown):
+    """The upload got an answer that breaks MESH's contract (no message id, not
+    JSON, another content type): MESH may hold the message, so it is settled by
+    tracking its local id, never uploaded again blindly."""
+
+    error_class = "malformed"
+
+
+class MeshMalformedRead(MeshUnavailable):
+    """A read (inbox list, message headers, tracking, endpoint look-up) got an
+    answer that breaks MESH's contract. Nothing changed: asking again is safe."""
+
+    error_class = "malformed"

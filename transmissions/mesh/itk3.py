@@ -17,7 +17,11 @@ import datetime
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from transmissions.mesh.answers import problems
 
 MESSAGE_DEFINITION = (
     "https://fhir.nhs.uk/STU3/MessageDefinition/"
@@ -241,41 +245,73 @@ def response_message(
     return json.dumps(bundle, separators=(",", ":")).encode()
 
 
-def _resources(bundle: Any) -> list[dict]:
-    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        raise Itk3Unreadable("not a FHIR Bundle")
-    return [
-        entry["resource"]
-        for entry in bundle.get("entry", [])
-        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
-    ]
+class _Fhir(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+
+class _Coding(_Fhir):
+    system: str = ""
+    code: str = ""
+    display: str = ""
+
+
+class _Details(_Fhir):
+    coding: list[_Coding] = []
+
+
+class _Issue(_Fhir):
+    details: _Details | None = None
+
+
+class _Response(_Fhir):
+    identifier: str = Field(min_length=1)
+    code: Literal["ok", "transient-error", "fatal-error"]
+
+
+class _Resource(_Fhir):
+    resource_type: str = Field(alias="resourceType")
+    response: _Response | None = None
+    issue: list[_Issue] = []
+
+
+class _Entry(_Fhir):
+    resource: _Resource
+
+
+class _Bundle(_Fhir):
+    resource_type: Literal["Bundle"] = Field(alias="resourceType")
+    entry: list[_Entry] = Field(min_length=1)
 
 
 def parse_response(content: bytes) -> Itk3Response:
-    """Read an ITK3 response: which message it answers and with what code."""
+    """Read an ITK3 response: which message it answers and with what code. Any
+    other shape (not JSON, not a Bundle, members missing or mistyped) raises
+    ``Itk3Unreadable`` naming the members, never their values."""
     try:
-        bundle = json.loads(content)
-    except ValueError as exc:
-        raise Itk3Unreadable("not JSON") from exc
-    resources = _resources(bundle)
-    headers = [r for r in resources if r.get("resourceType") == "MessageHeader"]
-    if not headers or not isinstance(headers[0].get("response"), dict):
+        bundle = _Bundle.model_validate_json(content)
+    except ValidationError as exc:
+        # ``from None``: pydantic's own message quotes the values it was given.
+        raise Itk3Unreadable(problems(exc)) from None
+    resources = [entry.resource for entry in bundle.entry]
+    headers = [r for r in resources if r.resource_type == "MessageHeader"]
+    if not headers or headers[0].response is None:
         raise Itk3Unreadable("no MessageHeader.response")
-    response = headers[0]["response"]
+    response = headers[0].response
     codes = [
-        (str(coding.get("code") or ""), str(coding.get("display") or ""))
+        (coding.code, coding.display)
         for resource in resources
-        if resource.get("resourceType") == "OperationOutcome"
-        for issue in resource.get("issue", [])
-        for coding in (issue.get("details") or {}).get("coding", [])
-        if coding.get("system") == RESPONSE_CODE_SYSTEM and coding.get("code")
+        if resource.resource_type == "OperationOutcome"
+        for issue in resource.issue
+        if issue.details is not None
+        for coding in issue.details.coding
+        if coding.system == RESPONSE_CODE_SYSTEM and coding.code
     ]
     if not codes:
         raise Itk3Unreadable("no ITK3 response code")
     code, description = codes[0]
     return Itk3Response(
-        response_to=str(response.get("identifier") or ""),
+        response_to=response.identifier,
         code=code,
-        response_code=str(response.get("code") or ""),
+        response_code=response.code,
         description=description,
     )

@@ -20,13 +20,19 @@ from docflow.models import Channel, DocumentStatus
 from transmissions.mesh import itk3
 from transmissions.mesh.client import InboxMessage, MeshMailboxClient
 from transmissions.mesh.connections import mesh_client_for, mesh_setting
-from transmissions.mesh.errors import MeshChannelError, MeshNotFound
+from transmissions.mesh.errors import (
+    MeshAuthFailed,
+    MeshChannelError,
+    MeshMalformedRead,
+    MeshNotFound,
+)
 from transmissions.models import (
     MeshInboxMessage,
     MeshInboxOutcome,
     MeshMailbox,
     Transmission,
 )
+from transmissions.services.mesh_halts import mesh_credentials_halt
 from transmissions.services.mesh_outcomes import (
     NDR_REASON,
     NDR_STATUS_CODE,
@@ -44,6 +50,7 @@ class InboxPoll:
 
     outcomes: dict[str, int] = field(default_factory=dict)
     acknowledged: int = 0
+    credentials_refused: bool = False
 
     def count(self, outcome: str) -> None:
         key = str(outcome)
@@ -188,6 +195,8 @@ def mesh_inbox_message_record(
 def _acknowledge(client: MeshMailboxClient, message_id: str) -> bool:
     try:
         client.acknowledge(message_id)
+    except MeshAuthFailed:
+        raise
     except MeshChannelError as exc:
         logger.warning("Acknowledging %s failed (%s)", message_id, exc.error_class)
         return False
@@ -199,11 +208,21 @@ def _acknowledge(client: MeshMailboxClient, message_id: str) -> bool:
 
 def mesh_inbox_poll(*, mailbox_id: int, limit: int = 500) -> InboxPoll:
     """Download, record and apply what waits in one mailbox's inbox, and
-    acknowledge each message once its record has committed."""
+    acknowledge each message once its record has committed. Refused credentials
+    stop the poll and halt the organisation once (not a failure per message)."""
     if connection.in_atomic_block:
         raise RuntimeError("Poll outside a transaction: acknowledging waits for it")
     mailbox = MeshMailbox.objects.get(pk=mailbox_id)
     result = InboxPoll()
+    try:
+        _poll(mailbox, result, limit=limit)
+    except MeshAuthFailed as exc:
+        mesh_credentials_halt(mailbox=mailbox, error=exc)
+        result.credentials_refused = True
+    return result
+
+
+def _poll(mailbox: MeshMailbox, result: InboxPoll, *, limit: int) -> None:
     with mesh_client_for(mailbox) as client:
         ids = client.inbox(limit=limit)
         known = dict(
@@ -221,6 +240,13 @@ def mesh_inbox_poll(*, mailbox_id: int, limit: int = 500) -> InboxPoll:
                 message = client.retrieve(message_id)
             except MeshNotFound:
                 continue  # expired or taken meanwhile
+            except MeshAuthFailed:
+                raise
+            except MeshMalformedRead as exc:
+                # This message's answer is unreadable: the others are not held
+                # up behind it, and it is asked for again on the next poll.
+                logger.warning("MESH message %s unreadable: %s", message_id, exc)
+                continue
             except MeshChannelError as exc:
                 logger.warning("MESH inbox unavailable (%s)", exc.error_class)
                 break
@@ -228,7 +254,6 @@ def mesh_inbox_poll(*, mailbox_id: int, limit: int = 500) -> InboxPoll:
             result.count(recorded.outcome)
             if recorded.outcome != MeshInboxOutcome.NOT_OURS:
                 result.acknowledged += _acknowledge(client, message_id)
-    return result
 
 
 def mesh_inboxes_poll() -> dict[str, InboxPoll]:

@@ -7,19 +7,24 @@ import logging
 from django.utils import timezone
 
 from transmissions.mesh.connections import mesh_client_for
-from transmissions.mesh.errors import MeshChannelError
+from transmissions.mesh.errors import MeshAuthFailed, MeshChannelError
 from transmissions.models import MeshMailbox
+from transmissions.services.mesh_halts import mesh_credentials_halt
 
 logger = logging.getLogger(__name__)
 
 
 def mesh_mailbox_handshake(*, mailbox_id: int) -> MeshMailbox:
-    """Validate one mailbox with MESH and record when, or why it failed."""
+    """Validate one mailbox with MESH and record when, or why it failed; refused
+    credentials also halt the mailbox's organisation (one halt, one incident)."""
     mailbox = MeshMailbox.objects.get(pk=mailbox_id)
     error = ""
     try:
         with mesh_client_for(mailbox) as client:
             client.handshake()
+    except MeshAuthFailed as exc:
+        error = f"{exc.error_class}: {exc}"[:255]
+        mesh_credentials_halt(mailbox=mailbox, error=exc)
     except MeshChannelError as exc:
         error = f"{exc.error_class}: {exc}"[:255]
         logger.warning("MESH handshake of %s failed", mailbox.mailbox_id)

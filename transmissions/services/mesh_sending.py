@@ -30,11 +30,13 @@ from transmissions.mesh.errors import (
     MeshRefused,
 )
 from transmissions.models import (
+    HaltKind,
     MeshEndpointLookup,
     MeshMailbox,
     Transmission,
     TransmissionState,
 )
+from transmissions.services.mesh_halts import mesh_credentials_halt
 from transmissions.services.mesh_outcomes import mesh_transmission_record_posted
 from transmissions.services.mesh_routing import MeshRoute
 from transmissions.services.sending import (
@@ -153,6 +155,10 @@ def mesh_document_send(
                     client=client, ods_code=destination, workflow_id=workflow_id
                 )
             )
+        except MeshAuthFailed as exc:
+            # Nothing claimed: the document stays ready behind the halt.
+            mesh_credentials_halt(mailbox=mailbox, error=exc)
+            return SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
         except MeshChannelError as exc:
             # Nothing claimed: the document stays ready and is dispatched again.
             logger.warning("MESH lookup failed (%s)", exc.error_class)
@@ -187,6 +193,13 @@ def mesh_document_send(
                 subject=DocumentType(claimed_document.document_type).label,
                 content_type=FHIR_JSON,
             )
+        except MeshAuthFailed as exc:
+            # Refused before anything was accepted: one halt for the organisation,
+            # the attempt does not count, and the document waits in ready (no
+            # hold, no work item), exactly as when Connect refuses a token.
+            mesh_credentials_halt(mailbox=mailbox, error=exc)
+            _after_failure(claimed_document, transmission, exc, count_attempt=False)
+            return SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
         except MeshOutcomeUnknown as exc:
             return _after_unknown_outcome(claimed_document, transmission, exc)
         except MeshRefused as exc:
@@ -204,8 +217,8 @@ def mesh_document_send(
                     },
                 )
             return SendResult(SendOutcome.HELD, document.pk, code)
-        except (MeshAuthFailed, MeshConfigurationError, MeshChannelError) as exc:
-            # Nothing was accepted (refused credentials, no connection, 429).
+        except (MeshConfigurationError, MeshChannelError) as exc:
+            # Nothing was accepted (unusable TLS files, no connection, 429).
             return _after_failure(claimed_document, transmission, exc)
     mesh_transmission_record_posted(
         transmission_id=transmission.pk, message_id=message_id, actor=actor

@@ -18,9 +18,10 @@ from django.utils import timezone
 from docflow.models import Channel, Document, DocumentStatus
 from docflow.services import TransitionRefused
 from transmissions.mesh.connections import mesh_client_for
-from transmissions.mesh.errors import MeshChannelError
+from transmissions.mesh.errors import MeshAuthFailed, MeshChannelError
 from transmissions.models import MeshMailbox, Transmission, TransmissionState
 from transmissions.queue import SEND, enqueue_on_commit
+from transmissions.services.mesh_halts import mesh_credentials_halt
 from transmissions.services.mesh_outcomes import mesh_transmission_record_posted
 from transmissions.services.reconciling import Settled, _transition
 
@@ -57,6 +58,9 @@ def mesh_outcome_unknown_settle(*, document_id: int, actor: Any = None) -> str:
     try:
         with mesh_client_for(mailbox) as client:
             found = client.track_by_local_id(transmission.idempotency_key)
+    except MeshAuthFailed as exc:
+        mesh_credentials_halt(mailbox=mailbox, error=exc)
+        return Settled.FAILED
     except MeshChannelError as exc:
         logger.warning("MESH tracking failed (%s); next round", exc.error_class)
         return Settled.FAILED

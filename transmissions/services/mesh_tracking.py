@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from docflow.models import Channel
 from transmissions.mesh.connections import mesh_client_for, mesh_setting
-from transmissions.mesh.errors import MeshChannelError, MeshNotFound
+from transmissions.mesh.errors import MeshAuthFailed, MeshChannelError, MeshNotFound
 from transmissions.models import MeshMailbox, Transmission, TransmissionState
+from transmissions.services.mesh_halts import mesh_credentials_halt
 from transmissions.services.mesh_inbox import InboxPoll, mesh_inboxes_poll
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ def mesh_transmissions_track(*, limit: int = 100) -> int:
                 tracking = client.track(transmission.external_id)
         except MeshNotFound:
             tracking = None
+        except MeshAuthFailed as exc:
+            mesh_credentials_halt(mailbox=mailbox, error=exc)
+            break
         except MeshChannelError as exc:
             logger.warning("MESH tracking unavailable (%s)", exc.error_class)
             break

@@ -16,6 +16,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from transmissions.simulator.behaviours import Behaviour, BehaviourError
+from transmissions.simulator.malformed import malformed_answer
 from transmissions.simulator.store import SimulatorStore, Timings, status_body
 from transmissions.simulator.validation import failure_body, validate_inbound
 
@@ -305,7 +306,11 @@ class ConnectSimulator:
             hang = max(hang, behaviour.slow_seconds)
         if hang:
             time.sleep(hang)
-        return _json(status_body(row), status=201 if created else 200)
+        status = 201 if created else 200
+        if behaviour.malformed:
+            # Stored as for ``accept``; only the answer is spoiled.
+            return malformed_answer(behaviour.malformed, status_body(row), status)
+        return _json(status_body(row), status=status)
 
     def on_documents_find(self, request: Request) -> Response:
         client_id = self._client(request)
@@ -343,6 +348,11 @@ class ConnectSimulator:
         row = self.store.document_get(guid)
         if row is None:
             return _problem(404, "Not Found")
+        organisation = self.scenario.organisations.get(row["recipient"])
+        if organisation is not None and organisation.behaviour.malformed:
+            return malformed_answer(
+                organisation.behaviour.malformed, status_body(row), 200
+            )
         return _json(status_body(row))
 
     def on_resend(self, request: Request, guid: str) -> Response:

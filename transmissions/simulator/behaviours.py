@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from transmissions.simulator.malformed import CASES as MALFORMED_CASES
+
 REJECTION_REASONS = {
     "REJ01": "Patient is no longer registered at this practice.",
     "REJ02": "Patient never registered at this practice.",
@@ -27,6 +29,7 @@ KINDS = {
     "slow",
     "never_ack",
     "size_limit",
+    "malformed",
 }
 
 
@@ -43,10 +46,12 @@ class Behaviour:
     flaky_share: float = 0.0
     slow_seconds: float = 0.0
     size_limit: int | None = None
+    malformed: str = ""
 
     @classmethod
     def parse(cls, spec: str) -> Behaviour:
-        """Parse ``accept``, ``reject:REJ01``, ``flaky:0.3``, ``size_limit:N`` etc."""
+        """Parse ``accept``, ``reject:REJ01``, ``flaky:0.3``, ``size_limit:N``,
+        ``malformed:no_guid`` etc."""
         kind, _, argument = (spec or "accept").strip().partition(":")
         if kind not in KINDS:
             raise BehaviourError(f"unknown behaviour {spec!r}")
@@ -65,6 +70,13 @@ class Behaviour:
                 return cls(kind=kind, slow_seconds=float(argument or 2))
             if kind == "size_limit":
                 return cls(kind=kind, size_limit=int(argument))
+            if kind == "malformed":
+                if argument not in MALFORMED_CASES:
+                    raise BehaviourError(
+                        f"unknown malformed case {argument!r}; one of "
+                        + ", ".join(sorted(MALFORMED_CASES))
+                    )
+                return cls(kind=kind, malformed=argument)
         except ValueError as exc:
             raise BehaviourError(f"bad argument in behaviour {spec!r}") from exc
         return cls(kind=kind)
