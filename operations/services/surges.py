@@ -143,6 +143,8 @@ def outbound_halts_watch() -> set[str]:
     ).select_related("sending_organisation"):
         organisation = halt.sending_organisation
         where = organisation.ods_code if organisation else "all"
+        if halt.destination_ods_code:  # a circuit open for one destination
+            where = f"{where} to {halt.destination_ods_code}"
         scope = f"{halt.kind}:{where}"
         active.add(scope)
         incident_raise(
@@ -150,7 +152,12 @@ def outbound_halts_watch() -> set[str]:
             scope=scope,
             severity=IncidentSeverity.CRITICAL,
             summary=f"Outbound halted for {where}: {halt.get_kind_display()}",
-            details={"halt_id": halt.pk, "kind": halt.kind, "reason": halt.reason},
+            details={
+                "halt_id": halt.pk,
+                "kind": halt.kind,
+                "reason": halt.reason,
+                "destination": halt.destination_ods_code or None,
+            },
         )
     incidents_resolve_cleared(
         kind=IncidentKind.OUTBOUND_HALTED,

@@ -1,7 +1,10 @@
 """Sending: claim a ready document, post it once per attempt, classify the answer.
 
 A retry reuses the document's pending transmission and its idempotency key, so Connect
-keeps at most one copy whatever happens between our POST and our commit.
+keeps at most one copy whatever happens between our POST and our commit. A retry is
+due at its transmission's ``next_attempt_at`` (exponential backoff, full jitter,
+never sooner than Connect's Retry-After); the clock queues it then. A claim holds
+a lease its worker renews while it posts (``leases``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from transmissions.services.controls import (
     outbound_halt_open,
     outbound_halts_open,
 )
+from transmissions.services.leases import claims_kept, lease_expiry
 from transmissions.services.mesh_routing import (
     mesh_route_for,
     mesh_route_when_connect_refuses,
@@ -66,6 +70,7 @@ class SendOutcome:
     HALTED = "halted"
     NOT_READY = "not_ready"
     NOT_DUE = "not_due"
+    QUEUED = "queued"  # to be sent by a task of its own
 
 
 @dataclass(frozen=True)
@@ -91,13 +96,23 @@ def is_split_parent(document: Document) -> bool:
     return document.part_count is not None and document.part_number is None
 
 
-def send_retry_delay(*, attempts: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, never sooner than Connect asked."""
-    ceiling = min(
-        settings.DOCFLOW_SEND_RETRY_MAX_SECONDS,
-        settings.DOCFLOW_SEND_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0)),
+def send_retry_ceiling(*, attempts: int) -> float:
+    """The longest wait before attempt ``attempts + 1``: the base doubled per
+    attempt made, capped at DOCFLOW_SEND_RETRY_MAX_SECONDS."""
+    return float(
+        min(
+            settings.DOCFLOW_SEND_RETRY_MAX_SECONDS,
+            settings.DOCFLOW_SEND_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0)),
+        )
     )
-    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not secrecy
+
+
+def send_retry_delay(*, attempts: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter (uniform between 0 and the ceiling, so
+    retries after a common fault spread over the whole window), never sooner than
+    Connect's Retry-After."""
+    ceiling = send_retry_ceiling(attempts=attempts)
+    delay = random.uniform(0.0, ceiling)  # noqa: S311 - jitter, not secrecy
     return max(delay, retry_after or 0.0)
 
 
@@ -192,6 +207,11 @@ def _first_transmission(
     )
 
 
+def _lease_for(channel: str):
+    """A Connect claim's lease (see ``leases``); MESH claims carry none."""
+    return lease_expiry() if channel == Channel.CONNECT else None
+
+
 @transaction.atomic
 def _claim(
     document_id: int,
@@ -238,6 +258,7 @@ def _claim(
             key=new_key,
             fields=fields,
         )
+        transmission.lease_expires_at = _lease_for(channel)
         transmission.save(force_insert=True)
         if transmission.route_reason:
             audit_record(
@@ -256,7 +277,8 @@ def _claim(
         # Retries send the very bytes the key was first used for.
         payload = transmission.payload_version
         transmission.attempts += 1
-        transmission.save(update_fields=["attempts", "updated_at"])
+        transmission.lease_expires_at = _lease_for(transmission.channel)
+        transmission.save(update_fields=["attempts", "lease_expires_at", "updated_at"])
     document = document_transition(
         document=Document(pk=document_id), transition="claim_for_sending"
     )
@@ -272,7 +294,7 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     ).get(pk=document_id)
     organisation = document.sending_organisation
     halts = outbound_halts_open(sending_organisation_id=organisation.pk)
-    stopped = _not_now(document, halts=halts, paused={})
+    stopped = document_not_sendable_now(document, halts=halts, paused={})
     if stopped is not None:
         return stopped
 
@@ -287,7 +309,11 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
         _halt_for_credentials(organisation, exc)
         return SendResult(SendOutcome.HALTED, document_id, HaltKind.TOKEN_FAILURE)
     except ConnectError as exc:
-        connect_failure_record(sending_organisation=organisation, error=str(exc))
+        connect_failure_record(
+            sending_organisation=organisation,
+            destination_ods_code=document.destination_ods_code,
+            error=str(exc),
+        )
         return SendResult(SendOutcome.RETRY, document_id, "destination check failed")
     if refusal is not None:
         return _refused_destination(document, refusal, actor)
@@ -299,13 +325,15 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     document.sending_organisation = organisation
     try:
         outbound = _outbound(document, payload)
-        status, _created = client.post_document(
-            idempotency_key=transmission.idempotency_key, document=outbound
-        )
+        with claims_kept([transmission.pk]):
+            status, _created = client.post_document(
+                idempotency_key=transmission.idempotency_key, document=outbound
+            )
     except ConnectError as exc:
         return _after_post_error(document, transmission, exc)
     connect_success_record(
         sending_organisation_id=organisation.pk,
+        destination_ods_codes=[document.destination_ods_code],
         # Only a circuit that was open when we looked can have let this send through
         # as its trial; none was: skip looking again.
         circuit_open=any(h.kind == HaltKind.CIRCUIT_OPEN for h in halts),
@@ -314,17 +342,20 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     return SendResult(SendOutcome.POSTED, document_id, status.guid)
 
 
-def _not_now(
+def document_not_sendable_now(
     document: Document, *, halts: list, paused: dict[str, bool]
 ) -> SendResult | None:
     """Why this document is not sent now, or None: not ready (or a split parent,
-    whose parts are sent), a halt on its organisation (``halts``: its open halts),
-    or a pause on its destination (answers kept in ``paused``). A halted or
-    paused document waits in ready until it is lifted."""
+    whose parts are sent), a halt on its organisation or an open circuit for its
+    destination (``halts``: its organisation's open halts), or a pause on its
+    destination (answers kept in ``paused``). A halted or paused document waits in
+    ready until it is lifted."""
     if document.status != DocumentStatus.READY or is_split_parent(document):
         return SendResult(SendOutcome.NOT_READY, document.pk)
     halt = outbound_blocking_halt(
-        sending_organisation_id=document.sending_organisation_id, halts=halts
+        sending_organisation_id=document.sending_organisation_id,
+        destination_ods_code=document.destination_ods_code,
+        halts=halts,
     )
     if halt is not None:
         return SendResult(SendOutcome.HALTED, document.pk, halt.kind)
@@ -367,7 +398,11 @@ def _after_post_error(
         _after_failure(document, transmission, exc, count_attempt=False)
         return SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
     if isinstance(exc, ConnectOutcomeUnknown):
-        connect_failure_record(sending_organisation=organisation, error=str(exc))
+        connect_failure_record(
+            sending_organisation=organisation,
+            destination_ods_code=document.destination_ods_code,
+            error=str(exc),
+        )
         return _after_unknown_outcome(document, transmission, exc)
     if isinstance(exc, ConnectRefused):
         codes = exc.codes or [type(exc).__name__]
@@ -382,7 +417,11 @@ def _after_post_error(
         return SendResult(SendOutcome.HELD, document.pk, ",".join(codes))
     if isinstance(exc, ConnectUnavailable):
         # Retryable: nothing reached Connect.
-        connect_failure_record(sending_organisation=organisation, error=str(exc))
+        connect_failure_record(
+            sending_organisation=organisation,
+            destination_ods_code=document.destination_ods_code,
+            error=str(exc),
+        )
         return _after_failure(document, transmission, exc)
     raise exc
 
@@ -488,8 +527,15 @@ def _retry_or_hold(
         transmission.attempts = max(transmission.attempts - 1, 0)
         transmission.next_attempt_at = None
     transmission.last_error_class = exc.error_class[:32]
+    transmission.lease_expires_at = None  # released: back in ready
     transmission.save(
-        update_fields=["attempts", "next_attempt_at", "last_error_class", "updated_at"]
+        update_fields=[
+            "attempts",
+            "next_attempt_at",
+            "last_error_class",
+            "lease_expires_at",
+            "updated_at",
+        ]
     )
     _transition(
         document,
