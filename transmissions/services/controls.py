@@ -204,6 +204,9 @@ def outbound_resume(
 
 
 ENDPOINT = ""  # a failure count or circuit for no one destination: the endpoint
+# A destination that failed this recently is still taken for failing (its sends go
+# alone, never in a batch with others'), though a success came since.
+FAILING_WINDOW_SECONDS = 600
 
 
 def _circuit_extend_or_open(
@@ -332,12 +335,15 @@ def destinations_failing(
     *, sending_organisation_id: int, halts: list[OutboundHalt]
 ) -> set[str]:
     """The destinations one organisation's sends are failing to now: a failure
-    counted since the last success, or a circuit open (``halts``: the
+    counted since the last success or within FAILING_WINDOW_SECONDS (a flaky
+    practice succeeds now and then), or a circuit open (``halts``: the
     organisation's open halts); ``ENDPOINT`` among them when failures are counted
     against the endpoint."""
+    recently = timezone.now() - timedelta(seconds=FAILING_WINDOW_SECONDS)
     failing = set(
         ConnectFailureCount.objects.filter(
-            sending_organisation_id=sending_organisation_id, consecutive__gt=0
+            Q(consecutive__gt=0) | Q(updated_at__gte=recently),
+            sending_organisation_id=sending_organisation_id,
         ).values_list("destination_ods_code", flat=True)
     )
     return failing | {

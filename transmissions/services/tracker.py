@@ -38,6 +38,9 @@ TRACKER_LOCK = 0x646F63666C6F77  # "docflow"
 # run): time for the successor to come up through the queue.
 HANDOVER_SECONDS = 10.0
 LEASE_POLL_SECONDS = 0.2
+# Expired claims are settled in the loop itself for up to this long a round (a
+# look-up by key each), the rest by tasks.
+CLAIMS_SETTLED_HERE_SECONDS = 2.0
 
 
 def _lease_try() -> bool:
@@ -105,11 +108,12 @@ def statuses_track(*, seconds: float, wait: float = 0.0) -> int:
     )
     applied = 0
     next_tracking = 0.0
+    queued: dict = {}  # the clock's memory of first sends it queued
     with tracker_lease(wait=wait) as held:
         if not held:
             return 0  # another tracker is at work
         while True:
-            clock_round()
+            clock_round(queued=queued, settle_for=CLAIMS_SETTLED_HERE_SECONDS)
             on_its_way = anything_on_its_way()
             if on_its_way and time.monotonic() >= next_tracking:
                 applied += tracking_round()
