@@ -14,6 +14,7 @@ from django_q.models import OrmQ
 
 from audit.models import AuditEvent
 from docflow.models import DocumentStatus, Organisation
+from operations.models import Incident, IncidentKind
 from operations.services.surges import outbound_halts_watch
 from tests.transmissions.engine import (
     connect_to,
@@ -140,7 +141,10 @@ def test_failures_to_one_destination_open_its_circuit_and_no_one_elses(
     [result] = documents_send(document_ids=[other.pk])
     assert result.outcome == SendOutcome.POSTED
     # The operations watch raises one incident naming the destination.
-    assert outbound_halts_watch() == {f"circuit_open:RX1 to {FLAKY}"}
+    assert outbound_halts_watch() == {"circuit_open:RX1"}
+    incident = Incident.objects.get(kind=IncidentKind.OUTBOUND_HALTED)
+    assert incident.summary.startswith(f"Outbound halted for RX1 to {FLAKY}:")
+    assert incident.details["destinations"] == [FLAKY]
 
 
 def test_the_circuit_holds_for_its_cooldown_and_its_trial_goes_at_retry_at(
@@ -239,4 +243,29 @@ def test_many_destinations_failing_at_once_open_the_endpoint_circuit(
     # Now every destination waits, those whose own circuit is closed too.
     held = ready_document(sending_organisation, "A81002")
     assert document_send(document_id=held.pk).detail == HaltKind.CIRCUIT_OPEN
-    assert outbound_halts_watch() >= {"circuit_open:RX1"}
+    assert outbound_halts_watch() == {"circuit_open:RX1"}
+    incident = Incident.objects.get(kind=IncidentKind.OUTBOUND_HALTED)
+    assert incident.summary.startswith("Outbound halted for RX1:")
+
+
+def test_a_ready_document_whose_send_was_lost_is_queued_after_the_grace(
+    connected, sending_organisation, django_capture_on_commit_callbacks
+):
+    document = ready_document(sending_organisation, HEALTHY)
+    OrmQ.objects.all().delete()  # its send task died with a cluster
+    capture = django_capture_on_commit_callbacks
+    ready_at = timezone.now()
+    memory: dict = {}
+
+    def lost_at(seconds: float) -> int:
+        with (
+            time_machine.travel(ready_at + dt.timedelta(seconds=seconds), tick=False),
+            capture(execute=True),
+        ):
+            return clock_round(queued=memory).lost
+
+    assert lost_at(5) == 0  # its own task may still be on its way
+    assert lost_at(11) == 1
+    assert sends_queued() == [document.pk]
+    assert lost_at(12) == 0  # queued once ...
+    assert lost_at(45) == 1  # ... and again if that was lost too

@@ -99,6 +99,28 @@ def _halts_of(halts: list[OutboundHalt], sending_organisation_id: int) -> list:
     ]
 
 
+def _held(
+    halts: list[OutboundHalt], sending_organisation_id: int, destination: str, now
+) -> bool:
+    """Whether a halt holds a send, or an open circuit does, even past its
+    retry_at: its trial goes first, and its closing queues the rest."""
+    own = _halts_of(halts, sending_organisation_id)
+    circuit = any(
+        halt.kind == HaltKind.CIRCUIT_OPEN
+        and halt.destination_ods_code in ("", destination)
+        for halt in own
+    )
+    return circuit or (
+        outbound_blocking_halt(
+            sending_organisation_id=sending_organisation_id,
+            destination_ods_code=destination,
+            now=now,
+            halts=own,
+        )
+        is not None
+    )
+
+
 def _requeue_before(now: datetime) -> datetime:
     return now - timedelta(seconds=settings.DOCFLOW_CLOCK_REQUEUE_SECONDS)
 
@@ -127,13 +149,8 @@ def retries_queue_due(
     )
     queued: list[int] = []
     for pk, document_id, sending_organisation_id, destination in due:
-        if outbound_blocking_halt(
-            sending_organisation_id=sending_organisation_id,
-            destination_ods_code=destination,
-            now=now,
-            halts=_halts_of(halts, sending_organisation_id),
-        ):
-            continue  # held: its halt's lifting (or trial) queues it
+        if _held(halts, sending_organisation_id, destination, now):
+            continue  # its halt's lifting (or circuit's trial) queues it
         queued.append(pk)
         enqueue_on_commit(SEND, document_id)
     Transmission.objects.filter(pk__in=queued).update(send_queued_at=now)
@@ -174,12 +191,7 @@ def first_sends_queue_lost(
     )
     count = 0
     for document_id, sending_organisation_id, destination in lost:
-        if outbound_blocking_halt(
-            sending_organisation_id=sending_organisation_id,
-            destination_ods_code=destination,
-            now=now,
-            halts=_halts_of(halts, sending_organisation_id),
-        ):
+        if _held(halts, sending_organisation_id, destination, now):
             continue
         queued[document_id] = now
         enqueue_on_commit(SEND, document_id)
@@ -190,20 +202,20 @@ def first_sends_queue_lost(
 @transaction.atomic
 def circuit_trials_queue_due(*, now: datetime, halts: list[OutboundHalt]) -> int:
     """At the end of an open circuit's cool-down, queue one trial send through it
-    (a ready document it holds back that nothing else holds); returns how many."""
+    (a ready document it holds back that nothing else holds), once per cool-down
+    (again after DOCFLOW_CLOCK_REQUEUE_SECONDS if it was lost); returns how
+    many."""
     trials = 0
     for halt in halts:
         if halt.kind != HaltKind.CIRCUIT_OPEN or halt.retry_at is None:
             continue
+        queued_at = halt.trial_queued_at
         if halt.retry_at > now or (
-            halt.trial_queued_at is not None and halt.trial_queued_at >= halt.retry_at
+            queued_at is not None
+            and queued_at >= halt.retry_at
+            and queued_at >= _requeue_before(now)
         ):
             continue
-        marked = OutboundHalt.objects.filter(
-            pk=halt.pk, closed_at__isnull=True, retry_at=halt.retry_at
-        ).update(trial_queued_at=now)
-        if not marked:
-            continue  # closed or pushed back meanwhile
         others = [
             other
             for other in _halts_of(halts, halt.sending_organisation_id)
@@ -215,8 +227,12 @@ def circuit_trials_queue_due(*, now: datetime, halts: list[OutboundHalt]) -> int
                 for other in others
             ):
                 continue
-            enqueue_on_commit(SEND, document_id)
-            trials += 1
+            marked = OutboundHalt.objects.filter(
+                pk=halt.pk, closed_at__isnull=True, retry_at=halt.retry_at
+            ).update(trial_queued_at=now)
+            if marked:  # else closed or pushed back meanwhile
+                enqueue_on_commit(SEND, document_id)
+                trials += 1
             break
     return trials
 
