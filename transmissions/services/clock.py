@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from docflow.models import Document, DocumentStatus
+from docflow.models import Channel, Document, DocumentStatus
 from transmissions.models import HaltKind, OutboundHalt, Transmission, TransmissionState
 from transmissions.queue import SEND, SETTLE, SETTLE_CLAIM, enqueue_on_commit
 from transmissions.services.controls import (
@@ -280,13 +280,15 @@ def claims_expired_queue(
 
 @transaction.atomic
 def outcomes_unknown_queue_due(*, now: datetime, limit: int = 500) -> int:
-    """Queue the settling by key of documents whose outcome is unknown, a moment
-    after it became so and then every few seconds until settled; returns how
+    """Queue the settling by key of documents sent over Connect whose outcome is
+    unknown, a moment after it became so and then every few seconds until
+    settled (MESH's are settled by the sweep, by their local id); returns how
     many."""
     settle_before = now - timedelta(seconds=SETTLE_EVERY_SECONDS)
     due = list(
         Transmission.objects.filter(
             state=TransmissionState.PENDING,
+            channel=Channel.CONNECT,
             document__status=DocumentStatus.OUTCOME_UNKNOWN,
             document__status_changed_at__lte=now
             - timedelta(seconds=SETTLE_AFTER_SECONDS),
