@@ -274,7 +274,7 @@ def connect_failure_record(
         return _circuit_extend_or_open(
             sending_organisation=sending_organisation,
             destination_ods_code=ENDPOINT,
-            reason="",
+            reason=f"Failures go on talking to Connect (last: {error[:120]})",
         )
     where = f" to {destination_ods_code}" if destination_ods_code else ""
     halt = _circuit_extend_or_open(

@@ -14,6 +14,7 @@ nothing on its way ends.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from transmissions.services.clock import clock_round
 from transmissions.services.tracking import changes_feed_read, transmissions_poll_due
 
 S = DocumentStatus
+logger = logging.getLogger(__name__)
 
 # Documents that will be posted soon: tracking keeps going while there are any.
 ON_ITS_WAY = (S.SUBMITTED, S.READY, S.SENDING, S.OUTCOME_UNKNOWN)
@@ -113,7 +115,11 @@ def statuses_track(*, seconds: float, wait: float = 0.0) -> int:
         if not held:
             return 0  # another tracker is at work
         while True:
-            clock_round(queued=queued, settle_for=CLAIMS_SETTLED_HERE_SECONDS)
+            try:
+                clock_round(queued=queued, settle_for=CLAIMS_SETTLED_HERE_SECONDS)
+            except Exception:
+                # Tracking goes on; the next round (or the sweep) queues it all.
+                logger.exception("A round of the clock failed")
             on_its_way = anything_on_its_way()
             if on_its_way and time.monotonic() >= next_tracking:
                 applied += tracking_round()
