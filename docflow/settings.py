@@ -385,7 +385,8 @@ DOCFLOW_SEND_RETRY_MAX_SECONDS = env_int("DOCFLOW_SEND_RETRY_MAX_SECONDS", 3600)
 # A destination's directory entry is trusted this long before it is looked up again.
 DOCFLOW_DESTINATION_TTL_SECONDS = env_int("DOCFLOW_DESTINATION_TTL_SECONDS", 900)
 DOCFLOW_POLL_FIRST_SECONDS = env_int("DOCFLOW_POLL_FIRST_SECONDS", 30)
-# Longer than any POST can take with the timeouts above: then the worker is gone.
+# Last backstop only (claims are settled when their lease expires): a document in
+# sending this long lost its worker.
 DOCFLOW_SENDING_TIMEOUT_SECONDS = env_int("DOCFLOW_SENDING_TIMEOUT_SECONDS", 300)
 DOCFLOW_DISPATCH_GRACE_SECONDS = env_int("DOCFLOW_DISPATCH_GRACE_SECONDS", 60)
 # A prepare task takes its own document and up to this many in all that are
@@ -505,3 +506,20 @@ DOCFLOW_HEALTH_CONNECT_TIMEOUT_SECONDS = float(
 # Probes come from the load balancer over plain HTTP, like /healthz.
 SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^healthz/(live|ready)/?$"]
 # --- end issue 13 (watch and state files) ---
+
+# --- Issue 13: retries on time, a circuit per destination, claims under a lease
+# (read in transmissions.services: clock, controls, leases) ---
+# The clock (a round of the tracker's loop) queues due retries, due circuit trials
+# and expired claims this often; a retry it queued and nobody took is queued
+# again after DOCFLOW_CLOCK_REQUEUE_SECONDS.
+DOCFLOW_CLOCK_ROUND_SECONDS = float(os.environ.get("DOCFLOW_CLOCK_ROUND_SECONDS", "1"))
+DOCFLOW_CLOCK_REQUEUE_SECONDS = env_int("DOCFLOW_CLOCK_REQUEUE_SECONDS", 30)
+# A claim (a document in sending) is its worker's for this long, renewed every
+# third of it while the worker lives; then the clock settles it by key.
+DOCFLOW_SEND_LEASE_SECONDS = env_int("DOCFLOW_SEND_LEASE_SECONDS", 15)
+# This many destinations of one sending organisation with their circuit open at
+# once open the circuit for its whole Connect endpoint.
+DOCFLOW_CIRCUIT_ENDPOINT_DESTINATIONS = env_int(
+    "DOCFLOW_CIRCUIT_ENDPOINT_DESTINATIONS", 3
+)
+# --- end issue 13 (sending) ---

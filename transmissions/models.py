@@ -56,6 +56,12 @@ class Transmission(models.Model):
     posted_at = models.DateTimeField(null=True, blank=True)
     last_status_at = models.DateTimeField(null=True, blank=True)
     last_error_class = models.CharField(max_length=32, blank=True)
+    # While the document is ``sending``: the claim is its worker's until then, and
+    # the worker renews it while it is alive; past it, the clock settles the claim
+    # by idempotency key (see ``transmissions.services.leases``).
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # When the clock last queued this transmission's retry (so it queues it once).
+    send_queued_at = models.DateTimeField(null=True, blank=True)
     # Why this channel was chosen (blank: the destination profile's default).
     route_reason = models.CharField(max_length=32, blank=True)
     # MESH only: the workflow sent under, the recipient mailbox, and MESH's or the
@@ -82,6 +88,8 @@ class Transmission(models.Model):
         indexes = [
             models.Index(fields=["state", "next_poll_at"]),
             models.Index(fields=["document", "state"]),
+            models.Index(fields=["state", "next_attempt_at"]),
+            models.Index(fields=["state", "lease_expires_at"]),
         ]
 
     def __str__(self) -> str:
@@ -96,11 +104,13 @@ class HaltKind(models.TextChoices):
 
 
 class OutboundHalt(models.Model):
-    """One reason outbound sending is stopped, for everyone or one sending org.
+    """One reason outbound sending is stopped, for everyone, one sending org, or
+    one sending org's sends to one destination (a circuit per destination).
 
     While any halt is open for its scope nothing is posted; documents wait in `ready`.
-    A circuit halt closes itself after `retry_at` on the next successful send; the
-    others need an operator (kill switch command or admin action).
+    A circuit halt lets sends through again at `retry_at` (the clock queues a trial
+    then) and closes itself on the next successful send; the others need an
+    operator (kill switch command or admin action).
     """
 
     sending_organisation = models.ForeignKey(
@@ -111,12 +121,21 @@ class OutboundHalt(models.Model):
         related_name="outbound_halts",
         help_text="Empty: every sending organisation.",
     )
+    destination_ods_code = models.CharField(
+        max_length=10,
+        blank=True,
+        default="",
+        help_text="Circuit only: the one destination it stops; empty: every one.",
+    )
     kind = models.CharField(max_length=16, choices=HaltKind.choices)
     reason = models.CharField(max_length=255)
     opened_at = models.DateTimeField(auto_now_add=True)
     opened_by = models.CharField(max_length=150)
     retry_at = models.DateTimeField(
         null=True, blank=True, help_text="Circuit only: when one trial send may go."
+    )
+    trial_queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="Circuit only: when the clock queued a trial."
     )
     closed_at = models.DateTimeField(null=True, blank=True)
     closed_by = models.CharField(max_length=150, blank=True)
@@ -126,9 +145,9 @@ class OutboundHalt(models.Model):
         ordering = ["-opened_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["sending_organisation", "kind"],
+                fields=["sending_organisation", "kind", "destination_ods_code"],
                 condition=Q(closed_at__isnull=True),
-                name="outbound_halt_one_open_per_org_and_kind",
+                name="outbound_halt_one_open_per_scope_and_kind",
             ),
             models.UniqueConstraint(
                 fields=["kind"],
@@ -139,6 +158,8 @@ class OutboundHalt(models.Model):
 
     def __str__(self) -> str:
         scope = self.sending_organisation or "all sending organisations"
+        if self.destination_ods_code:
+            scope = f"{scope} to {self.destination_ods_code}"
         return f"{self.get_kind_display()}: {scope}"
 
     @property
@@ -147,15 +168,25 @@ class OutboundHalt(models.Model):
 
 
 class ConnectFailureCount(models.Model):
-    """Consecutive retryable failures talking to Connect for one sending org."""
+    """Consecutive retryable failures talking to Connect for one sending org's sends
+    to one destination (empty: failures no destination was named for)."""
 
-    sending_organisation = models.OneToOneField(
+    sending_organisation = models.ForeignKey(
         "docflow.SendingOrganisation",
         on_delete=models.CASCADE,
         related_name="connect_failures",
     )
+    destination_ods_code = models.CharField(max_length=10, blank=True, default="")
     consecutive = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sending_organisation", "destination_ods_code"],
+                name="connect_failure_count_one_per_destination",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.consecutive} consecutive failures"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils import timezone
 
 from transmissions.services import (
+    clock,
     mesh_mailboxes,
     mesh_routing,
     mesh_settling,
@@ -36,14 +38,22 @@ def settle_outcome_unknown(document_id: int) -> str:
     return reconciling.outcome_unknown_settle(document_id=document_id)
 
 
+def settle_expired_claim(document_id: int) -> str:
+    """Settle one claim whose lease expired by its idempotency key (no-op while its
+    worker still holds it)."""
+    return reconciling.sending_claim_settle(document_id=document_id)
+
+
 def dispatch_due() -> str:
     """Queue due work that nothing else has queued."""
     return str(pipeline.pipeline_dispatch_due())
 
 
 def reconcile_sending() -> int:
-    """Move documents stuck in sending to outcome unknown (settled next round)."""
-    return len(reconciling.sending_stuck_mark_unknown())
+    """The backstop behind the clock: queue the settling of expired claims, and
+    move documents stuck in sending without a lease to outcome unknown."""
+    queued = clock.claims_expired_queue(now=timezone.now())
+    return queued + len(reconciling.sending_stuck_mark_unknown())
 
 
 def reconcile_organisations() -> str:
@@ -52,9 +62,10 @@ def reconcile_organisations() -> str:
 
 
 def track(seconds: float | None = None, wait: float = 0.0) -> int:
-    """Apply Connect's statuses in rounds while anything is on its way (the changes
-    feed first, then polls of what is due); scheduled every minute, and a run with
-    work left hands over to its successor so tracking has no gaps."""
+    """Keep the clock (queue retries, circuit trials and expired claims as they
+    come due) and apply Connect's statuses in rounds while anything is on its way;
+    scheduled every minute, and a run hands over to its successor so neither has
+    gaps."""
     return tracker.statuses_track(
         seconds=settings.DOCFLOW_TRACK_LOOP_SECONDS if seconds is None else seconds,
         wait=wait,

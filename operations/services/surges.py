@@ -136,25 +136,37 @@ def rejection_surges_check(*, now=None) -> set[str]:
 
 
 def outbound_halts_watch() -> set[str]:
-    """One incident per open automatic halt; resolved when the halt closes."""
-    active = set()
+    """One incident per open automatic halt of a kind for a scope (an
+    organisation's circuits open for some of its destinations make one, naming
+    them); resolved when the halts close."""
+    groups: dict[str, list[OutboundHalt]] = {}
     for halt in OutboundHalt.objects.filter(
         closed_at__isnull=True, kind__in=AUTOMATIC_HALTS
     ).select_related("sending_organisation"):
         organisation = halt.sending_organisation
         where = organisation.ods_code if organisation else "all"
-        scope = f"{halt.kind}:{where}"
-        active.add(scope)
+        groups.setdefault(f"{halt.kind}:{where}", []).append(halt)
+    for scope, halts in groups.items():
+        halt = halts[0]
+        where = scope.partition(":")[2]
+        destinations = sorted(h.destination_ods_code for h in halts)
+        if "" not in destinations:  # circuits open for some destinations only
+            where = f"{where} to {', '.join(destinations)}"
         incident_raise(
             kind=IncidentKind.OUTBOUND_HALTED,
             scope=scope,
             severity=IncidentSeverity.CRITICAL,
             summary=f"Outbound halted for {where}: {halt.get_kind_display()}",
-            details={"halt_id": halt.pk, "kind": halt.kind, "reason": halt.reason},
+            details={
+                "halt_id": halt.pk,
+                "kind": halt.kind,
+                "reason": halt.reason,
+                "destinations": [code for code in destinations if code],
+            },
         )
     incidents_resolve_cleared(
         kind=IncidentKind.OUTBOUND_HALTED,
-        active_scopes=active,
+        active_scopes=set(groups),
         resolution="The halt was lifted.",
     )
-    return active
+    return set(groups)

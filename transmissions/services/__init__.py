@@ -5,6 +5,12 @@
   enqueues due work.
 - ``sending``: claim, post, classify the answer.
 - ``tracking``: apply Connect statuses (changes feed first, per-document fallback).
-- ``tracker``: the one loop that tracks while anything is on its way.
+- ``tracker``: the one loop that tracks while anything is on its way, and keeps the
+  clock.
+- ``clock``: each second, queue what came due (retries, circuit trials, lost first
+  sends, the settling of expired claims and unknown outcomes).
+- ``leases``: a claim is its worker's while the worker renews its lease.
+- ``send_rules``: whether a document may be sent now, and the backoff between
+  attempts.
 - ``reconciling``: settle uncertain sends by idempotency key; re-check destinations.
 """

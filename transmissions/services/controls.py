@@ -2,27 +2,40 @@
 
 Nothing is posted while an open halt covers a document's sending organisation
 (or everyone). Every halt opened or closed is audited.
+
+The circuit breaker counts retryable failures per destination (the sending
+organisation's sends to one practice): past DOCFLOW_CIRCUIT_FAILURE_THRESHOLD
+consecutive failures the circuit opens for that destination alone, so one flaky
+practice never stops sends to the others. When DOCFLOW_CIRCUIT_ENDPOINT_DESTINATIONS
+destinations have their circuit open at once, the fault is Connect's rather than a
+practice's, and the circuit opens for the organisation's whole endpoint (a halt
+with no destination). An open circuit lets sends through again at its ``retry_at``
+(half-open): the clock queues a trial send then; the first success closes it and
+queues what waited behind it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from audit.actors import actor_for
 from audit.services import audit_record
-from docflow.models import SendingOrganisation
+from docflow.models import Document, DocumentStatus, SendingOrganisation
 from transmissions.models import (
     ConnectFailureCount,
     HaltKind,
     OutboundHalt,
     Transmission,
+    TransmissionState,
 )
+from transmissions.queue import SEND, enqueue_on_commit
 
 
 def _actor_label(actor: Any) -> str:
@@ -30,7 +43,10 @@ def _actor_label(actor: Any) -> str:
 
 
 def _scope(halt: OutboundHalt) -> str:
-    return halt.sending_organisation.ods_code if halt.sending_organisation else "all"
+    scope = halt.sending_organisation.ods_code if halt.sending_organisation else "all"
+    if halt.destination_ods_code:
+        scope = f"{scope}/{halt.destination_ods_code}"
+    return scope
 
 
 def open_halts_for(sending_organisation_id: int | None):
@@ -48,22 +64,32 @@ def outbound_halts_open(*, sending_organisation_id: int) -> list[OutboundHalt]:
     )
 
 
+def halt_blocks(halt: OutboundHalt, *, destination_ods_code: str | None, now) -> bool:
+    """Whether one open halt stops a send to ``destination_ods_code`` now (None: a
+    send whose destination is not known here, stopped only by wider halts); a
+    circuit past its retry time lets sends through (half-open)."""
+    if halt.destination_ods_code and halt.destination_ods_code != destination_ods_code:
+        return False
+    half_open = halt.retry_at is not None and halt.retry_at <= now
+    return not (halt.kind == HaltKind.CIRCUIT_OPEN and half_open)
+
+
 def outbound_blocking_halt(
     *,
     sending_organisation_id: int,
+    destination_ods_code: str | None = None,
     now=None,
     halts: list[OutboundHalt] | None = None,
 ) -> OutboundHalt | None:
-    """The halt that stops a send now, if any; an open circuit past its retry time lets
-    one trial send through (half-open)."""
+    """The halt that stops a send to the destination now, if any: one of the
+    organisation's (or everyone's), or an open circuit for that destination; an
+    open circuit past its retry time lets sends through (half-open)."""
     now = now or timezone.now()
     if halts is None:
         halts = outbound_halts_open(sending_organisation_id=sending_organisation_id)
     for halt in halts:
-        half_open = halt.retry_at is not None and halt.retry_at <= now
-        if halt.kind == HaltKind.CIRCUIT_OPEN and half_open:
-            continue
-        return halt
+        if halt_blocks(halt, destination_ods_code=destination_ods_code, now=now):
+            return halt
     return None
 
 
@@ -73,23 +99,26 @@ def outbound_halt_open(
     kind: str,
     reason: str,
     sending_organisation: SendingOrganisation | None = None,
+    destination_ods_code: str = "",
     retry_at=None,
     actor: Any = None,
 ) -> OutboundHalt:
-    """Stop outbound for a scope; opening an open halt of the same kind is a no-op."""
-    existing = (
-        OutboundHalt.objects.select_for_update()
-        .filter(
-            sending_organisation=sending_organisation, kind=kind, closed_at__isnull=True
-        )
-        .first()
-    )
+    """Stop outbound for a scope (everyone, one organisation, or one organisation's
+    sends to one destination); opening an open halt of the same kind is a no-op."""
+    scope = {
+        "sending_organisation": sending_organisation,
+        "destination_ods_code": destination_ods_code,
+        "kind": kind,
+        "closed_at__isnull": True,
+    }
+    existing = OutboundHalt.objects.select_for_update().filter(**scope).first()
     if existing is not None:
         return existing
     try:
         with transaction.atomic():
             halt = OutboundHalt.objects.create(
                 sending_organisation=sending_organisation,
+                destination_ods_code=destination_ods_code,
                 kind=kind,
                 reason=reason[:255],
                 opened_by=_actor_label(actor)[:150],
@@ -97,9 +126,7 @@ def outbound_halt_open(
             )
     except IntegrityError:
         # Another worker opened the same halt between our read and our insert.
-        return OutboundHalt.objects.get(
-            sending_organisation=sending_organisation, kind=kind, closed_at__isnull=True
-        )
+        return OutboundHalt.objects.get(**scope)
     audit_record(
         action="outbound.halted",
         target_type="outbound",
@@ -107,6 +134,7 @@ def outbound_halt_open(
         data={
             "kind": kind,
             "reason": halt.reason,
+            "destination": destination_ods_code or None,
             "retry_at": retry_at.isoformat() if retry_at else None,
         },
         actor=actor,
@@ -175,19 +203,20 @@ def outbound_resume(
     return closed
 
 
-@transaction.atomic
-def connect_failure_record(
-    *, sending_organisation: SendingOrganisation, error: str
-) -> OutboundHalt | None:
-    """Count a retryable failure; past the threshold the circuit opens (or, after a
-    failed trial send, stays open for another cool-down)."""
-    counter, _ = ConnectFailureCount.objects.select_for_update().get_or_create(
-        sending_organisation=sending_organisation
-    )
-    counter.consecutive += 1
-    counter.save(update_fields=["consecutive", "updated_at"])
-    if counter.consecutive < settings.DOCFLOW_CIRCUIT_FAILURE_THRESHOLD:
-        return None
+ENDPOINT = ""  # a failure count or circuit for no one destination: the endpoint
+# A destination that failed this recently is still taken for failing (its sends go
+# alone, never in a batch with others'), though a success came since.
+FAILING_WINDOW_SECONDS = 600
+
+
+def _circuit_extend_or_open(
+    *,
+    sending_organisation: SendingOrganisation,
+    destination_ods_code: str,
+    reason: str,
+) -> OutboundHalt:
+    """Open the circuit for the scope, or (after a failed trial) keep it open for
+    another cool-down from now."""
     retry_at = timezone.now() + timedelta(
         seconds=settings.DOCFLOW_CIRCUIT_COOLDOWN_SECONDS
     )
@@ -195,6 +224,7 @@ def connect_failure_record(
         OutboundHalt.objects.select_for_update()
         .filter(
             sending_organisation=sending_organisation,
+            destination_ods_code=destination_ods_code,
             kind=HaltKind.CIRCUIT_OPEN,
             closed_at__isnull=True,
         )
@@ -206,31 +236,152 @@ def connect_failure_record(
         return halt
     return outbound_halt_open(
         kind=HaltKind.CIRCUIT_OPEN,
-        reason=(
-            f"{counter.consecutive} consecutive failures talking to Connect "
-            f"(last: {error[:120]})"
-        ),
+        reason=reason,
         sending_organisation=sending_organisation,
+        destination_ods_code=destination_ods_code,
         retry_at=retry_at,
     )
 
 
+@transaction.atomic
+def connect_failure_record(
+    *,
+    sending_organisation: SendingOrganisation,
+    error: str,
+    destination_ods_code: str = ENDPOINT,
+) -> OutboundHalt | None:
+    """Count a retryable failure sending to one destination; past the threshold
+    that destination's circuit opens (or, after a failed trial send, stays open for
+    another cool-down), and when enough destinations have theirs open at once, the
+    whole endpoint's does. Failures no destination is named for count against the
+    endpoint. Returns the circuit opened or kept open, if any."""
+    counter, _ = ConnectFailureCount.objects.select_for_update().get_or_create(
+        sending_organisation=sending_organisation,
+        destination_ods_code=destination_ods_code,
+    )
+    counter.consecutive += 1
+    counter.save(update_fields=["consecutive", "updated_at"])
+    circuits = OutboundHalt.objects.filter(
+        sending_organisation=sending_organisation,
+        kind=HaltKind.CIRCUIT_OPEN,
+        closed_at__isnull=True,
+    )
+    endpoint_open = circuits.filter(destination_ods_code=ENDPOINT).exists()
+    if counter.consecutive < settings.DOCFLOW_CIRCUIT_FAILURE_THRESHOLD:
+        if not endpoint_open:
+            return None
+        # A failure while the endpoint's circuit is open (its trial): still down.
+        return _circuit_extend_or_open(
+            sending_organisation=sending_organisation,
+            destination_ods_code=ENDPOINT,
+            reason=f"Failures go on talking to Connect (last: {error[:120]})",
+        )
+    where = f" to {destination_ods_code}" if destination_ods_code else ""
+    halt = _circuit_extend_or_open(
+        sending_organisation=sending_organisation,
+        destination_ods_code=destination_ods_code,
+        reason=(
+            f"{counter.consecutive} consecutive failures talking to Connect{where} "
+            f"(last: {error[:120]})"
+        ),
+    )
+    if destination_ods_code == ENDPOINT:
+        return halt
+    failing = circuits.exclude(destination_ods_code=ENDPOINT).count()
+    if endpoint_open or failing >= settings.DOCFLOW_CIRCUIT_ENDPOINT_DESTINATIONS:
+        return _circuit_extend_or_open(
+            sending_organisation=sending_organisation,
+            destination_ods_code=ENDPOINT,
+            reason=(
+                f"{failing} destinations failing at once: Connect itself "
+                f"(last: {error[:120]})"
+            ),
+        )
+    return halt
+
+
 def connect_success_record(
-    *, sending_organisation_id: int, circuit_open: bool = True
+    *,
+    sending_organisation_id: int,
+    destination_ods_codes: Sequence[str] = (),
+    circuit_open: bool = True,
+    failures_counted: bool = True,
 ) -> None:
-    """A success resets the failure count and closes an open circuit (trial passed);
-    ``circuit_open=False`` says the caller saw none open before its request."""
-    ConnectFailureCount.objects.filter(
-        sending_organisation_id=sending_organisation_id, consecutive__gt=0
-    ).update(consecutive=0)
+    """A success resets the failure counts of the destinations it reached (and the
+    endpoint's) and closes their open circuits and the endpoint's (the trial
+    passed), queueing the documents that waited behind them; ``circuit_open=False``
+    says the caller saw none open before its request, ``failures_counted=False``
+    that it saw no failure counted for them."""
+    counted = [ENDPOINT, *destination_ods_codes]
+    if failures_counted:
+        ConnectFailureCount.objects.filter(
+            sending_organisation_id=sending_organisation_id,
+            destination_ods_code__in=counted,
+            consecutive__gt=0,
+        ).update(consecutive=0)
     if not circuit_open:
         return
     for halt in OutboundHalt.objects.filter(
         sending_organisation_id=sending_organisation_id,
+        destination_ods_code__in=counted,
         kind=HaltKind.CIRCUIT_OPEN,
         closed_at__isnull=True,
     ):
         outbound_halt_close(halt=halt, reason="A trial send succeeded.")
+        circuit_waiting_queue(halt=halt)
+
+
+def destinations_failing(
+    *, sending_organisation_id: int, halts: list[OutboundHalt]
+) -> set[str]:
+    """The destinations one organisation's sends are failing to now: a failure
+    counted since the last success or within FAILING_WINDOW_SECONDS (a flaky
+    practice succeeds now and then), or a circuit open (``halts``: the
+    organisation's open halts); ``ENDPOINT`` among them when failures are counted
+    against the endpoint."""
+    recently = timezone.now() - timedelta(seconds=FAILING_WINDOW_SECONDS)
+    failing = set(
+        ConnectFailureCount.objects.filter(
+            Q(consecutive__gt=0) | Q(updated_at__gte=recently),
+            sending_organisation_id=sending_organisation_id,
+        ).values_list("destination_ods_code", flat=True)
+    )
+    return failing | {
+        halt.destination_ods_code
+        for halt in halts
+        if halt.kind == HaltKind.CIRCUIT_OPEN and halt.destination_ods_code
+    }
+
+
+def circuit_waiting_documents(*, halt: OutboundHalt, limit: int):
+    """Ids of the ready documents a circuit holds back that are due now (not a
+    split parent, not backing off), oldest first."""
+    backing_off = Transmission.objects.filter(
+        document=OuterRef("pk"),
+        state=TransmissionState.PENDING,
+        next_attempt_at__gt=timezone.now(),
+    )
+    waiting = Document.objects.filter(
+        status=DocumentStatus.READY,
+        sending_organisation_id=halt.sending_organisation_id,
+    )
+    if halt.destination_ods_code:
+        waiting = waiting.filter(destination_ods_code=halt.destination_ods_code)
+    return list(
+        waiting.exclude(part_count__isnull=False, part_number__isnull=True)
+        .exclude(Exists(backing_off))
+        .order_by("status_changed_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def circuit_waiting_queue(*, halt: OutboundHalt, limit: int = 1000) -> int:
+    """Queue (after commit) the sends a circuit that just closed held back, so they
+    go now rather than at the next sweep; returns how many."""
+    waiting = circuit_waiting_documents(halt=halt, limit=limit)
+    for document_id in waiting:
+        enqueue_on_commit(SEND, document_id)
+    return len(waiting)
 
 
 def surge_check(*, sending_organisation: SendingOrganisation) -> OutboundHalt | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from casework.services import work_item_sync_for_document
@@ -117,8 +117,10 @@ class Dispatched:
 
 def pipeline_dispatch_due(*, limit: int = 1000) -> Dispatched:
     """Queue work that is due and not otherwise queued: submitted documents whose
-    enqueue was lost, ready documents whose backoff has passed (and whose
-    organisation is not halted), and documents whose outcome is unknown."""
+    enqueue was lost, ready documents whose backoff has passed (and that no halt
+    of their organisation, nor an open circuit of their destination, holds), and
+    documents whose outcome is unknown. The clock queues retries on time; this
+    sweep is what finds work whose queueing was lost."""
     now = timezone.now()
     grace = now - timedelta(seconds=settings.DOCFLOW_DISPATCH_GRACE_SECONDS)
     submitted = list(
@@ -136,13 +138,25 @@ def pipeline_dispatch_due(*, limit: int = 1000) -> Dispatched:
         state=TransmissionState.PENDING,
         next_attempt_at__gt=now,
     )
-    halted_organisations = [halt.sending_organisation_id for halt in blocking]
+    halted_organisations = [
+        halt.sending_organisation_id
+        for halt in blocking
+        if not halt.destination_ods_code
+    ]
+    halted_destinations = Q(pk__in=[])
+    for halt in blocking:
+        if halt.destination_ods_code:
+            halted_destinations |= Q(
+                sending_organisation_id=halt.sending_organisation_id,
+                destination_ods_code=halt.destination_ods_code,
+            )
     ready: list[int] = []
     if not any(halt.sending_organisation_id is None for halt in blocking):
         ready = list(
             Document.objects.filter(status=S.READY, status_changed_at__lt=grace)
             .exclude(part_count__isnull=False, part_number__isnull=True)
             .exclude(sending_organisation_id__in=halted_organisations)
+            .exclude(halted_destinations)
             .exclude(Exists(waiting))
             .order_by("status_changed_at")
             .values_list("pk", flat=True)[:limit]

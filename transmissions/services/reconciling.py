@@ -1,5 +1,10 @@
 """Reconciliation: settle uncertain sends by idempotency key, never by a blind resend,
-and re-check destinations so an inactive practice holds its waiting documents."""
+and re-check destinations so an inactive practice holds its waiting documents.
+
+A claim whose lease expired (its worker died, see ``leases``) is settled at once by
+its key (``sending_claim_settle``); a document in ``sending`` past
+DOCFLOW_SENDING_TIMEOUT_SECONDS is only the last backstop (a claim without a lease:
+MESH, or rows from before leases)."""
 
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from transmissions.connect.errors import (
 )
 from transmissions.connections import connect_client_for
 from transmissions.models import HaltKind, Transmission, TransmissionState
-from transmissions.queue import SEND, enqueue_on_commit
+from transmissions.queue import SEND, SETTLE, enqueue_on_commit
 from transmissions.services.controls import outbound_halt_open
 from transmissions.services.tracking import transmission_record_posted
 
@@ -44,6 +49,10 @@ class Settled:
     ABSENT = "absent"
     NOT_UNKNOWN = "not_unknown"
     FAILED = "failed"
+    # Expired claims only: still its worker's (renewed meanwhile, or settled), or
+    # left unknown because Connect could not be asked.
+    LIVE = "live"
+    UNKNOWN = "unknown"
 
 
 def _transition(document, transition, *, reason="", data=None, actor=None):
@@ -131,10 +140,106 @@ def outcome_unknown_settle(*, document_id: int, actor: Any = None) -> str:
         except TransitionRefused:
             return Settled.NOT_UNKNOWN
         Transmission.objects.filter(pk=transmission.pk).update(
-            next_attempt_at=timezone.now()
+            next_attempt_at=timezone.now(), send_queued_at=timezone.now()
         )
         enqueue_on_commit(SEND, document_id)
     return Settled.ABSENT
+
+
+def sending_claim_settle(*, document_id: int, actor: Any = None) -> str:
+    """Settle a claim whose lease expired (its worker is dead) by its idempotency
+    key, at once: Connect has it -> recorded as posted (received); Connect has
+    not -> back to ``ready`` and sent again under the same key; Connect cannot be
+    asked -> ``outcome_unknown``, settled as any other. MESH claims (no key to ask
+    Connect about) go to ``outcome_unknown`` and are settled by their local id. A
+    claim whose lease was renewed meanwhile is its worker's: left alone."""
+    transmission = (
+        Transmission.objects.select_related("document__sending_organisation")
+        .filter(document_id=document_id, state=TransmissionState.PENDING)
+        .first()
+    )
+    if not _claim_expired(transmission):
+        return Settled.LIVE
+    document = transmission.document
+    if transmission.channel != Channel.CONNECT:
+        return _claim_unknown(document_id, transmission, actor)
+    client = connect_client_for(document.sending_organisation)
+    try:
+        found = client.find_by_idempotency_key(transmission.idempotency_key)
+    except (ConnectAuthFailed, ConnectConfigurationError) as exc:
+        outbound_halt_open(
+            kind=HaltKind.TOKEN_FAILURE,
+            reason=str(exc)[:255],
+            sending_organisation=document.sending_organisation,
+        )
+        return _claim_unknown(document_id, transmission, actor)
+    except ConnectError:
+        return _claim_unknown(document_id, transmission, actor)
+    if found is not None:
+        # Posted and never recorded: record it now (a no-op if the changes feed or
+        # a late worker recorded it first).
+        transmission_record_posted(
+            transmission_id=transmission.pk, status=found, actor=actor
+        )
+        return Settled.FOUND
+    with transaction.atomic():
+        locked = (
+            Transmission.objects.select_for_update()
+            .select_related("document")
+            .filter(pk=transmission.pk, state=TransmissionState.PENDING)
+            .first()
+        )
+        if not _claim_expired(locked):
+            return Settled.LIVE
+        try:
+            _transition(
+                Document(pk=document_id),
+                "retry_later",
+                reason="CLAIM_RELEASED",
+                data={
+                    "transmission": str(transmission.public_id),
+                    "idempotency_key": transmission.idempotency_key,
+                    "found_by": "lease expired, not at Connect",
+                },
+                actor=actor,
+            )
+        except TransitionRefused:
+            return Settled.LIVE
+        now = timezone.now()
+        # Nothing reached Connect: the claim does not count as an attempt.
+        Transmission.objects.filter(pk=transmission.pk).update(
+            attempts=max(locked.attempts - 1, 0),
+            lease_expires_at=None,
+            next_attempt_at=now,
+            send_queued_at=now,
+        )
+        enqueue_on_commit(SEND, document_id)
+    return Settled.ABSENT
+
+
+def _claim_expired(transmission: Transmission | None) -> bool:
+    return (
+        transmission is not None
+        and transmission.document.status == S.SENDING
+        and transmission.lease_expires_at is not None
+        and transmission.lease_expires_at <= timezone.now()
+    )
+
+
+def _claim_unknown(document_id: int, transmission: Transmission, actor: Any) -> str:
+    with transaction.atomic():
+        try:
+            _transition(
+                Document(pk=document_id),
+                "mark_outcome_unknown",
+                reason="CLAIM_EXPIRED",
+                data={"transmission": str(transmission.public_id)},
+                actor=actor,
+            )
+        except TransitionRefused:
+            return Settled.LIVE
+        enqueue_on_commit(SETTLE, document_id)
+    return Settled.UNKNOWN
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,22 @@
 """Sending: claim a ready document, post it once per attempt, classify the answer.
 
 A retry reuses the document's pending transmission and its idempotency key, so Connect
-keeps at most one copy whatever happens between our POST and our commit.
+keeps at most one copy whatever happens between our POST and our commit. A retry is
+due at its transmission's ``next_attempt_at`` (exponential backoff, full jitter,
+never sooner than Connect's Retry-After); the clock queues it then. A claim holds
+a lease its worker renews while it posts (``leases``).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from audit.services import audit_record
 from casework.services import work_item_sync_for_document
@@ -45,60 +45,40 @@ from transmissions.models import HaltKind, Transmission, TransmissionState
 from transmissions.services.controls import (
     connect_failure_record,
     connect_success_record,
-    outbound_blocking_halt,
     outbound_halt_open,
     outbound_halts_open,
 )
+from transmissions.services.leases import claims_kept, lease_expiry
 from transmissions.services.mesh_routing import (
     mesh_route_for,
     mesh_route_when_connect_refuses,
+)
+from transmissions.services.send_rules import (
+    DESTINATION_PAUSED,
+    SendOutcome,
+    SendResult,
+    destination_paused,
+    document_not_sendable_now,
+    is_split_parent,
+    send_retry_ceiling,
+    send_retry_delay,
 )
 from transmissions.services.tracking import transmission_record_posted
 
 logger = logging.getLogger(__name__)
 
-
-class SendOutcome:
-    POSTED = "posted"
-    RETRY = "retry"
-    HELD = "held"
-    OUTCOME_UNKNOWN = "outcome_unknown"
-    HALTED = "halted"
-    NOT_READY = "not_ready"
-    NOT_DUE = "not_due"
-
-
-@dataclass(frozen=True)
-class SendResult:
-    outcome: str
-    document_id: int
-    detail: str = ""
-
-
-DESTINATION_PAUSED = "destination_paused"
-
-
-def destination_paused(destination_ods_code: str) -> bool:
-    """Whether sending to this destination is paused. Pauses are decided above
-    transmissions (operations watches destination health), so the check is named
-    by dotted path in DOCFLOW_DESTINATION_PAUSED_CHECK; empty: never paused."""
-    check = settings.DOCFLOW_DESTINATION_PAUSED_CHECK
-    return bool(check) and bool(import_string(check)(destination_ods_code))
-
-
-def is_split_parent(document: Document) -> bool:
-    """A split parent is never sent: its parts are."""
-    return document.part_count is not None and document.part_number is None
-
-
-def send_retry_delay(*, attempts: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, never sooner than Connect asked."""
-    ceiling = min(
-        settings.DOCFLOW_SEND_RETRY_MAX_SECONDS,
-        settings.DOCFLOW_SEND_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0)),
-    )
-    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not secrecy
-    return max(delay, retry_after or 0.0)
+# Named here too: the rules are read from this module by the other senders.
+__all__ = [
+    "DESTINATION_PAUSED",
+    "SendOutcome",
+    "SendResult",
+    "destination_paused",
+    "document_not_sendable_now",
+    "document_send",
+    "is_split_parent",
+    "send_retry_ceiling",
+    "send_retry_delay",
+]
 
 
 def _transition(document, transition, *, reason="", data=None, actor=None):
@@ -192,6 +172,11 @@ def _first_transmission(
     )
 
 
+def _lease_for(channel: str):
+    """A Connect claim's lease (see ``leases``); MESH claims carry none."""
+    return lease_expiry() if channel == Channel.CONNECT else None
+
+
 @transaction.atomic
 def _claim(
     document_id: int,
@@ -238,6 +223,7 @@ def _claim(
             key=new_key,
             fields=fields,
         )
+        transmission.lease_expires_at = _lease_for(channel)
         transmission.save(force_insert=True)
         if transmission.route_reason:
             audit_record(
@@ -256,7 +242,8 @@ def _claim(
         # Retries send the very bytes the key was first used for.
         payload = transmission.payload_version
         transmission.attempts += 1
-        transmission.save(update_fields=["attempts", "updated_at"])
+        transmission.lease_expires_at = _lease_for(transmission.channel)
+        transmission.save(update_fields=["attempts", "lease_expires_at", "updated_at"])
     document = document_transition(
         document=Document(pk=document_id), transition="claim_for_sending"
     )
@@ -272,7 +259,7 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     ).get(pk=document_id)
     organisation = document.sending_organisation
     halts = outbound_halts_open(sending_organisation_id=organisation.pk)
-    stopped = _not_now(document, halts=halts, paused={})
+    stopped = document_not_sendable_now(document, halts=halts, paused={})
     if stopped is not None:
         return stopped
 
@@ -287,7 +274,11 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
         _halt_for_credentials(organisation, exc)
         return SendResult(SendOutcome.HALTED, document_id, HaltKind.TOKEN_FAILURE)
     except ConnectError as exc:
-        connect_failure_record(sending_organisation=organisation, error=str(exc))
+        connect_failure_record(
+            sending_organisation=organisation,
+            destination_ods_code=document.destination_ods_code,
+            error=str(exc),
+        )
         return SendResult(SendOutcome.RETRY, document_id, "destination check failed")
     if refusal is not None:
         return _refused_destination(document, refusal, actor)
@@ -299,41 +290,21 @@ def document_send(*, document_id: int, actor: Any = None) -> SendResult:
     document.sending_organisation = organisation
     try:
         outbound = _outbound(document, payload)
-        status, _created = client.post_document(
-            idempotency_key=transmission.idempotency_key, document=outbound
-        )
+        with claims_kept([transmission.pk]):
+            status, _created = client.post_document(
+                idempotency_key=transmission.idempotency_key, document=outbound
+            )
     except ConnectError as exc:
         return _after_post_error(document, transmission, exc)
     connect_success_record(
         sending_organisation_id=organisation.pk,
+        destination_ods_codes=[document.destination_ods_code],
         # Only a circuit that was open when we looked can have let this send through
         # as its trial; none was: skip looking again.
         circuit_open=any(h.kind == HaltKind.CIRCUIT_OPEN for h in halts),
     )
     transmission_record_posted(transmission_id=transmission.pk, status=status)
     return SendResult(SendOutcome.POSTED, document_id, status.guid)
-
-
-def _not_now(
-    document: Document, *, halts: list, paused: dict[str, bool]
-) -> SendResult | None:
-    """Why this document is not sent now, or None: not ready (or a split parent,
-    whose parts are sent), a halt on its organisation (``halts``: its open halts),
-    or a pause on its destination (answers kept in ``paused``). A halted or
-    paused document waits in ready until it is lifted."""
-    if document.status != DocumentStatus.READY or is_split_parent(document):
-        return SendResult(SendOutcome.NOT_READY, document.pk)
-    halt = outbound_blocking_halt(
-        sending_organisation_id=document.sending_organisation_id, halts=halts
-    )
-    if halt is not None:
-        return SendResult(SendOutcome.HALTED, document.pk, halt.kind)
-    code = document.destination_ods_code
-    if code not in paused:
-        paused[code] = destination_paused(code)
-    if paused[code]:
-        return SendResult(SendOutcome.HALTED, document.pk, DESTINATION_PAUSED)
-    return None
 
 
 def _refused_destination(document: Document, refusal: str, actor: Any) -> SendResult:
@@ -367,7 +338,11 @@ def _after_post_error(
         _after_failure(document, transmission, exc, count_attempt=False)
         return SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
     if isinstance(exc, ConnectOutcomeUnknown):
-        connect_failure_record(sending_organisation=organisation, error=str(exc))
+        connect_failure_record(
+            sending_organisation=organisation,
+            destination_ods_code=document.destination_ods_code,
+            error=str(exc),
+        )
         return _after_unknown_outcome(document, transmission, exc)
     if isinstance(exc, ConnectRefused):
         codes = exc.codes or [type(exc).__name__]
@@ -382,7 +357,11 @@ def _after_post_error(
         return SendResult(SendOutcome.HELD, document.pk, ",".join(codes))
     if isinstance(exc, ConnectUnavailable):
         # Retryable: nothing reached Connect.
-        connect_failure_record(sending_organisation=organisation, error=str(exc))
+        connect_failure_record(
+            sending_organisation=organisation,
+            destination_ods_code=document.destination_ods_code,
+            error=str(exc),
+        )
         return _after_failure(document, transmission, exc)
     raise exc
 
@@ -488,8 +467,15 @@ def _retry_or_hold(
         transmission.attempts = max(transmission.attempts - 1, 0)
         transmission.next_attempt_at = None
     transmission.last_error_class = exc.error_class[:32]
+    transmission.lease_expires_at = None  # released: back in ready
     transmission.save(
-        update_fields=["attempts", "next_attempt_at", "last_error_class", "updated_at"]
+        update_fields=[
+            "attempts",
+            "next_attempt_at",
+            "last_error_class",
+            "lease_expires_at",
+            "updated_at",
+        ]
     )
     _transition(
         document,

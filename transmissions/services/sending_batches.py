@@ -1,8 +1,13 @@
 """Sending in batches: ready documents of the usual kind (Connect, a first attempt,
 a destination checked within its TTL, no halt or pause) claimed in one transaction,
 posted one after another and recorded in one more. Anything else goes through
-``sending.document_send`` alone, whose rules (``_not_now``, the destination check,
-the reading of a failed POST) this module shares rather than restates."""
+``sending.document_send`` alone, whose rules (``document_not_sendable_now``, the
+destination check, the reading of a failed POST) this module shares rather than
+restates.
+
+Every claim of a batch carries a lease (``leases``) that the worker's heartbeat
+renews while it posts the batch one document after another: a worker killed half
+way leaves claims that expire within one lease and are settled by key at once."""
 
 from __future__ import annotations
 
@@ -22,10 +27,14 @@ from transmissions.connect.errors import (
 )
 from transmissions.connections import connect_client_for
 from transmissions.models import HaltKind, Transmission, TransmissionState
+from transmissions.queue import SEND, enqueue_on_commit
 from transmissions.services.controls import (
+    ENDPOINT,
     connect_success_record,
+    destinations_failing,
     outbound_halts_open,
 )
+from transmissions.services.leases import claims_kept, lease_expiry
 from transmissions.services.mesh_routing import MeshRouteHints
 from transmissions.services.sending import (
     SendOutcome,
@@ -34,9 +43,9 @@ from transmissions.services.sending import (
     _after_post_error,
     _destination_refusal,
     _first_transmission,
-    _not_now,
     _outbound,
     _refused_destination,
+    document_not_sendable_now,
     document_send,
 )
 from transmissions.services.tracking import transmissions_record_posted
@@ -47,8 +56,11 @@ def documents_send(
 ) -> list[SendResult]:
     """Send several ready documents. The usual case (Connect, a first attempt, a
     destination checked within its TTL, no halt or pause) is claimed in one
-    transaction, posted one after another and recorded in one more; any other
-    document goes through ``document_send`` alone."""
+    transaction, posted one after another and recorded in one more; a document to
+    a destination that is failing now (a failure counted, or its circuit open)
+    goes in a task of its own, so a flaky practice's slow or failed POSTs never
+    hold up the batch; any other document goes through ``document_send`` alone,
+    after the batch."""
     documents = list(
         Document.objects.select_related("sending_organisation", "destination")
         .filter(pk__in=list(document_ids))
@@ -60,6 +72,7 @@ def documents_send(
         ).values_list("document_id", flat=True)
     )
     halts: dict[int, list] = {}
+    failing: dict[int, set[str]] = {}
     paused: dict[str, bool] = {}
     routes = MeshRouteHints()
     checks = _DestinationChecks()
@@ -72,9 +85,18 @@ def documents_send(
             halts[organisation_id] = outbound_halts_open(
                 sending_organisation_id=organisation_id
             )
-        stopped = _not_now(document, halts=halts[organisation_id], paused=paused)
+            failing[organisation_id] = destinations_failing(
+                sending_organisation_id=organisation_id, halts=halts[organisation_id]
+            )
+        stopped = document_not_sendable_now(
+            document, halts=halts[organisation_id], paused=paused
+        )
         if stopped is not None:
             results.append(stopped)
+            continue
+        if document.destination_ods_code in failing[organisation_id] - {ENDPOINT}:
+            enqueue_on_commit(SEND, document.pk)
+            results.append(SendResult(SendOutcome.QUEUED, document.pk))
             continue
         if (
             document.pk in retrying
@@ -90,8 +112,6 @@ def documents_send(
             alone.append(document.pk)
         else:
             results.append(_refused_destination(document, verdict, actor))
-    for document_id in alone:
-        results.append(document_send(document_id=document_id, actor=actor))
     by_organisation: dict[int, list[Document]] = defaultdict(list)
     for document in together:
         by_organisation[document.sending_organisation_id].append(document)
@@ -100,7 +120,13 @@ def documents_send(
             halt.kind == HaltKind.CIRCUIT_OPEN
             for halt in halts[organisation_documents[0].sending_organisation_id]
         )
-        results += _send_together(organisation_documents, circuit_open=circuit_open)
+        results += _send_together(
+            organisation_documents,
+            circuit_open=circuit_open,
+            failing=failing[organisation_documents[0].sending_organisation_id],
+        )
+    for document_id in alone:
+        results.append(document_send(document_id=document_id, actor=actor))
     return results
 
 
@@ -129,47 +155,61 @@ class _DestinationChecks:
 
 
 def _send_together(
-    documents: list[Document], *, circuit_open: bool
+    documents: list[Document], *, circuit_open: bool, failing: set[str]
 ) -> list[SendResult]:
-    """Claim, post and record documents of one sending organisation."""
+    """Claim, post and record documents of one sending organisation (``failing``:
+    the destinations, or the endpoint, with failures counted when we looked)."""
     organisation = documents[0].sending_organisation
     claimed, results = _claim_many([document.pk for document in documents])
     if not claimed:
         return results
     client = connect_client_for(organisation)
     posted: list[tuple[int, Any]] = []
-    halted: ConnectError | None = None
+    reached: set[str] = set()
     try:
-        for document, transmission, payload in claimed:
-            document.sending_organisation = organisation
-            if halted is not None:
-                # The token was refused a moment ago: back to ready, unposted.
-                _after_failure(document, transmission, halted, count_attempt=False)
-                results.append(
-                    SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
-                )
-                continue
-            try:
-                status, _created = client.post_document(
-                    idempotency_key=transmission.idempotency_key,
-                    document=_outbound(document, payload),
-                )
-            except ConnectError as exc:
-                results.append(_after_post_error(document, transmission, exc))
-                if isinstance(exc, (ConnectAuthFailed, ConnectConfigurationError)):
-                    halted = exc
-                continue
-            posted.append((transmission.pk, status))
-            results.append(SendResult(SendOutcome.POSTED, document.pk, status.guid))
+        with claims_kept([transmission.pk for _, transmission, _ in claimed]):
+            _post_each(claimed, organisation, client, posted, reached, results)
     finally:
         # Even when something unexpected stops the loop, what Connect holds is
-        # recorded (anything claimed and not posted is settled as stuck sending).
+        # recorded (anything claimed and not posted is settled when its lease
+        # expires).
         if posted:
             connect_success_record(
-                sending_organisation_id=organisation.pk, circuit_open=circuit_open
+                sending_organisation_id=organisation.pk,
+                destination_ods_codes=sorted(reached),
+                circuit_open=circuit_open,
+                failures_counted=bool(failing & (reached | {ENDPOINT})),
             )
             transmissions_record_posted(posted=posted)
     return results
+
+
+def _post_each(claimed, organisation, client, posted, reached, results) -> None:
+    """Post claimed documents one after another, collecting what Connect holds in
+    ``posted`` (and the destinations reached) and each outcome in ``results``."""
+    halted: ConnectError | None = None
+    for document, transmission, payload in claimed:
+        document.sending_organisation = organisation
+        if halted is not None:
+            # The token was refused a moment ago: back to ready, unposted.
+            _after_failure(document, transmission, halted, count_attempt=False)
+            results.append(
+                SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
+            )
+            continue
+        try:
+            status, _created = client.post_document(
+                idempotency_key=transmission.idempotency_key,
+                document=_outbound(document, payload),
+            )
+        except ConnectError as exc:
+            results.append(_after_post_error(document, transmission, exc))
+            if isinstance(exc, (ConnectAuthFailed, ConnectConfigurationError)):
+                halted = exc
+            continue
+        posted.append((transmission.pk, status))
+        reached.add(document.destination_ods_code)
+        results.append(SendResult(SendOutcome.POSTED, document.pk, status.guid))
 
 
 @transaction.atomic
@@ -200,6 +240,7 @@ def _claim_many(
             results.append(SendResult(SendOutcome.NOT_READY, document_id))
             continue
         claimable.append(document)
+    lease = lease_expiry()
     transmissions = Transmission.objects.bulk_create(
         [
             _first_transmission(
@@ -207,6 +248,7 @@ def _claim_many(
                 payload=payloads[document.pk],
                 sending_organisation_id=document.sending_organisation_id,
                 destination_ods_code=document.destination_ods_code,
+                fields={"lease_expires_at": lease},
             )
             for document in claimable
         ]

@@ -1,16 +1,20 @@
 """The tracker: one loop, on one worker at a time, that applies Connect's statuses
-while anything is on its way.
+while anything is on its way, and keeps the clock (``clock``): each second it
+queues retries, circuit trials and the settling of expired claims as they come due.
 
 Each run is a django-q2 task of at most ``seconds`` (inside the task timeout). On
-PostgreSQL a session advisory lock makes it the only tracker, and a run that still
-has work queues its successor shortly before it ends; the successor waits for the
-lock, so tracking goes on without a gap while documents keep coming. Elsewhere
-(SQLite in development) runs neither exclude nor continue each other: the minute
-schedule starts them.
+PostgreSQL a session advisory lock makes it the only tracker, and a run queues its
+successor shortly before it ends; the successor waits for the lock, so tracking
+and the clock go on without a gap, idle or not (idle, a round is a few indexed
+queries). A run killed with its cluster frees the lock with its connection; the
+minute schedule starts the next. Elsewhere (SQLite in development) runs neither
+exclude nor continue each other: the minute schedule starts them, and a run with
+nothing on its way ends.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +25,11 @@ from django.db import connection
 from docflow.models import Channel, Document, DocumentStatus, SendingOrganisation
 from transmissions.models import Transmission, TransmissionState
 from transmissions.queue import TRACK, enqueue_on_commit
+from transmissions.services.clock import clock_round
 from transmissions.services.tracking import changes_feed_read, transmissions_poll_due
 
 S = DocumentStatus
+logger = logging.getLogger(__name__)
 
 # Documents that will be posted soon: tracking keeps going while there are any.
 ON_ITS_WAY = (S.SUBMITTED, S.READY, S.SENDING, S.OUTCOME_UNKNOWN)
@@ -34,6 +40,9 @@ TRACKER_LOCK = 0x646F63666C6F77  # "docflow"
 # run): time for the successor to come up through the queue.
 HANDOVER_SECONDS = 10.0
 LEASE_POLL_SECONDS = 0.2
+# Expired claims are settled in the loop itself for up to this long a round (a
+# look-up by key each), the rest by tasks.
+CLAIMS_SETTLED_HERE_SECONDS = 2.0
 
 
 def _lease_try() -> bool:
@@ -89,19 +98,33 @@ def tracking_round() -> int:
 
 
 def statuses_track(*, seconds: float, wait: float = 0.0) -> int:
-    """Track in rounds for up to ``seconds`` while anything is on its way, as the
-    only tracker (waiting up to ``wait`` seconds for the one before to finish);
-    returns the changes applied."""
+    """Keep the clock each DOCFLOW_CLOCK_ROUND_SECONDS and track each
+    DOCFLOW_TRACK_ROUND_SECONDS for up to ``seconds``, as the only tracker (waiting
+    up to ``wait`` seconds for the one before to finish); returns the changes
+    applied. Tracking rounds run while anything is on its way."""
     deadline = time.monotonic() + seconds
     handover = min(HANDOVER_SECONDS, seconds / 5)
     continues = connection.vendor == "postgresql"
+    tick = min(
+        settings.DOCFLOW_CLOCK_ROUND_SECONDS, settings.DOCFLOW_TRACK_ROUND_SECONDS
+    )
     applied = 0
+    next_tracking = 0.0
+    queued: dict = {}  # the clock's memory of first sends it queued
     with tracker_lease(wait=wait) as held:
         if not held:
             return 0  # another tracker is at work
         while True:
-            applied += tracking_round()
-            if not anything_on_its_way():
+            try:
+                clock_round(queued=queued, settle_for=CLAIMS_SETTLED_HERE_SECONDS)
+            except Exception:
+                # Tracking goes on; the next round (or the sweep) queues it all.
+                logger.exception("A round of the clock failed")
+            on_its_way = anything_on_its_way()
+            if on_its_way and time.monotonic() >= next_tracking:
+                applied += tracking_round()
+                next_tracking = time.monotonic() + settings.DOCFLOW_TRACK_ROUND_SECONDS
+            if not on_its_way and connection.vendor != "postgresql":
                 return applied
             now = time.monotonic()
             if continues and now >= deadline - handover:
@@ -110,4 +133,4 @@ def statuses_track(*, seconds: float, wait: float = 0.0) -> int:
                 continues = False
             if now >= deadline:
                 return applied
-            time.sleep(settings.DOCFLOW_TRACK_ROUND_SECONDS)
+            time.sleep(tick)

@@ -8,6 +8,9 @@ from django_q.models import Schedule
 # name -> (function, minutes between runs). The scheduler never catches up on missed
 # runs (Q_CLUSTER catch_up=False): each run does all that is due.
 SCHEDULES = {
+    # The tracker's loop, which also keeps the clock (retries, circuit trials and
+    # expired claims queued as they come due); a run hands over to the next, so
+    # this only restarts it after a lost cluster.
     "docflow: track Connect statuses": ("transmissions.tasks.track", 1),
     "docflow: queue due work": ("transmissions.tasks.dispatch_due", 1),
     "docflow: find documents stuck in sending": (

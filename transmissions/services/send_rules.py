@@ -1,0 +1,94 @@
+"""What decides whether and when a document is sent: the outcomes of a send, the
+checks made before claiming (``document_not_sendable_now``: ready, no halt of its
+organisation nor open circuit of its destination, no pause), and the backoff
+between attempts (exponential, full jitter, never sooner than Retry-After)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from docflow.models import Document, DocumentStatus
+from transmissions.services.controls import outbound_blocking_halt
+
+
+class SendOutcome:
+    POSTED = "posted"
+    RETRY = "retry"
+    HELD = "held"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    HALTED = "halted"
+    NOT_READY = "not_ready"
+    NOT_DUE = "not_due"
+    QUEUED = "queued"  # to be sent by a task of its own
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: str
+    document_id: int
+    detail: str = ""
+
+
+DESTINATION_PAUSED = "destination_paused"
+
+
+def destination_paused(destination_ods_code: str) -> bool:
+    """Whether sending to this destination is paused. Pauses are decided above
+    transmissions (operations watches destination health), so the check is named
+    by dotted path in DOCFLOW_DESTINATION_PAUSED_CHECK; empty: never paused."""
+    check = settings.DOCFLOW_DESTINATION_PAUSED_CHECK
+    return bool(check) and bool(import_string(check)(destination_ods_code))
+
+
+def is_split_parent(document: Document) -> bool:
+    """A split parent is never sent: its parts are."""
+    return document.part_count is not None and document.part_number is None
+
+
+def send_retry_ceiling(*, attempts: int) -> float:
+    """The longest wait before attempt ``attempts + 1``: the base doubled per
+    attempt made, capped at DOCFLOW_SEND_RETRY_MAX_SECONDS."""
+    return float(
+        min(
+            settings.DOCFLOW_SEND_RETRY_MAX_SECONDS,
+            settings.DOCFLOW_SEND_RETRY_BASE_SECONDS * (2 ** max(attempts - 1, 0)),
+        )
+    )
+
+
+def send_retry_delay(*, attempts: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter (uniform between 0 and the ceiling, so
+    retries after a common fault spread over the whole window), never sooner than
+    Connect's Retry-After."""
+    ceiling = send_retry_ceiling(attempts=attempts)
+    delay = random.uniform(0.0, ceiling)  # noqa: S311 - jitter, not secrecy
+    return max(delay, retry_after or 0.0)
+
+
+def document_not_sendable_now(
+    document: Document, *, halts: list, paused: dict[str, bool]
+) -> SendResult | None:
+    """Why this document is not sent now, or None: not ready (or a split parent,
+    whose parts are sent), a halt on its organisation or an open circuit for its
+    destination (``halts``: its organisation's open halts), or a pause on its
+    destination (answers kept in ``paused``). A halted or paused document waits in
+    ready until it is lifted."""
+    if document.status != DocumentStatus.READY or is_split_parent(document):
+        return SendResult(SendOutcome.NOT_READY, document.pk)
+    halt = outbound_blocking_halt(
+        sending_organisation_id=document.sending_organisation_id,
+        destination_ods_code=document.destination_ods_code,
+        halts=halts,
+    )
+    if halt is not None:
+        return SendResult(SendOutcome.HALTED, document.pk, halt.kind)
+    code = document.destination_ods_code
+    if code not in paused:
+        paused[code] = destination_paused(code)
+    if paused[code]:
+        return SendResult(SendOutcome.HALTED, document.pk, DESTINATION_PAUSED)
+    return None
