@@ -24,6 +24,7 @@ from docflow.conversion.errors import (
 # message's first argument is the page number (repagination starts again at 1).
 _PROGRESS_LOGGER = "weasyprint.progress"
 _PAGE_MESSAGE = "Step 5 - Creating layout - Page"
+_PAGE_NUMBER = re.compile(r"Page (\d+)")
 # Reported on WeasyPrint's main logger when a relative reference cannot be resolved
 # (there is no base URL): the resource is lost without reaching the fetcher.
 _UNRESOLVED_MESSAGE = "Relative URI reference without a base URI"
@@ -77,6 +78,20 @@ def refused_summary(refused: list[dict]) -> list[dict]:
     ]
 
 
+def refused_resources_text(refused: list[dict] | None) -> str:
+    """What conversion refused to fetch, for a person: kind, scheme and host, with
+    how many of each (never a full address: none is ever recorded)."""
+    parts = []
+    for entry in refused or []:
+        where = "://".join(p for p in (entry.get("scheme"), entry.get("host")) if p)
+        count = entry.get("count", 1)
+        parts.append(
+            f"{entry.get('kind', 'resource')} from {where or 'an unresolved address'}"
+            + (f" x{count}" if count != 1 else "")
+        )
+    return "; ".join(parts)
+
+
 def _requesting_kind() -> str:
     frame = sys._getframe(2)
     while frame is not None:
@@ -110,7 +125,13 @@ class _PageLimit(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and record.msg.startswith(_PAGE_MESSAGE):
-            page = record.args[0] if record.args else 0
+            # A record factory (the NHS-number redaction) may have formatted the
+            # message already, leaving no arguments: the number is read from it.
+            if record.args:
+                page = record.args[0]
+            else:
+                found = _PAGE_NUMBER.search(record.msg)
+                page = int(found.group(1)) if found else 0
             if isinstance(page, int) and page > self.max_pages:
                 raise PageLimitExceeded(self.max_pages)
         return False  # counted, never printed
