@@ -162,6 +162,7 @@ ACTION_TITLES = {
     "document.resolve_rejection": "Rejection resolved (6000)",
     "document.split": "Split into parts",
     "document.conversion_queued": "Queued for conversion (isolated, bounded)",
+    "document.conversion_started": "Conversion started (child process, limits)",
     "document.conversion_interrupted": "Conversion interrupted, will try again",
     "document.rerouted": "Rerouted",
     "document.correction_submitted": "Corrected version submitted",

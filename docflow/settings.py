@@ -478,8 +478,9 @@ DOCFLOW_UPLOAD_INSPECTION_SECONDS = float(
 # converted outside the preparation batch, in a child process with the destination
 # profile's limits, in at most DOCFLOW_CONVERSION_SLOTS places at once (fewer than
 # the workers, across every cluster); intake refuses HTML past these bounds. ---
+# Default: half the workers (2 of 4), so others are always free for PDFs.
 DOCFLOW_CONVERSION_SLOTS = max(
-    1, env_int("DOCFLOW_CONVERSION_SLOTS", max(1, (Q_CLUSTER["workers"] - 1) // 2))
+    1, env_int("DOCFLOW_CONVERSION_SLOTS", max(1, Q_CLUSTER["workers"] // 2))
 )
 # Conversions started (a child or worker that died counts) before the document
 # is held (CONVERSION_LIMIT, "attempts").

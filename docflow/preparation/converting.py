@@ -100,6 +100,7 @@ def conversion_claim(*, document_id: int) -> ConversionClaim | None:
     now = timezone.now()
     job = (
         ConversionJob.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("document")
         .filter(document_id=document_id, document__status=DocumentStatus.SUBMITTED)
         .first()
     )
@@ -114,6 +115,12 @@ def conversion_claim(*, document_id: int) -> ConversionClaim | None:
     job.attempts += 1
     job.lease_until = lease_until
     job.save(update_fields=["attempts", "lease_until"])
+    audit_record(
+        action="document.conversion_started",
+        target_type="document",
+        target_id=str(job.document.public_id),
+        data={"attempt": job.attempts, "slot": slot.number},
+    )
     return ConversionClaim(
         job_id=job.pk,
         document_id=document_id,
