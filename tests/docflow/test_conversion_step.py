@@ -60,7 +60,9 @@ def destination():
             "max_file_size_bytes": 20 * 2**20,
             "allowed_media_types": ["application/pdf"],
             "conversion_max_pages": 5,
-            "conversion_wall_seconds": 20,
+            # Room for an honest letter on a busy machine; pages are the limit here.
+            "conversion_wall_seconds": 90,
+            "conversion_cpu_seconds": 60,
         },
     )
     return OrganisationFactory(ods_code="A81001", endpoint_type="test_profile")

@@ -45,6 +45,15 @@ PATIENT_BIRTH_DATE = datetime.date(1947, 6, 23)
 COMMON_PATH_MAX_STATEMENTS = 13
 
 
+@pytest.fixture(autouse=True)
+def _room_to_convert(db):
+    """Not a test of conversion limits: a machine busy with other work must not
+    push an honest letter past the seeded profiles' 20 s."""
+    DestinationProfile.objects.update(
+        conversion_wall_seconds=90, conversion_cpu_seconds=60
+    )
+
+
 @pytest.fixture
 def destination():
     return OrganisationFactory(ods_code=DESTINATION)
@@ -56,6 +65,8 @@ def small_destination(ods_code: str = DESTINATION, **profile):
         "name": "Test profile",
         "max_file_size_bytes": 20 * 1024 * 1024,
         "allowed_media_types": ["application/pdf"],
+        "conversion_wall_seconds": 90,
+        "conversion_cpu_seconds": 60,
         **profile,
     }
     DestinationProfile.objects.update_or_create(

@@ -38,12 +38,21 @@ LETTER = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _room_to_convert(db):
+    """Not a test of conversion limits: a machine busy with other work must not
+    push an honest letter past the seeded profiles' 20 s."""
+    DestinationProfile.objects.update(
+        conversion_wall_seconds=90, conversion_cpu_seconds=60
+    )
+
+
 @pytest.fixture
 def connected(simulator, settings, monkeypatch, sending_organisation, reference_data):
     connect_to(simulator, settings, monkeypatch)
     directory_from_scenario()
     DestinationProfile.objects.filter(endpoint_type="docman10").update(
-        conversion_max_pages=5
+        conversion_max_pages=5, conversion_wall_seconds=90, conversion_cpu_seconds=60
     )
     return simulator
 
