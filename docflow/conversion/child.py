@@ -8,9 +8,10 @@ workers that send good letters.
 
 Arguments: ``--media-type``, ``--max-pages``, ``--cpu-seconds``,
 ``--memory-bytes``, ``--wall-seconds``, ``--nice``. Answer on stdout: one JSON line
-(``status`` ok, limit or failed; ``limit`` pages or memory; ``code``;
-``refused``; ``pages``), then the PDF's bytes when ``status`` is ok. Nothing about
-the content is ever written to stderr. Imports no Django and touches no database.
+(``status`` ok, limit or failed; ``limit`` pages or memory; ``code``; ``refused``;
+``pages``: the PDF's, or the page being laid out when stopped), then the PDF's
+bytes when ``status`` is ok. Nothing about the content is ever written to stderr
+or logged. Imports no Django and touches no database.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nice", type=int, default=10)
     args = parser.parse_args(argv)
     _limit_self(args)
-    # WeasyPrint's warnings quote the content: nothing of it leaves this process.
-    logging.disable(logging.WARNING)
+    # WeasyPrint's warnings quote the content: nothing of it leaves this process
+    # (records still reach the filters that count pages and refusals).
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.getLogger("weasyprint").propagate = False
     refused: list = []
     try:
         content = sys.stdin.buffer.read()
@@ -74,7 +77,14 @@ def main(argv: list[str] | None = None) -> int:
 
             pages = len(PdfReader(io.BytesIO(pdf)).pages)
         except PageLimitExceeded as exceeded:
-            _answer({"status": "limit", "limit": "pages", "code": exceeded.code})
+            _answer(
+                {
+                    "status": "limit",
+                    "limit": "pages",
+                    "code": exceeded.code,
+                    "pages": exceeded.reached,
+                }
+            )
             return 0
         except ConversionFailed as failed:
             if isinstance(failed.__cause__, MemoryError):

@@ -18,6 +18,9 @@ class ConversionFailed(Exception):
 class PageLimitExceeded(ConversionFailed):
     """Rendering passed the page limit; raised while rendering, not after."""
 
-    def __init__(self, max_pages: int) -> None:
+    def __init__(self, max_pages: int, *, reached: int | None = None) -> None:
         super().__init__("page_limit", f"The content runs past {max_pages} pages.")
         self.max_pages = max_pages
+        # The page being laid out when rendering stopped (max_pages + 1 when the
+        # limit was enforced during layout).
+        self.reached = reached

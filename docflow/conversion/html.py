@@ -133,7 +133,7 @@ class _PageLimit(logging.Filter):
                 found = _PAGE_NUMBER.search(record.msg)
                 page = int(found.group(1)) if found else 0
             if isinstance(page, int) and page > self.max_pages:
-                raise PageLimitExceeded(self.max_pages)
+                raise PageLimitExceeded(self.max_pages, reached=page)
         return False  # counted, never printed
 
 
@@ -187,7 +187,7 @@ def html_to_pdf(
                 url_fetcher=_refusing_fetcher(lost),
             ).render()
         if len(document.pages) > max_pages:  # a layout that logged no progress
-            raise PageLimitExceeded(max_pages)
+            raise PageLimitExceeded(max_pages, reached=len(document.pages))
         return document.write_pdf()
     except ConversionFailed:
         raise

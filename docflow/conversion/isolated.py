@@ -59,7 +59,8 @@ class ConversionLimits:
 @dataclass(frozen=True)
 class ConversionOutcome:
     """How one isolated conversion ended: a PDF (with what was refused), a limit
-    exceeded (``limit``: pages, wall_time, cpu_time or memory), content that cannot
+    exceeded (``limit``: pages, wall_time, cpu_time or memory; past the page limit,
+    ``page_count`` is the page layout had reached), content that cannot
     be converted (``failure``: a ConversionFailed code), or a child that died
     without saying why (``crashed``: how it ended)."""
 
@@ -151,7 +152,13 @@ def conversion_run_isolated(
             return ConversionOutcome(limit="memory", seconds=seconds)
         return ConversionOutcome(crashed=f"exit {returncode}", seconds=seconds)
     if status == "limit":
-        return ConversionOutcome(limit=str(header.get("limit", "")), seconds=seconds)
+        return ConversionOutcome(
+            limit=str(header.get("limit", "")),
+            page_count=header.get("pages")
+            if isinstance(header.get("pages"), int)
+            else None,
+            seconds=seconds,
+        )
     if status == "failed":
         return ConversionOutcome(
             failure=str(header.get("code", "conversion_failed")),

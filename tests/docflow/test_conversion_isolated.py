@@ -89,12 +89,14 @@ def test_the_page_limit_stops_layout_as_soon_as_it_is_passed():
     assert max(seen) == 21  # not 2000: layout stopped at the first page too many
 
 
-def test_a_render_past_the_page_limit_ends_with_the_pages_limit():
+def test_a_render_past_the_page_limit_is_stopped_in_the_child_at_the_next_page():
     outcome = conversion_run_isolated(
         forced_pages(400), media_type="text/html", limits=limits(max_pages=20)
     )
 
     assert (outcome.converted, outcome.limit) == (False, "pages")
+    # Stopped while laying out page 21, not after laying out all 400.
+    assert outcome.page_count == 21
 
 
 def test_the_issue_13_render_bomb_is_killed_at_its_wall_time():
