@@ -104,7 +104,13 @@ def conversion_claim(*, document_id: int) -> ConversionClaim | None:
         .filter(document_id=document_id, document__status=DocumentStatus.SUBMITTED)
         .first()
     )
-    if job is None or (job.lease_until is not None and job.lease_until > now):
+    if job is None:
+        # A document cancelled while it waited needs no conversion any more.
+        ConversionJob.objects.filter(document_id=document_id).exclude(
+            document__status=DocumentStatus.SUBMITTED
+        ).delete()
+        return None
+    if job.lease_until is not None and job.lease_until > now:
         return None
     lease_until = now + datetime.timedelta(
         seconds=settings.DOCFLOW_CONVERSION_LEASE_SECONDS

@@ -17,6 +17,7 @@ from docflow.models import (
     ConversionJob,
     ConversionSlot,
     DestinationProfile,
+    Document,
     DocumentStatus,
     PayloadStage,
 )
@@ -234,4 +235,29 @@ def test_a_child_that_dies_is_tried_again_then_held(destination, settings, monke
 
     assert second.document.status_reason == HoldReason.CONVERSION_LIMIT
     assert hold_event(document).data["child_ended"] == "SIGSEGV"
+    assert not ConversionJob.objects.filter(document=document).exists()
+
+
+def test_the_conversion_limits_are_edited_in_the_admin(admin_client, destination):
+    profile = DestinationProfile.objects.get(endpoint_type="test_profile")
+    url = f"/admin/docflow/destinationprofile/{profile.pk}/change/"
+
+    page = admin_client.get(url).content.decode()
+
+    for name in (
+        "conversion_wall_seconds",
+        "conversion_cpu_seconds",
+        "conversion_memory_mib",
+        "conversion_max_pages",
+        "send_with_lost_content",
+    ):
+        assert f'name="{name}"' in page
+
+
+def test_a_job_left_by_a_cancelled_document_goes_at_its_next_claim(destination):
+    document = submit_document(content=HTML_LETTER, declared_extension="html")
+    documents_prepare(limit=10)
+    Document.objects.filter(pk=document.pk).update(status=S.CANCELLED)
+
+    assert conversion_claim(document_id=document.pk) is None
     assert not ConversionJob.objects.filter(document=document).exists()
