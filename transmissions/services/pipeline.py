@@ -31,6 +31,7 @@ from transmissions.queue import (
     SETTLE,
     enqueue_on_commit,
 )
+from transmissions.services.converting import conversions_wake
 from transmissions.services.sending import SendResult
 from transmissions.services.sending_batches import documents_send
 
@@ -96,7 +97,7 @@ def documents_prepare_and_send(
     conversion step (``transmissions.services.converting``), one conversion task
     each, so no render can delay, roll back or kill the batch. A task for a
     document already handed over (the dispatch sweep's, when a conversion was
-    lost) queues its conversion again."""
+    lost) wakes the oldest waiting conversions that the free slots can take."""
     limit = limit or settings.DOCFLOW_PREPARE_BATCH
     waiting = waiting_for_preparation()
     linger = settings.DOCFLOW_PREPARE_LINGER_SECONDS
@@ -119,12 +120,15 @@ def documents_prepare_and_send(
         for converting in batch.converting:
             enqueue_on_commit(CONVERT, converting)
         taken = {p.document.pk for p in batch.prepared} | set(batch.failed)
-        if (
+        lost_conversion = (
             document_id not in taken
             and document_id not in batch.converting
             and document_has_conversion(document_id=document_id)
-        ):
-            enqueue_on_commit(CONVERT, document_id)
+        )
+    if lost_conversion:
+        # Wake what the free slots can take (the oldest first), not one task per
+        # sweep per waiting document: a backlog of conversions costs nothing more.
+        conversions_wake(actor=actor)
     sent = documents_send(document_ids=together, actor=actor) if together else []
     if len(batch.prepared) + len(batch.failed) >= limit:
         following = waiting.order_by("pk").values_list("pk", flat=True).first()
