@@ -171,6 +171,9 @@ class DestinationProfileAdmin(admin.ModelAdmin):
         "channel",
         "max_file_size_bytes",
         "reports_accepted",
+        "conversion_max_pages",
+        "conversion_wall_seconds",
+        "send_with_lost_content",
     ]
 
 

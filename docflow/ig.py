@@ -31,6 +31,7 @@ from audit.models import AccessChannel, AccessLog, AuditEvent
 from audit.pseudonyms import subject_key
 from audit.redaction import redact_nhs_numbers
 from audit.services import access_log_subject_record
+from docflow.conversion.html import refused_resources_text
 from docflow.models import Document
 from docflow.selectors import visible_sending_organisation_ids
 from docflow.validation import normalise_nhs_number, validate_nhs_number
@@ -160,6 +161,9 @@ ACTION_TITLES = {
     "document.requeue": "Queued again (resend, reroute or correction)",
     "document.resolve_rejection": "Rejection resolved (6000)",
     "document.split": "Split into parts",
+    "document.conversion_queued": "Queued for conversion (isolated, bounded)",
+    "document.conversion_started": "Conversion started (child process, limits)",
+    "document.conversion_interrupted": "Conversion interrupted, will try again",
     "document.rerouted": "Rerouted",
     "document.correction_submitted": "Corrected version submitted",
     "transmission.posted": "Posted to Connect",
@@ -203,6 +207,10 @@ def _audit_entries(events: Iterable[AuditEvent]) -> list[TimelineEntry]:
         else:
             title = ACTION_TITLES.get(event.action, event.action)
         data = dict(event.data)
+        if data.get("refused_resources"):
+            data["refused_resources"] = refused_resources_text(
+                data["refused_resources"]
+            )
         if event.action.startswith("document.") and "from" in data and "to" in data:
             title = f"{title}: {data.pop('from')} → {data.pop('to')}"
         entries.append(
@@ -244,6 +252,9 @@ def ig_document_timeline(*, document: Document) -> list[TimelineEntry]:
                         "media type": version.media_type,
                         "size bytes": version.size_bytes,
                         "page count": version.page_count,
+                        "refused external resources": refused_resources_text(
+                            version.refused_resources
+                        ),
                         "SHA-256": version.sha256,
                         "key id": version.key_id,
                         "purged at": version.purged_at,

@@ -6,8 +6,10 @@ polyglots and names that disagree with the content. :func:`inspect_upload` runs
 once at intake on what sniffing accepted and looks inside: PDFs that are
 truncated, encrypted, carry JavaScript, launch actions or embedded files, or hold
 streams that expand without bound; images whose pixel count is a decompression
-bomb. Every look is bounded in objects visited, bytes inflated and seconds spent,
-so a hostile file costs no more than a large honest one.
+bomb; HTML past the bounds of ``docflow.media_html`` (size, elements, depth, table
+cells, forced page breaks), the obvious render bombs. Every look is bounded in
+objects visited, bytes inflated and seconds spent, so a hostile file costs no more
+than a large honest one.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass, replace
 
 import magic
 from django.conf import settings
+
+from docflow.media_html import HtmlLimits, html_refusal
 
 # Media types accepted at intake, with the file extensions that may name them.
 ACCEPTED_MEDIA_TYPES: dict[str, tuple[str, ...]] = {
@@ -107,6 +111,7 @@ class InspectionLimits:
     max_stream_expansion_bytes: int
     max_total_expansion_bytes: int
     max_image_pixels: int
+    html: HtmlLimits | None = None
 
     @classmethod
     def from_settings(cls) -> InspectionLimits:
@@ -126,6 +131,16 @@ class InspectionLimits:
             ),
             max_image_pixels=getattr(
                 settings, "DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS", 100_000_000
+            ),
+            html=HtmlLimits(
+                max_bytes=settings.DOCFLOW_UPLOAD_HTML_MAX_BYTES,
+                max_elements=settings.DOCFLOW_UPLOAD_HTML_MAX_ELEMENTS,
+                max_depth=settings.DOCFLOW_UPLOAD_HTML_MAX_DEPTH,
+                max_table_cells=settings.DOCFLOW_UPLOAD_HTML_MAX_TABLE_CELLS,
+                max_page_breaks=settings.DOCFLOW_UPLOAD_HTML_MAX_PAGE_BREAKS,
+                max_seconds=getattr(
+                    settings, "DOCFLOW_UPLOAD_INSPECTION_SECONDS", 10.0
+                ),
             ),
         )
 
@@ -225,6 +240,10 @@ def inspect_upload(
         return _inspect_pdf(content, limits)
     if media_type.startswith("image/"):
         _inspect_image(content, limits)
+    if media_type == "text/html" and limits.html is not None:
+        refusal = html_refusal(content, limits=limits.html)
+        if refusal is not None:
+            raise MediaRefused(refusal.code, refusal.message)
     return None
 
 

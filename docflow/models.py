@@ -65,6 +65,28 @@ class DestinationProfile(models.Model):
     expected_seconds_in_state = models.JSONField(
         default=dict, help_text='e.g. {"sending": 300, "received": 3600}'
     )
+    # Hard limits on one HTML or image conversion (docflow.conversion.isolated):
+    # a conversion past any of them holds the document (CONVERSION_LIMIT).
+    conversion_wall_seconds = models.PositiveIntegerField(
+        default=20, help_text="Seconds a conversion may take, start to end."
+    )
+    conversion_cpu_seconds = models.PositiveIntegerField(
+        default=15, help_text="CPU seconds a conversion may use."
+    )
+    conversion_memory_mib = models.PositiveIntegerField(
+        default=768, help_text="Address space a conversion may use, in MiB."
+    )
+    conversion_max_pages = models.PositiveIntegerField(
+        default=2000,
+        help_text="Pages a converted document may have (checked while rendering).",
+    )
+    send_with_lost_content = models.BooleanField(
+        default=False,
+        help_text=(
+            "Send a converted letter whose external images, stylesheets or fonts "
+            "were refused, with the loss recorded; otherwise it is held for a person."
+        ),
+    )
 
     class Meta:
         ordering = ["endpoint_type"]
@@ -376,6 +398,9 @@ class PayloadVersion(models.Model):
     size_bytes = models.PositiveBigIntegerField()
     sha256 = models.CharField("SHA-256 of the plaintext", max_length=64)
     page_count = models.PositiveIntegerField(null=True, blank=True)
+    # External resources conversion refused to fetch for this version, as
+    # {kind, scheme, host, count}: never a full address (it may carry patient data).
+    refused_resources = models.JSONField(default=list, blank=True)
     key_id = models.CharField(max_length=32)
     storage_name = models.CharField(max_length=255, unique=True)
     retain_until = models.DateTimeField(null=True, blank=True)
@@ -405,3 +430,46 @@ class PreparationWakeUp(models.Model):
 
     def __str__(self) -> str:
         return "a preparation is queued" if self.pending else "no preparation queued"
+
+
+class ConversionJob(models.Model):
+    """One submitted document whose HTML or image waits for (or is in) its bounded
+    conversion, outside any preparation batch. The row goes when preparation ends
+    (ready or held); ``attempts`` counts conversions started, so a child or worker
+    that dies mid-conversion is tried again a few times, never for ever."""
+
+    document = models.OneToOneField(
+        Document, on_delete=models.CASCADE, related_name="conversion_job"
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Set while a worker converts it; a lease that ran out means the worker died.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"conversion of {self.document_id} (attempts {self.attempts})"
+
+
+class ConversionSlot(models.Model):
+    """One of the places a conversion may run in, shared by every cluster
+    (``DOCFLOW_CONVERSION_SLOTS`` of them): taken by compare-and-set on
+    (job, lease), so conversions never occupy every worker."""
+
+    number = models.PositiveSmallIntegerField(unique=True)
+    job = models.OneToOneField(
+        ConversionJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="slot",
+    )
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"conversion slot {self.number}"

@@ -363,6 +363,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # WeasyPrint reports every page it lays out at INFO, and fontTools every
+        # font it subsets: warnings and errors only.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 
@@ -523,3 +527,36 @@ DOCFLOW_CIRCUIT_ENDPOINT_DESTINATIONS = env_int(
     "DOCFLOW_CIRCUIT_ENDPOINT_DESTINATIONS", 3
 )
 # --- end issue 13 (sending) ---
+
+# --- Bounded conversion and HTML intake checks (issue 13): HTML and images are
+# converted outside the preparation batch, in a child process with the destination
+# profile's limits, in at most DOCFLOW_CONVERSION_SLOTS places at once (fewer than
+# the workers, across every cluster); intake refuses HTML past these bounds. ---
+# Default: half the workers (2 of 4), so others are always free for PDFs.
+DOCFLOW_CONVERSION_SLOTS = max(
+    1, env_int("DOCFLOW_CONVERSION_SLOTS", max(1, Q_CLUSTER["workers"] // 2))
+)
+# Conversions started (a child or worker that died counts) before the document
+# is held (CONVERSION_LIMIT, "attempts").
+DOCFLOW_CONVERSION_MAX_ATTEMPTS = env_int("DOCFLOW_CONVERSION_MAX_ATTEMPTS", 2)
+# A claimed conversion's lease: past the task timeout, its worker is gone.
+DOCFLOW_CONVERSION_LEASE_SECONDS = env_int(
+    "DOCFLOW_CONVERSION_LEASE_SECONDS", Q_CLUSTER["timeout"] + 10
+)
+# Scheduling priority given up by the conversion child (os.nice).
+DOCFLOW_CONVERSION_NICE = env_int("DOCFLOW_CONVERSION_NICE", 10)
+DOCFLOW_UPLOAD_HTML_MAX_BYTES = env_int("DOCFLOW_UPLOAD_HTML_MAX_BYTES", 2 * 2**20)
+DOCFLOW_UPLOAD_HTML_MAX_ELEMENTS = env_int("DOCFLOW_UPLOAD_HTML_MAX_ELEMENTS", 10_000)
+DOCFLOW_UPLOAD_HTML_MAX_DEPTH = env_int("DOCFLOW_UPLOAD_HTML_MAX_DEPTH", 100)
+DOCFLOW_UPLOAD_HTML_MAX_TABLE_CELLS = env_int(
+    "DOCFLOW_UPLOAD_HTML_MAX_TABLE_CELLS", 5_000
+)
+# Elements a forced page break could apply to (rules with break-before/after or
+# page-break-before/after naming a page, counted over the elements they select).
+DOCFLOW_UPLOAD_HTML_MAX_PAGE_BREAKS = env_int(
+    "DOCFLOW_UPLOAD_HTML_MAX_PAGE_BREAKS", 500
+)
+DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS = env_int(
+    "DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS", 100_000_000
+)
+# --- end bounded conversion ---

@@ -17,6 +17,7 @@ SEEDING_MIGRATIONS = (
     ("docflow.migrations.0003_security_roles", "seed"),
     ("casework.migrations.0003_seed_classification_and_roles", "seed"),
     ("casework.migrations.0008_mesh_reasons", "seed"),
+    ("casework.migrations.0009_conversion_reasons", "seed"),
     ("operations.migrations.0002_operations_permissions", "seed"),
 )
 

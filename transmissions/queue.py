@@ -6,6 +6,7 @@ from django.db import transaction
 from django_q.tasks import async_task
 
 PREPARE = "transmissions.tasks.prepare_document"
+CONVERT = "transmissions.tasks.convert_document"
 SEND = "transmissions.tasks.send_document"
 SETTLE = "transmissions.tasks.settle_outcome_unknown"
 SETTLE_CLAIM = "transmissions.tasks.settle_expired_claim"

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from transmissions.services import (
     clock,
+    converting,
     mesh_mailboxes,
     mesh_routing,
     mesh_settling,
@@ -23,6 +24,13 @@ def prepare_document(document_id: int) -> str:
     """Prepare a submitted document, with others waiting, and send them (no-op when
     it is no longer submitted and nothing else waits)."""
     return str(pipeline.documents_prepare_and_send(document_id=document_id))
+
+
+def convert_document(document_id: int) -> str:
+    """Convert a submitted document's HTML or image in a bounded child process when
+    a conversion slot is free, prepare it and send it (no-op when it waits for a
+    slot or is no longer submitted)."""
+    return str(converting.document_convert_and_send(document_id=document_id))
 
 
 def send_document(document_id: int) -> str:

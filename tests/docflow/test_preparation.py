@@ -27,7 +27,8 @@ from docflow.models import (
     PayloadVersion,
 )
 from docflow.payload_store import payload_blob_read, payload_blob_write
-from docflow.preparation import HoldReason, document_prepare
+from docflow.preparation import HoldReason, checks, document_prepare
+from docflow.transitions import DocumentTransitions
 from tests.factories import OrganisationFactory, submit_document
 from tests.samples import HTML_LETTER, VALID_NHS_NUMBER, pdf_bytes, png_bytes
 
@@ -44,6 +45,15 @@ PATIENT_BIRTH_DATE = datetime.date(1947, 6, 23)
 COMMON_PATH_MAX_STATEMENTS = 13
 
 
+@pytest.fixture(autouse=True)
+def _room_to_convert(db):
+    """Not a test of conversion limits: a machine busy with other work must not
+    push an honest letter past the seeded profiles' 20 s."""
+    DestinationProfile.objects.update(
+        conversion_wall_seconds=90, conversion_cpu_seconds=60
+    )
+
+
 @pytest.fixture
 def destination():
     return OrganisationFactory(ods_code=DESTINATION)
@@ -55,6 +65,8 @@ def small_destination(ods_code: str = DESTINATION, **profile):
         "name": "Test profile",
         "max_file_size_bytes": 20 * 1024 * 1024,
         "allowed_media_types": ["application/pdf"],
+        "conversion_wall_seconds": 90,
+        "conversion_cpu_seconds": 60,
         **profile,
     }
     DestinationProfile.objects.update_or_create(
@@ -247,11 +259,9 @@ def test_allowed_pdf_costs_one_read_no_second_opening_and_few_queries(
 
         return wrapper
 
-    real_read = preparation.payload_blob_read
-    monkeypatch.setattr(preparation, "payload_blob_read", counting("read", real_read))
-    monkeypatch.setattr(
-        preparation, "inspect_pdf", counting("inspect", preparation.inspect_pdf)
-    )
+    real_read = checks.payload_blob_read
+    monkeypatch.setattr(checks, "payload_blob_read", counting("read", real_read))
+    monkeypatch.setattr(checks, "inspect_pdf", counting("inspect", checks.inspect_pdf))
 
     with CaptureQueriesContext(connection) as queries:
         result = prepare(document)
@@ -283,13 +293,13 @@ def test_a_pdf_with_no_recorded_page_count_is_opened_and_its_count_recorded(
     document = submit(multi_page_pdf(3))
     PayloadVersion.objects.filter(document=document).update(page_count=None)
     opened = []
-    real = preparation.inspect_pdf
+    real = checks.inspect_pdf
 
     def counting(pdf):
         opened.append(len(pdf))
         return real(pdf)
 
-    monkeypatch.setattr(preparation, "inspect_pdf", counting)
+    monkeypatch.setattr(checks, "inspect_pdf", counting)
 
     result = prepare(document)
 
@@ -603,17 +613,23 @@ def test_a_failure_after_storing_rolls_back_and_removes_the_new_blobs(
     document = submit(HTML_LETTER, "html")
     files_before = stored_files(_payloads_in_tmp)
 
+    real_flush = DocumentTransitions.flush
+    flushes = []
+
     def broken_flush(self):
+        flushes.append(self)
+        if len(flushes) == 1:
+            return real_flush(self)  # the hand-over to the conversion step
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(preparation.DocumentTransitions, "flush", broken_flush)
+    monkeypatch.setattr(DocumentTransitions, "flush", broken_flush)
 
     with pytest.raises(RuntimeError):
         prepare(document)
 
+    assert len(flushes) == 2  # converted, then the write of its result failed
     document.refresh_from_db()
     assert document.status == S.SUBMITTED
-    assert document.destination is None
     assert len(versions(document)) == 1
     assert stored_files(_payloads_in_tmp) == files_before
 
@@ -636,11 +652,16 @@ def test_audit_events_carry_sha256_and_no_patient_data(destination):
     ]
 
     assert {e.action for e in prepared} == {
+        "document.conversion_queued",
+        "document.conversion_started",
         "document.mark_prepared",
         "document.hold_before_send",
         "document.split",
     }
     for event in prepared:
+        if event.action == "document.conversion_started":
+            assert set(event.data) == {"attempt", "slot"}
+            continue
         assert len(event.data["sha256"]) == 64
         text = json.dumps(event.data)
         assert VALID_NHS_NUMBER not in text

@@ -12,8 +12,8 @@ from django_q.models import OrmQ
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify
 from casework.models import WorkItem, WorkItemStatus
-from docflow import preparation
 from docflow.models import Document, DocumentStatus, Organisation
+from docflow.preparation import batch
 from tests.factories import submit_document
 from tests.transmissions.engine import (
     connect_to,
@@ -299,14 +299,14 @@ def test_a_document_whose_preparation_breaks_stays_submitted_alone(
     verified("A81001")
     documents = waiting(sending_organisation, 3)
     broken = documents[1]
-    real_prepare = preparation._prepare
+    real_prepare = batch.prepare_document_run
 
     def prepare(run):
         if run.document.pk == broken.pk:
             raise RuntimeError("converter crashed")
         return real_prepare(run)
 
-    monkeypatch.setattr(preparation, "_prepare", prepare)
+    monkeypatch.setattr(batch, "prepare_document_run", prepare)
 
     done = documents_prepare_and_send(document_id=documents[0].pk)
 

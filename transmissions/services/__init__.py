@@ -3,6 +3,8 @@
 - ``controls``: outbound halts (kill switch, token failure, circuit, surge).
 - ``pipeline``: preparation hand-off (sending from the same task) and the sweep that
   enqueues due work.
+- ``converting``: the isolated conversion step (HTML and images), bounded in time,
+  CPU, memory and pages, in few slots, then sending from the same task.
 - ``sending``: claim, post, classify the answer.
 - ``tracking``: apply Connect statuses (changes feed first, per-document fallback).
 - ``tracker``: the one loop that tracks while anything is on its way, and keeps the

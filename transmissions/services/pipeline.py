@@ -15,15 +15,23 @@ from django.utils import timezone
 
 from casework.services import work_item_sync_for_document
 from docflow.models import Document, DocumentStatus
-from docflow.preparation import Prepared, document_prepare, documents_prepare
+from docflow.preparation import (
+    Prepared,
+    document_has_conversion,
+    document_prepare,
+    documents_prepare,
+    waiting_for_preparation,
+)
 from docflow.services import preparation_wake_up, preparation_wake_up_clear
 from transmissions.models import OutboundHalt, Transmission, TransmissionState
 from transmissions.queue import (
+    CONVERT,
     PREPARE,
     SEND,
     SETTLE,
     enqueue_on_commit,
 )
+from transmissions.services.converting import conversions_wake
 from transmissions.services.sending import SendResult
 from transmissions.services.sending_batches import documents_send
 
@@ -34,9 +42,14 @@ S = DocumentStatus
 def document_prepare_for_sending(
     *, document_id: int, actor: Any = None, queue_sends: bool = True
 ) -> Prepared:
-    """Prepare one submitted document; a held one gets its work item, and whatever
-    is ready to send is queued once this commits (unless the caller sends it)."""
+    """Prepare one submitted document (HTML and images converted first, bounded);
+    a held one gets its work item, and whatever is ready to send is queued once
+    this commits (unless the caller sends it). One still waiting for a conversion
+    slot gets its conversion task."""
     prepared = document_prepare(document_id=document_id, actor=actor)
+    if prepared.converting:
+        enqueue_on_commit(CONVERT, document_id)
+        return prepared
     if not (prepared.sendable and prepared.document.status == S.READY):
         # Just prepared means submitted a moment ago: it never needed anybody, so
         # there is no item to close and none to open. Everything else is synced.
@@ -78,9 +91,15 @@ def documents_prepare_and_send(
     (``docflow.services.preparation_wake_up``): with fewer than a batch waiting,
     the task first lingers a moment (``DOCFLOW_PREPARE_LINGER_SECONDS``) while more
     arrive, then clears the wake-up and takes what waits. A full batch may leave
-    more behind, so it wakes a successor for them."""
+    more behind, so it wakes a successor for them.
+
+    HTML and images are never converted here: the batch hands them to the isolated
+    conversion step (``transmissions.services.converting``), one conversion task
+    each, so no render can delay, roll back or kill the batch. A task for a
+    document already handed over (the dispatch sweep's, when a conversion was
+    lost) wakes the oldest waiting conversions that the free slots can take."""
     limit = limit or settings.DOCFLOW_PREPARE_BATCH
-    waiting = Document.objects.filter(status=S.SUBMITTED)
+    waiting = waiting_for_preparation()
     linger = settings.DOCFLOW_PREPARE_LINGER_SECONDS
     if linger > 0 and 0 < waiting[:limit].count() < limit:
         time.sleep(linger)
@@ -98,6 +117,18 @@ def documents_prepare_and_send(
             else:
                 for document in prepared.sendable:
                     enqueue_on_commit(SEND, document.pk)
+        for converting in batch.converting:
+            enqueue_on_commit(CONVERT, converting)
+        taken = {p.document.pk for p in batch.prepared} | set(batch.failed)
+        lost_conversion = (
+            document_id not in taken
+            and document_id not in batch.converting
+            and document_has_conversion(document_id=document_id)
+        )
+    if lost_conversion:
+        # Wake what the free slots can take (the oldest first), not one task per
+        # sweep per waiting document: a backlog of conversions costs nothing more.
+        conversions_wake(actor=actor)
     sent = documents_send(document_ids=together, actor=actor) if together else []
     if len(batch.prepared) + len(batch.failed) >= limit:
         following = waiting.order_by("pk").values_list("pk", flat=True).first()

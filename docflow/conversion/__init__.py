@@ -1,7 +1,10 @@
 """Turning what a source system sent into a PDF a practice system can file.
 
 Pure functions over bytes: HTML and images become PDF, PDFs are checked, made
-smaller, or split into parts under a size limit. Nothing here touches the database.
+smaller, or split into parts under a size limit. Nothing here touches the database
+and nothing here imports Django: ``docflow.conversion.child`` renders in a process
+of its own with hard limits (``docflow.conversion.isolated`` starts it), and
+preparation never renders HTML or decodes an image in its own process.
 """
 
 from __future__ import annotations
@@ -15,47 +18,35 @@ from PIL import Image, ImageFile, ImageSequence, UnidentifiedImageError
 from pypdf import PdfReader, PdfWriter
 from pypdf.errors import PdfReadError
 
+from docflow.conversion.errors import (
+    MAX_PLAUSIBLE_PAGES,
+    ConversionFailed,
+    PageLimitExceeded,
+)
+from docflow.conversion.html import RefusedResource, html_to_pdf
+
 # A4 at 200 dpi: enough for letters and scanned results, far smaller than 600 dpi.
 MAX_IMAGE_PIXELS_LONG_SIDE = 2339
 OPTIMISED_JPEG_QUALITY = 70
-MAX_PLAUSIBLE_PAGES = 2000
 
-
-class ConversionFailed(Exception):
-    """The content cannot be made into an acceptable PDF; ``code`` says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+__all__ = [
+    "MAX_PLAUSIBLE_PAGES",
+    "ConversionFailed",
+    "PageLimitExceeded",
+    "PdfInfo",
+    "RefusedResource",
+    "html_to_pdf",
+    "image_to_pdf",
+    "inspect_pdf",
+    "optimise_pdf",
+    "split_pdf",
+]
 
 
 @dataclass(frozen=True)
 class PdfInfo:
     page_count: int
     size_bytes: int
-
-
-def _no_remote_fetches():
-    from weasyprint.urls import URLFetcher
-
-    # Inline data only: a letter must never make the server fetch a URL or a file.
-    return URLFetcher(allowed_protocols={"data"}, allow_redirects=False, timeout=1)
-
-
-def html_to_pdf(html: bytes) -> bytes:
-    """Render HTML with WeasyPrint, refusing every external resource."""
-    from weasyprint import HTML
-
-    try:
-        return HTML(
-            string=html.decode("utf-8", errors="replace"),
-            url_fetcher=_no_remote_fetches(),
-        ).write_pdf()
-    except Exception as exc:  # WeasyPrint raises many kinds; all mean "cannot convert"
-        raise ConversionFailed(
-            "conversion_failed", "The HTML could not be rendered."
-        ) from exc
 
 
 _STRICT_DECODING = threading.Lock()
@@ -74,11 +65,16 @@ def _strict_image_decoding():
             ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
-def image_to_pdf(image: bytes) -> bytes:
-    """One page per frame (multi-page TIFF included), RGB, via Pillow."""
+def image_to_pdf(image: bytes, *, max_pages: int = MAX_PLAUSIBLE_PAGES) -> bytes:
+    """One page per frame (multi-page TIFF included), RGB, via Pillow; frames past
+    ``max_pages`` are never decoded."""
     try:
         with _strict_image_decoding(), Image.open(io.BytesIO(image)) as opened:
-            frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(opened)]
+            frames = []
+            for frame in ImageSequence.Iterator(opened):
+                if len(frames) == max_pages:
+                    raise PageLimitExceeded(max_pages)
+                frames.append(frame.convert("RGB"))
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise ConversionFailed(
             "conversion_failed", "The image could not be read."
