@@ -8,6 +8,7 @@ import copy
 from pathlib import PurePath
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
@@ -24,10 +25,24 @@ from docflow.models import (
 from docflow.services import VettedContent
 from docflow.validation import (
     validate_birth_date,
-    validate_nhs_number,
+    validate_event_after_birth,
+    validate_free_text,
+    validate_no_nhs_number,
     validate_not_future,
     validate_ods_code,
+    validate_patient_nhs_number,
+    validate_single_line,
 )
+
+# Every field that is not the patient's: one line, no NHS number in it.
+NOT_PATIENT = [validate_single_line, validate_no_nhs_number]
+FREE_TEXT = [validate_free_text, validate_no_nhs_number]
+
+
+def _choice_errors(what: str, choices) -> dict[str, str]:
+    """A choice error that lists what is allowed and never repeats what was sent."""
+    allowed = ", ".join(str(value) for value, _label in choices)
+    return {"invalid_choice": f"Not one of the allowed {what}: {allowed}."}
 
 
 class ContentTooLarge(Exception):
@@ -84,41 +99,71 @@ class _ShallowFieldCopies:
 
 
 class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
-    nhs_number = serializers.CharField(max_length=12, validators=[validate_nhs_number])
+    nhs_number = serializers.CharField(
+        max_length=12, validators=[validate_patient_nhs_number]
+    )
     patient_family_name = serializers.CharField(max_length=255)
     patient_given_names = serializers.CharField(
         max_length=255, required=False, allow_blank=True, default=""
     )
     patient_birth_date = serializers.DateField(validators=[validate_birth_date])
     patient_gender = serializers.ChoiceField(
-        choices=Gender.choices, required=False, allow_blank=True, default=""
+        choices=Gender.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        error_messages=_choice_errors("genders", Gender.choices),
     )
     mrn = serializers.CharField(
         max_length=255, required=False, allow_blank=True, default=""
     )
-    document_type = serializers.ChoiceField(choices=DocumentType.choices)
-    description = serializers.CharField(max_length=255)
-    event_date = serializers.DateField(validators=[validate_not_future])
+    document_type = serializers.ChoiceField(
+        choices=DocumentType.choices,
+        error_messages=_choice_errors("document types", DocumentType.choices),
+    )
+    description = serializers.CharField(max_length=255, validators=NOT_PATIENT)
+    event_date = serializers.DateField(
+        validators=[validate_not_future],
+        help_text="Not in the future, and not before the patient's date of birth.",
+    )
     folder_name = serializers.CharField(
-        max_length=50, required=False, allow_blank=True, default=""
+        max_length=50,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=NOT_PATIENT,
     )
     notes = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=FREE_TEXT,
+        help_text="Free text; no patient identifiers.",
     )
     sender_department = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=NOT_PATIENT,
     )
     sender_person = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=NOT_PATIENT,
     )
     destination_ods_code = serializers.CharField(
-        max_length=10, validators=[validate_ods_code]
+        max_length=10, validators=[validate_ods_code, *NOT_PATIENT]
     )
     source_reference = serializers.CharField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
+        validators=NOT_PATIENT,
         help_text="The source system's own reference (no patient identifiers).",
     )
     urgent = serializers.BooleanField(required=False, default=False)
@@ -132,6 +177,18 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
         default="",
         help_text="Used only for its extension, which must agree with the content.",
     )
+
+    def validate(self, attrs):
+        try:
+            validate_event_after_birth(
+                event_date=attrs.get("event_date"),
+                birth_date=attrs.get("patient_birth_date"),
+            )
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(
+                {"event_date": [exc.messages[0]]}, code=exc.code
+            ) from None
+        return attrs
 
 
 class DocumentJsonIntakeSerializer(DocumentMetadataSerializer):
@@ -166,6 +223,7 @@ class DocumentMultipartIntakeSerializer(DocumentMetadataSerializer):
         return content
 
     def validate(self, attrs):
+        attrs = super().validate(attrs)
         attrs["content"] = attrs.pop("file")
         attrs["file_name"] = attrs.get("file_name") or getattr(
             self, "initial_data_file_name", ""
@@ -230,12 +288,33 @@ class DocumentSummarySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class IntakeWarningSerializer(serializers.Serializer):
+    """Accepted, but for a person to check (a birth date before 1900, say)."""
+
+    field = serializers.CharField()
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+def _submission_warnings(events) -> list[dict]:
+    """The warnings intake recorded on the document's submission event."""
+    for event in events:
+        if event.action == "document.submitted":
+            return list(event.data.get("warnings", []))
+    return []
+
+
 class DocumentDetailSerializer(DocumentSummarySerializer):
+    warnings = serializers.SerializerMethodField()
     parent = serializers.SerializerMethodField()
     replaces = serializers.SerializerMethodField()
     payload_versions = PayloadVersionSerializer(many=True)
     transmissions = TransmissionSerializer(many=True)
     timeline = serializers.SerializerMethodField()
+
+    @extend_schema_field(IntakeWarningSerializer(many=True))
+    def get_warnings(self, document: Document) -> list[dict]:
+        return _submission_warnings(self.context["timeline"])
 
     def get_parent(self, document: Document) -> str | None:
         return str(document.parent.public_id) if document.parent_id else None
@@ -273,6 +352,7 @@ def new_document_detail(
         "document_type": str(document.document_type),
         "source_reference": str(document.source_reference),
         "created_at": moment(document.created_at),
+        "warnings": _submission_warnings([audit_event]),
         "parent": str(document.parent.public_id) if document.parent_id else None,
         "replaces": (
             str(document.replaces.public_id) if document.replaces_id else None
@@ -308,7 +388,11 @@ def new_document_detail(
 
 
 class DocumentListQuerySerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=DocumentStatus.choices, required=False)
+    status = serializers.ChoiceField(
+        choices=DocumentStatus.choices,
+        required=False,
+        error_messages=_choice_errors("statuses", DocumentStatus.choices),
+    )
     destination = serializers.CharField(max_length=10, required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)

@@ -20,5 +20,6 @@ urlpatterns = [
         "docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"
     ),
     # Last: malformed ids and unknown paths answer in the API's own error format.
-    re_path(r"^(?P<unmatched>.*)$", views.api_not_found),
+    # [\s\S], not ".": a path with an encoded line break (abc%0A) is unmatched too.
+    re_path(r"^(?P<unmatched>[\s\S]*)$", views.api_not_found),
 ]

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect
 from django.urls import resolve
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import AccessChannel
 from audit.services import access_log_record
+from docflow.api.parsers import BoundedJSONParser
 from docflow.api.problems import (
     PROBLEM_CONTENT_TYPE,
     flatten_errors,
+    problem_http_response,
     problem_response,
 )
 from docflow.api.serializers import (
@@ -49,6 +52,7 @@ from docflow.services import (
     IdempotencyConflict,
     IntakeRefused,
     document_submit,
+    idempotency_key_errors,
 )
 
 PROBLEM = OpenApiResponse(ProblemSerializer, description="Problem details (RFC 9457)")
@@ -95,7 +99,7 @@ def _api_key(request):
 
 
 class DocumentCollectionView(APIView):
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser]
 
     @extend_schema(
         operation_id="documents_list",
@@ -169,6 +173,12 @@ class DocumentCollectionView(APIView):
                     "detail": "Send an Idempotency-Key header of 1 to 128 characters.",
                 }
             )
+        else:
+            errors.extend(
+                {"field": "Idempotency-Key", "code": code, "detail": message}
+                for problems in idempotency_key_errors(key).values()
+                for code, message in problems
+            )
         if errors:
             return problem_response(
                 status_code=400,
@@ -199,7 +209,13 @@ class DocumentCollectionView(APIView):
                 detail="One or more fields are invalid.",
                 kind="validation",
                 errors=[
-                    {"field": name, "code": code, "detail": message}
+                    {
+                        "field": (
+                            "Idempotency-Key" if name == "idempotency_key" else name
+                        ),
+                        "code": code,
+                        "detail": message,
+                    }
                     for name, problems in refused.errors.items()
                     for code, message in problems
                 ],
@@ -321,6 +337,7 @@ class DocumentContentView(APIView):
         return response
 
 
+@csrf_exempt
 def api_not_found(request, unmatched: str = ""):
     """Any other path under the API: a problem+json 404, never Django's HTML page."""
     if settings.APPEND_SLASH and not request.path_info.endswith("/"):
@@ -330,8 +347,4 @@ def api_not_found(request, unmatched: str = ""):
             return HttpResponsePermanentRedirect(
                 request.get_full_path(force_append_slash=True)
             )
-    return JsonResponse(
-        {"type": "about:blank", "title": "Not found", "status": 404},
-        status=404,
-        content_type=PROBLEM_CONTENT_TYPE,
-    )
+    return problem_http_response(status_code=404, title="Not found")
