@@ -38,7 +38,9 @@ from docflow.validation import (
     CONNECT_LENGTH_LIMITS,
     MULTILINE_FIELDS,
     NON_PATIENT_TEXT_FIELDS,
+    PATIENT_TEXT_FIELDS,
     birth_date_warnings,
+    idempotency_key_problems,
     normalise_nhs_number,
     normalise_ods_code,
     validate_birth_date,
@@ -196,6 +198,10 @@ def _validate_submission(
     for name in CONNECT_LENGTH_LIMITS:
         check(name, lambda v, n=name: validate_length(n, v), getattr(submission, name))
     # Identifiers only in patient fields; one-line fields hold no control characters.
+    for name in PATIENT_TEXT_FIELDS:
+        value = getattr(submission, name)
+        if isinstance(value, str) and value:
+            check(name, validate_single_line, value)
     for name in NON_PATIENT_TEXT_FIELDS:
         value = getattr(submission, name)
         if isinstance(value, str) and value:
@@ -205,24 +211,6 @@ def _validate_submission(
             check(name, text_rule, value)
             check(name, validate_no_nhs_number, value)
     return errors
-
-
-def idempotency_key_errors(key: str) -> dict[str, list[tuple[str, str]]]:
-    """1 to 128 characters, one line, and never a patient identifier: keys are kept
-    for ever in audit events and logs."""
-    if not key or len(key) > 128:
-        return {
-            "idempotency_key": [
-                ("invalid", "An Idempotency-Key of 1 to 128 characters is required.")
-            ]
-        }
-    problems = []
-    for rule in (validate_single_line, validate_no_nhs_number):
-        try:
-            rule(key)
-        except ValidationError as exc:
-            problems.append((exc.code or "invalid", exc.messages[0]))
-    return {"idempotency_key": problems} if problems else {}
 
 
 def submission_fingerprint(submission: DocumentSubmission) -> str:
@@ -285,7 +273,9 @@ def document_submit(
         errors.setdefault("content", []).append((refused.code, refused.message))
         sniffed = None
         logger.warning("intake refused content: %s", refused.code)
-    errors.update(idempotency_key_errors(idempotency_key))
+    key_problems = idempotency_key_problems(idempotency_key)
+    if key_problems:
+        errors["idempotency_key"] = key_problems
     if errors:
         raise IntakeRefused(errors)
     assert sniffed is not None

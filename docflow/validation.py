@@ -48,6 +48,8 @@ NON_PATIENT_TEXT_FIELDS = (
     "destination_ods_code",
     "source_reference",
 )
+# The patient's own text fields (the NHS number has rules of its own): one line.
+PATIENT_TEXT_FIELDS = ("patient_family_name", "patient_given_names", "mrn")
 # Free text: line breaks and tabs are text; in every other field they are not.
 MULTILINE_FIELDS = frozenset({"notes"})
 
@@ -206,3 +208,20 @@ def validate_length(field: str, value: str) -> None:
         raise ValidationError(
             f"Must be at most {limit} characters ({code}).", code="too_long"
         )
+
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 128
+
+
+def idempotency_key_problems(key: str) -> list[tuple[str, str]]:
+    """(code, message) for each rule the key breaks: 1 to 128 characters, one line,
+    never a patient identifier (keys are kept for ever in audit events and logs)."""
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        return [("invalid", "An Idempotency-Key of 1 to 128 characters is required.")]
+    problems = []
+    for rule in (validate_single_line, validate_no_nhs_number):
+        try:
+            rule(key)
+        except ValidationError as exc:
+            problems.append((exc.code or "invalid", exc.messages[0]))
+    return problems

@@ -34,7 +34,8 @@ from docflow.validation import (
     validate_single_line,
 )
 
-# Every field that is not the patient's: one line, no NHS number in it.
+# The patient's own fields: one line. Every other field: one line, no NHS number.
+ONE_LINE = [validate_single_line]
 NOT_PATIENT = [validate_single_line, validate_no_nhs_number]
 FREE_TEXT = [validate_free_text, validate_no_nhs_number]
 
@@ -62,6 +63,16 @@ def _extension_of(file_name: str) -> str:
     return PurePath(file_name or "").suffix.lstrip(".").lower()
 
 
+class TextField(serializers.CharField):
+    """Text, and only text: a JSON number or boolean where text belongs is refused
+    (DRF's CharField turns numbers into strings), as the schema says."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class _AsciiAwareSurrogateValidator(ProhibitSurrogateCharactersValidator):
     """DRF's check, minus its per-character scan of text that is plain ASCII."""
 
@@ -72,7 +83,7 @@ class _AsciiAwareSurrogateValidator(ProhibitSurrogateCharactersValidator):
         super().__call__(value)
 
 
-class Base64ContentField(serializers.CharField):
+class Base64ContentField(TextField):
     """Base64 text of any size; validated like any CharField, only faster."""
 
     def __init__(self, **kwargs) -> None:
@@ -99,12 +110,14 @@ class _ShallowFieldCopies:
 
 
 class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
-    nhs_number = serializers.CharField(
-        max_length=12, validators=[validate_patient_nhs_number]
-    )
-    patient_family_name = serializers.CharField(max_length=255)
-    patient_given_names = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
+    nhs_number = TextField(max_length=12, validators=[validate_patient_nhs_number])
+    patient_family_name = TextField(max_length=255, validators=ONE_LINE)
+    patient_given_names = TextField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=ONE_LINE,
     )
     patient_birth_date = serializers.DateField(validators=[validate_birth_date])
     patient_gender = serializers.ChoiceField(
@@ -114,26 +127,30 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
         default="",
         error_messages=_choice_errors("genders", Gender.choices),
     )
-    mrn = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
+    mrn = TextField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=ONE_LINE,
     )
     document_type = serializers.ChoiceField(
         choices=DocumentType.choices,
         error_messages=_choice_errors("document types", DocumentType.choices),
     )
-    description = serializers.CharField(max_length=255, validators=NOT_PATIENT)
+    description = TextField(max_length=255, validators=NOT_PATIENT)
     event_date = serializers.DateField(
         validators=[validate_not_future],
         help_text="Not in the future, and not before the patient's date of birth.",
     )
-    folder_name = serializers.CharField(
+    folder_name = TextField(
         max_length=50,
         required=False,
         allow_blank=True,
         default="",
         validators=NOT_PATIENT,
     )
-    notes = serializers.CharField(
+    notes = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
@@ -141,24 +158,24 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
         validators=FREE_TEXT,
         help_text="Free text; no patient identifiers.",
     )
-    sender_department = serializers.CharField(
+    sender_department = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
         validators=NOT_PATIENT,
     )
-    sender_person = serializers.CharField(
+    sender_person = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
         validators=NOT_PATIENT,
     )
-    destination_ods_code = serializers.CharField(
+    destination_ods_code = TextField(
         max_length=10, validators=[validate_ods_code, *NOT_PATIENT]
     )
-    source_reference = serializers.CharField(
+    source_reference = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
@@ -170,11 +187,12 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
     action_required = serializers.BooleanField(required=False, default=False)
     medication_changed = serializers.BooleanField(required=False, default=False)
     inpatient = serializers.BooleanField(required=False, default=False)
-    file_name = serializers.CharField(
+    file_name = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
+        validators=ONE_LINE,
         help_text="Used only for its extension, which must agree with the content.",
     )
 

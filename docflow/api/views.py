@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from audit.models import AccessChannel
 from audit.services import access_log_record
+from docflow.api.examples import IDEMPOTENCY_KEY_EXAMPLES, INTAKE_EXAMPLES
 from docflow.api.parsers import BoundedJSONParser
 from docflow.api.problems import (
     PROBLEM_CONTENT_TYPE,
@@ -52,8 +53,8 @@ from docflow.services import (
     IdempotencyConflict,
     IntakeRefused,
     document_submit,
-    idempotency_key_errors,
 )
+from docflow.validation import idempotency_key_problems
 
 PROBLEM = OpenApiResponse(ProblemSerializer, description="Problem details (RFC 9457)")
 
@@ -69,10 +70,11 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER,
     required=True,
     description=(
-        "Your event id for this document. A replay with the same key and the same "
-        "document returns 200 and the original; the same key with a different "
-        "document is 409."
+        "Your event id for this document, 1 to 128 characters and never a patient "
+        "identifier. A replay with the same key and the same document returns 200 "
+        "and the original; the same key with a different document is 409."
     ),
+    examples=IDEMPOTENCY_KEY_EXAMPLES,
 )
 
 
@@ -134,6 +136,7 @@ class DocumentCollectionView(APIView):
     @extend_schema(
         operation_id="documents_create",
         parameters=[IDEMPOTENCY_KEY],
+        examples=INTAKE_EXAMPLES,
         request={
             "application/json": DocumentJsonIntakeSerializer,
             "multipart/form-data": DocumentMultipartIntakeSerializer,
@@ -141,7 +144,7 @@ class DocumentCollectionView(APIView):
         responses={
             201: DocumentDetailSerializer,
             200: OpenApiResponse(DocumentDetailSerializer, description="Replay"),
-            **_problems(400, 401, 403, 409, 413, 415),
+            **_problems(400, 401, 403, 406, 409, 411, 413, 415),
         },
     )
     def post(self, request):
@@ -176,8 +179,7 @@ class DocumentCollectionView(APIView):
         else:
             errors.extend(
                 {"field": "Idempotency-Key", "code": code, "detail": message}
-                for problems in idempotency_key_errors(key).values()
-                for code, message in problems
+                for code, message in idempotency_key_problems(key)
             )
         if errors:
             return problem_response(
