@@ -36,22 +36,19 @@ from docflow.payload_store import StoredBlob, payload_blob_delete, payload_blob_
 from docflow.transitions import DocumentTransitions
 from docflow.validation import (
     CONNECT_LENGTH_LIMITS,
-    MULTILINE_FIELDS,
     NON_PATIENT_TEXT_FIELDS,
     PATIENT_TEXT_FIELDS,
     birth_date_warnings,
     idempotency_key_problems,
     normalise_nhs_number,
     normalise_ods_code,
+    text_field_rules,
     validate_birth_date,
     validate_event_after_birth,
-    validate_free_text,
     validate_length,
-    validate_no_nhs_number,
     validate_not_future,
     validate_ods_code,
     validate_patient_nhs_number,
-    validate_single_line,
 )
 
 logger = logging.getLogger(__name__)
@@ -181,11 +178,10 @@ def _validate_submission(
     if "patient_birth_date" not in errors:
         check(
             "event_date",
-            lambda _: validate_event_after_birth(
-                event_date=submission.event_date,
-                birth_date=submission.patient_birth_date,
+            lambda event_date: validate_event_after_birth(
+                event_date=event_date, birth_date=submission.patient_birth_date
             ),
-            None,
+            submission.event_date,
         )
     if submission.document_type and submission.document_type not in DocumentType.values:
         errors.setdefault("document_type", []).append(
@@ -198,18 +194,11 @@ def _validate_submission(
     for name in CONNECT_LENGTH_LIMITS:
         check(name, lambda v, n=name: validate_length(n, v), getattr(submission, name))
     # Identifiers only in patient fields; one-line fields hold no control characters.
-    for name in PATIENT_TEXT_FIELDS:
+    for name in (*PATIENT_TEXT_FIELDS, *NON_PATIENT_TEXT_FIELDS):
         value = getattr(submission, name)
         if isinstance(value, str) and value:
-            check(name, validate_single_line, value)
-    for name in NON_PATIENT_TEXT_FIELDS:
-        value = getattr(submission, name)
-        if isinstance(value, str) and value:
-            text_rule = (
-                validate_free_text if name in MULTILINE_FIELDS else validate_single_line
-            )
-            check(name, text_rule, value)
-            check(name, validate_no_nhs_number, value)
+            for rule in text_field_rules(name):
+                check(name, rule, value)
     return errors
 
 

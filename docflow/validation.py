@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import nhs_number
@@ -208,6 +209,18 @@ def validate_length(field: str, value: str) -> None:
         raise ValidationError(
             f"Must be at most {limit} characters ({code}).", code="too_long"
         )
+
+
+def text_field_rules(field: str) -> tuple[Callable[[str], None], ...]:
+    """A submission's text field's rules beyond its length: one line (free text may
+    break lines), and no NHS number unless the field is the patient's."""
+    if field in PATIENT_TEXT_FIELDS:
+        return (validate_single_line,)
+    if field in MULTILINE_FIELDS:
+        return (validate_free_text, validate_no_nhs_number)
+    if field in NON_PATIENT_TEXT_FIELDS:
+        return (validate_single_line, validate_no_nhs_number)
+    return ()
 
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 128

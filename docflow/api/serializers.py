@@ -24,20 +24,20 @@ from docflow.models import (
 )
 from docflow.services import VettedContent
 from docflow.validation import (
+    text_field_rules,
     validate_birth_date,
     validate_event_after_birth,
-    validate_free_text,
-    validate_no_nhs_number,
     validate_not_future,
     validate_ods_code,
     validate_patient_nhs_number,
     validate_single_line,
 )
 
-# The patient's own fields: one line. Every other field: one line, no NHS number.
-ONE_LINE = [validate_single_line]
-NOT_PATIENT = [validate_single_line, validate_no_nhs_number]
-FREE_TEXT = [validate_free_text, validate_no_nhs_number]
+
+def _rules(field: str) -> list:
+    """The domain's rules for a text field (one line, no NHS number where it is
+    not the patient's), so the API lists them with every other field error."""
+    return list(text_field_rules(field))
 
 
 def _choice_errors(what: str, choices) -> dict[str, str]:
@@ -111,13 +111,15 @@ class _ShallowFieldCopies:
 
 class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
     nhs_number = TextField(max_length=12, validators=[validate_patient_nhs_number])
-    patient_family_name = TextField(max_length=255, validators=ONE_LINE)
+    patient_family_name = TextField(
+        max_length=255, validators=_rules("patient_family_name")
+    )
     patient_given_names = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
-        validators=ONE_LINE,
+        validators=_rules("patient_given_names"),
     )
     patient_birth_date = serializers.DateField(validators=[validate_birth_date])
     patient_gender = serializers.ChoiceField(
@@ -132,13 +134,13 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        validators=ONE_LINE,
+        validators=_rules("mrn"),
     )
     document_type = serializers.ChoiceField(
         choices=DocumentType.choices,
         error_messages=_choice_errors("document types", DocumentType.choices),
     )
-    description = TextField(max_length=255, validators=NOT_PATIENT)
+    description = TextField(max_length=255, validators=_rules("description"))
     event_date = serializers.DateField(
         validators=[validate_not_future],
         help_text="Not in the future, and not before the patient's date of birth.",
@@ -148,14 +150,14 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        validators=NOT_PATIENT,
+        validators=_rules("folder_name"),
     )
     notes = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
-        validators=FREE_TEXT,
+        validators=_rules("notes"),
         help_text="Free text; no patient identifiers.",
     )
     sender_department = TextField(
@@ -163,24 +165,24 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        validators=NOT_PATIENT,
+        validators=_rules("sender_department"),
     )
     sender_person = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
-        validators=NOT_PATIENT,
+        validators=_rules("sender_person"),
     )
     destination_ods_code = TextField(
-        max_length=10, validators=[validate_ods_code, *NOT_PATIENT]
+        max_length=10, validators=[validate_ods_code, *_rules("destination_ods_code")]
     )
     source_reference = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
-        validators=NOT_PATIENT,
+        validators=_rules("source_reference"),
         help_text="The source system's own reference (no patient identifiers).",
     )
     urgent = serializers.BooleanField(required=False, default=False)
@@ -192,7 +194,7 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        validators=ONE_LINE,
+        validators=[validate_single_line],
         help_text="Used only for its extension, which must agree with the content.",
     )
 
