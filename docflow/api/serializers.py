@@ -27,6 +27,7 @@ from docflow.validation import (
     text_field_rules,
     validate_birth_date,
     validate_event_after_birth,
+    validate_no_nhs_number,
     validate_not_future,
     validate_ods_code,
     validate_patient_nhs_number,
@@ -413,10 +414,15 @@ class DocumentListQuerySerializer(serializers.Serializer):
         required=False,
         error_messages=_choice_errors("statuses", DocumentStatus.choices),
     )
-    destination = serializers.CharField(max_length=10, required=False)
+    # Query strings end up in access logs: never a patient identifier in them.
+    destination = serializers.CharField(
+        max_length=10, required=False, validators=_rules("destination_ods_code")
+    )
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
-    source_reference = serializers.CharField(max_length=255, required=False)
+    source_reference = serializers.CharField(
+        max_length=255, required=False, validators=_rules("source_reference")
+    )
     cursor = serializers.CharField(
         required=False, help_text="Opaque position from a previous page's links."
     )
@@ -437,7 +443,11 @@ class ContentQuerySerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=500,
         min_length=3,
-        help_text="Why you need to see patient content; recorded in the access log.",
+        validators=[validate_no_nhs_number],
+        help_text=(
+            "Why you need to see patient content; recorded in the access log. "
+            "Never a patient identifier (it travels in the URL)."
+        ),
     )
 
 

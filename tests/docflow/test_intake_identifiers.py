@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nhs_number
 import pytest
+from django.contrib.auth.models import Permission
 
 from audit.models import AuditEvent
 from docflow.models import Document
@@ -26,7 +27,11 @@ from docflow.validation import (
     contains_nhs_number,
     is_test_nhs_number,
 )
-from tests.factories import SendingOrganisationFactory, make_submission
+from tests.factories import (
+    SendingOrganisationFactory,
+    make_submission,
+    submit_document,
+)
 from tests.samples import VALID_NHS_NUMBER, intake_json_body
 
 pytestmark = pytest.mark.django_db
@@ -362,3 +367,30 @@ def test_api_answer_has_no_warnings_for_a_plausible_patient(api_client):
 
     assert created.status_code == 201
     assert created.json()["warnings"] == []
+
+
+@pytest.mark.parametrize("parameter", ["source_reference", "destination"])
+def test_list_filters_refuse_an_nhs_number_in_the_query_string(api_client, parameter):
+    response = api_client.get("/api/v1/documents", {parameter: EXAMPLE_NHS_NUMBER})
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    [error] = response.json()["errors"]
+    assert (error["field"], error["code"]) == (parameter, "nhs_number_not_allowed")
+    assert EXAMPLE_NHS_NUMBER not in response.content.decode()
+
+
+def test_content_reason_refuses_an_nhs_number(api_client, api_key):
+    api_key[0].user.user_permissions.add(
+        Permission.objects.get(codename="view_document_content")
+    )
+    document = submit_document(sending_organisation=api_key[0].sending_organisation)
+
+    response = api_client.get(
+        f"/api/v1/documents/{document.public_id}/content",
+        {"reason": f"patient {EXAMPLE_NHS_NUMBER} asked"},
+    )
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert EXAMPLE_NHS_NUMBER not in response.content.decode()
