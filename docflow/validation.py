@@ -2,6 +2,15 @@
 
 Limits follow Docman Connect's DC01 validation codes, so a document we accept is not
 refused by Connect for the same reason later.
+
+Identifiers only in patient fields: a valid NHS number (ten digits passing modulus
+11, also written 3-3-4 with spaces or hyphens) is refused wherever it stands in a
+field that is not the patient's, and in the idempotency key, because those values
+live on in audit events, roll-ups, logs and URLs. The patient's NHS number must not
+be a placeholder (all one digit) nor, unless DOCFLOW_ALLOW_TEST_NHS_NUMBERS is on, of
+the never-issued test range. An event cannot precede the birth; a birth before 1900
+is accepted with a warning (codes and fields, never values). Every message says
+what is wrong with a field without repeating what was sent.
 """
 
 from __future__ import annotations
