@@ -4,13 +4,14 @@ Limits follow Docman Connect's DC01 validation codes, so a document we accept is
 refused by Connect for the same reason later.
 
 Identifiers only in patient fields: a valid NHS number (ten digits passing modulus
-11, also written 3-3-4 with spaces or hyphens) is refused wherever it stands in a
-field that is not the patient's, and in the idempotency key, because those values
-live on in audit events, roll-ups, logs and URLs. The patient's NHS number must not
-be a placeholder (all one digit) nor, unless DOCFLOW_ALLOW_TEST_NHS_NUMBERS is on, of
-the never-issued test range. An event cannot precede the birth; a birth before 1900
-is accepted with a warning (codes and fields, never values). Every message says
-what is wrong with a field without repeating what was sent.
+11, also written 3-3-4 with spaces or hyphens) is refused wherever it stands as a
+word of its own in a field that is not the patient's, and in the idempotency key,
+because those values live on in audit events, roll-ups, logs and URLs. The
+patient's NHS number must not be a placeholder (all one digit) nor, unless
+DOCFLOW_ALLOW_TEST_NHS_NUMBERS is on, of the never-issued test range. An event
+cannot precede the birth; a birth before 1900 is accepted with a warning (codes and
+fields, never values). Every message says what is wrong with a field without
+repeating what was sent.
 """
 
 from __future__ import annotations
@@ -63,9 +64,13 @@ PATIENT_TEXT_FIELDS = ("patient_family_name", "patient_given_names", "mrn")
 # Free text: line breaks and tabs are text; in every other field they are not.
 MULTILINE_FIELDS = frozenset({"notes"})
 
-# Ten digits, alone or grouped 3-3-4 by one kind of separator, not inside a longer
-# run of digits: how an NHS number is written wherever it is written.
-_NHS_NUMBER_TOKEN = re.compile(r"(?<![0-9])[0-9]{3}([ -]?)[0-9]{3}\1[0-9]{4}(?![0-9])")
+# Ten digits, alone or grouped 3-3-4 by one kind of separator, standing as a word of
+# their own (not inside a run of letters and digits): how an NHS number is written
+# wherever it is written. Digits inside an opaque id ("d6571420864f", a UUID's hex)
+# are not taken for one: about one run of ten digits in eleven passes modulus 11.
+_NHS_NUMBER_TOKEN = re.compile(
+    r"(?<![0-9A-Za-z])[0-9]{3}([ -]?)[0-9]{3}\1[0-9]{4}(?![0-9A-Za-z])"
+)
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MULTILINE_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 

@@ -81,6 +81,19 @@ def test_the_documented_example_and_its_written_forms_are_nhs_numbers():
     assert not contains_nhs_number("19434765919")
     assert not contains_nhs_number("943 476-5919")
     assert not contains_nhs_number("REF-2024-0001")
+    # Inside an opaque id (a UUID's hex, say) the same digits are not a number.
+    assert not contains_nhs_number(f"d{EXAMPLE_NHS_NUMBER}f44d49")
+    assert contains_nhs_number(f"evt_{EXAMPLE_NHS_NUMBER}/1")
+
+
+def test_uuid_hex_keys_whose_digits_pass_modulus_11_are_accepted():
+    # Seen in a rehearsal run: uuid4().hex held ten digits that pass modulus 11.
+    key = "delayed-acknowledgements-d6571420864f44d49d0ae5359b05a580"
+    assert nhs_number.is_valid("6571420864")
+
+    _document, created = submit(key=key, source_reference=key[25:])
+
+    assert created
 
 
 @pytest.mark.parametrize("written", WRITTEN_FORMS)
