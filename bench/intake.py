@@ -243,6 +243,8 @@ def server_env(*, database_url: str, payload_dir: Path, var_dir: Path) -> dict:
         DJANGO_SETTINGS_MODULE="docflow.settings",
         DATABASE_URL=database_url,
         DJANGO_DEBUG="0",
+        # The bench's patients are of the test range, refused by default in production.
+        DOCFLOW_ALLOW_TEST_NHS_NUMBERS="1",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DOCFLOW_PAYLOAD_KEYS=new_payload_key_spec(),
         DJANGO_ALLOWED_HOSTS="127.0.0.1",

@@ -964,6 +964,8 @@ def main(argv: list[str] | None = None) -> int:
         "DJANGO_SETTINGS_MODULE": "docflow.settings",
         "DATABASE_URL": args.database_url,
         "DJANGO_DEBUG": "0",
+        # The bench's patients are of the test range, refused by default in production.
+        "DOCFLOW_ALLOW_TEST_NHS_NUMBERS": "1",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
         "DOCFLOW_PAYLOAD_KEYS": new_payload_key_spec(),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",

@@ -221,6 +221,8 @@ def configure_django(database_url: str, workdir: Path) -> None:
         DJANGO_SETTINGS_MODULE="docflow.settings",
         DATABASE_URL=database_url,
         DJANGO_DEBUG="0",
+        # The bench's patients are of the test range, refused by default in production.
+        DOCFLOW_ALLOW_TEST_NHS_NUMBERS="1",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DOCFLOW_PAYLOAD_KEYS=new_payload_key_spec(),
         DJANGO_ALLOWED_HOSTS="testserver",

@@ -36,13 +36,19 @@ from docflow.payload_store import StoredBlob, payload_blob_delete, payload_blob_
 from docflow.transitions import DocumentTransitions
 from docflow.validation import (
     CONNECT_LENGTH_LIMITS,
+    NON_PATIENT_TEXT_FIELDS,
+    PATIENT_TEXT_FIELDS,
+    birth_date_warnings,
+    idempotency_key_problems,
     normalise_nhs_number,
     normalise_ods_code,
+    text_field_rules,
     validate_birth_date,
+    validate_event_after_birth,
     validate_length,
-    validate_nhs_number,
     validate_not_future,
     validate_ods_code,
+    validate_patient_nhs_number,
 )
 
 logger = logging.getLogger(__name__)
@@ -160,7 +166,7 @@ def _validate_submission(
         if getattr(submission, name) in (None, ""):
             errors.setdefault(name, []).append(("required", "This field is required."))
     if submission.nhs_number:
-        check("nhs_number", validate_nhs_number, submission.nhs_number)
+        check("nhs_number", validate_patient_nhs_number, submission.nhs_number)
     if submission.destination_ods_code:
         check(
             "destination_ods_code", validate_ods_code, submission.destination_ods_code
@@ -169,16 +175,30 @@ def _validate_submission(
         check("patient_birth_date", validate_birth_date, submission.patient_birth_date)
     if submission.event_date:
         check("event_date", validate_not_future, submission.event_date)
+    if "patient_birth_date" not in errors:
+        check(
+            "event_date",
+            lambda event_date: validate_event_after_birth(
+                event_date=event_date, birth_date=submission.patient_birth_date
+            ),
+            submission.event_date,
+        )
     if submission.document_type and submission.document_type not in DocumentType.values:
         errors.setdefault("document_type", []).append(
-            ("invalid_choice", "Unknown document type.")
+            ("invalid_choice", "Not one of the allowed document types.")
         )
     if submission.patient_gender and submission.patient_gender not in Gender.values:
         errors.setdefault("patient_gender", []).append(
-            ("invalid_choice", "Unknown gender.")
+            ("invalid_choice", "Not one of the allowed genders.")
         )
     for name in CONNECT_LENGTH_LIMITS:
         check(name, lambda v, n=name: validate_length(n, v), getattr(submission, name))
+    # Identifiers only in patient fields; one-line fields hold no control characters.
+    for name in (*PATIENT_TEXT_FIELDS, *NON_PATIENT_TEXT_FIELDS):
+        value = getattr(submission, name)
+        if isinstance(value, str) and value:
+            for rule in text_field_rules(name):
+                check(name, rule, value)
     return errors
 
 
@@ -242,10 +262,9 @@ def document_submit(
         errors.setdefault("content", []).append((refused.code, refused.message))
         sniffed = None
         logger.warning("intake refused content: %s", refused.code)
-    if not idempotency_key or len(idempotency_key) > 128:
-        errors.setdefault("idempotency_key", []).append(
-            ("invalid", "An Idempotency-Key of 1 to 128 characters is required.")
-        )
+    key_problems = idempotency_key_problems(idempotency_key)
+    if key_problems:
+        errors["idempotency_key"] = key_problems
     if errors:
         raise IntakeRefused(errors)
     assert sniffed is not None
@@ -362,6 +381,7 @@ def _document_create(
     actor,
 ) -> tuple[Document, PayloadVersion, AuditEvent]:
     metadata = submission.metadata()
+    warnings = [w.as_dict() for w in birth_date_warnings(submission.patient_birth_date)]
     document = Document.objects.create(
         sending_organisation=sending_organisation,
         source_system=source_system,
@@ -393,6 +413,8 @@ def _document_create(
             "media_type": media_type,
             "size_bytes": blob.size_bytes,
             "sha256": blob.sha256,
+            # Accepted, but for a person to check: fields and codes, never values.
+            **({"warnings": warnings} if warnings else {}),
         },
         actor=actor,
     )

@@ -68,6 +68,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: whatever answers an /api/ request with an error answers problem+json.
+    "docflow.middleware.ApiProblemMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -275,6 +277,15 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DOCFLOW_MAX_UPLOAD_BYTES + 64 * 1024
 # (0: look every key up on every request). See docflow.api.authentication.
 DOCFLOW_API_KEY_CACHE_SECONDS = env_int("DOCFLOW_API_KEY_CACHE_SECONDS", 5)
 
+# Hostile input at the API and intake (docflow.api.parsers, docflow.validation):
+# JSON nested deeper than this is refused with 400 before it is parsed; NHS numbers
+# of the never-issued test range (900 000 0000 - 999 999 9999, which the demo data
+# and the tests use) are accepted as patients' only while this is on (DEBUG).
+DOCFLOW_JSON_MAX_DEPTH = env_int("DOCFLOW_JSON_MAX_DEPTH", 64)
+DOCFLOW_ALLOW_TEST_NHS_NUMBERS = env_bool(
+    "DOCFLOW_ALLOW_TEST_NHS_NUMBERS", default=DEBUG
+)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "docflow.api.authentication.ApiKeyAuthentication",
@@ -283,7 +294,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "docflow.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -53,3 +53,8 @@ urlpatterns = [
     path("api/v1/", include("docflow.api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "docflow.api.error_pages.bad_request"
+handler403 = "docflow.api.error_pages.permission_denied"
+handler404 = "docflow.api.error_pages.page_not_found"
+handler500 = "docflow.api.error_pages.server_error"

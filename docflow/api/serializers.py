@@ -8,6 +8,7 @@ import copy
 from pathlib import PurePath
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
@@ -23,11 +24,27 @@ from docflow.models import (
 )
 from docflow.services import VettedContent
 from docflow.validation import (
+    text_field_rules,
     validate_birth_date,
-    validate_nhs_number,
+    validate_event_after_birth,
+    validate_no_nhs_number,
     validate_not_future,
     validate_ods_code,
+    validate_patient_nhs_number,
+    validate_single_line,
 )
+
+
+def _rules(field: str) -> list:
+    """The domain's rules for a text field (one line, no NHS number where it is
+    not the patient's), so the API lists them with every other field error."""
+    return list(text_field_rules(field))
+
+
+def _choice_errors(what: str, choices) -> dict[str, str]:
+    """A choice error that lists what is allowed and never repeats what was sent."""
+    allowed = ", ".join(str(value) for value, _label in choices)
+    return {"invalid_choice": f"Not one of the allowed {what}: {allowed}."}
 
 
 class ContentTooLarge(Exception):
@@ -47,6 +64,16 @@ def _extension_of(file_name: str) -> str:
     return PurePath(file_name or "").suffix.lstrip(".").lower()
 
 
+class TextField(serializers.CharField):
+    """Text, and only text: a JSON number or boolean where text belongs is refused
+    (DRF's CharField turns numbers into strings), as the schema says."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class _AsciiAwareSurrogateValidator(ProhibitSurrogateCharactersValidator):
     """DRF's check, minus its per-character scan of text that is plain ASCII."""
 
@@ -57,7 +84,7 @@ class _AsciiAwareSurrogateValidator(ProhibitSurrogateCharactersValidator):
         super().__call__(value)
 
 
-class Base64ContentField(serializers.CharField):
+class Base64ContentField(TextField):
     """Base64 text of any size; validated like any CharField, only faster."""
 
     def __init__(self, **kwargs) -> None:
@@ -84,54 +111,105 @@ class _ShallowFieldCopies:
 
 
 class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
-    nhs_number = serializers.CharField(max_length=12, validators=[validate_nhs_number])
-    patient_family_name = serializers.CharField(max_length=255)
-    patient_given_names = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
+    nhs_number = TextField(max_length=12, validators=[validate_patient_nhs_number])
+    patient_family_name = TextField(
+        max_length=255, validators=_rules("patient_family_name")
     )
-    patient_birth_date = serializers.DateField(validators=[validate_birth_date])
-    patient_gender = serializers.ChoiceField(
-        choices=Gender.choices, required=False, allow_blank=True, default=""
-    )
-    mrn = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
-    )
-    document_type = serializers.ChoiceField(choices=DocumentType.choices)
-    description = serializers.CharField(max_length=255)
-    event_date = serializers.DateField(validators=[validate_not_future])
-    folder_name = serializers.CharField(
-        max_length=50, required=False, allow_blank=True, default=""
-    )
-    notes = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
-    )
-    sender_department = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
-    )
-    sender_person = serializers.CharField(
-        max_length=255, required=False, allow_blank=True, default=""
-    )
-    destination_ods_code = serializers.CharField(
-        max_length=10, validators=[validate_ods_code]
-    )
-    source_reference = serializers.CharField(
+    patient_given_names = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
+        validators=_rules("patient_given_names"),
+    )
+    patient_birth_date = serializers.DateField(validators=[validate_birth_date])
+    patient_gender = serializers.ChoiceField(
+        choices=Gender.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        error_messages=_choice_errors("genders", Gender.choices),
+    )
+    mrn = TextField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=_rules("mrn"),
+    )
+    document_type = serializers.ChoiceField(
+        choices=DocumentType.choices,
+        error_messages=_choice_errors("document types", DocumentType.choices),
+    )
+    description = TextField(max_length=255, validators=_rules("description"))
+    event_date = serializers.DateField(
+        validators=[validate_not_future],
+        help_text="Not in the future, and not before the patient's date of birth.",
+    )
+    folder_name = TextField(
+        max_length=50,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=_rules("folder_name"),
+    )
+    notes = TextField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=_rules("notes"),
+        help_text="Free text; no patient identifiers.",
+    )
+    sender_department = TextField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=_rules("sender_department"),
+    )
+    sender_person = TextField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=_rules("sender_person"),
+    )
+    destination_ods_code = TextField(
+        max_length=10, validators=[validate_ods_code, *_rules("destination_ods_code")]
+    )
+    source_reference = TextField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=_rules("source_reference"),
         help_text="The source system's own reference (no patient identifiers).",
     )
     urgent = serializers.BooleanField(required=False, default=False)
     action_required = serializers.BooleanField(required=False, default=False)
     medication_changed = serializers.BooleanField(required=False, default=False)
     inpatient = serializers.BooleanField(required=False, default=False)
-    file_name = serializers.CharField(
+    file_name = TextField(
         max_length=255,
         required=False,
         allow_blank=True,
         default="",
+        validators=[validate_single_line],
         help_text="Used only for its extension, which must agree with the content.",
     )
+
+    def validate(self, attrs):
+        try:
+            validate_event_after_birth(
+                event_date=attrs.get("event_date"),
+                birth_date=attrs.get("patient_birth_date"),
+            )
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(
+                {"event_date": [exc.messages[0]]}, code=exc.code
+            ) from None
+        return attrs
 
 
 class DocumentJsonIntakeSerializer(DocumentMetadataSerializer):
@@ -166,6 +244,7 @@ class DocumentMultipartIntakeSerializer(DocumentMetadataSerializer):
         return content
 
     def validate(self, attrs):
+        attrs = super().validate(attrs)
         attrs["content"] = attrs.pop("file")
         attrs["file_name"] = attrs.get("file_name") or getattr(
             self, "initial_data_file_name", ""
@@ -230,12 +309,33 @@ class DocumentSummarySerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class IntakeWarningSerializer(serializers.Serializer):
+    """Accepted, but for a person to check (a birth date before 1900, say)."""
+
+    field = serializers.CharField()
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+def _submission_warnings(events) -> list[dict]:
+    """The warnings intake recorded on the document's submission event."""
+    for event in events:
+        if event.action == "document.submitted":
+            return list(event.data.get("warnings", []))
+    return []
+
+
 class DocumentDetailSerializer(DocumentSummarySerializer):
+    warnings = serializers.SerializerMethodField()
     parent = serializers.SerializerMethodField()
     replaces = serializers.SerializerMethodField()
     payload_versions = PayloadVersionSerializer(many=True)
     transmissions = TransmissionSerializer(many=True)
     timeline = serializers.SerializerMethodField()
+
+    @extend_schema_field(IntakeWarningSerializer(many=True))
+    def get_warnings(self, document: Document) -> list[dict]:
+        return _submission_warnings(self.context["timeline"])
 
     def get_parent(self, document: Document) -> str | None:
         return str(document.parent.public_id) if document.parent_id else None
@@ -273,6 +373,7 @@ def new_document_detail(
         "document_type": str(document.document_type),
         "source_reference": str(document.source_reference),
         "created_at": moment(document.created_at),
+        "warnings": _submission_warnings([audit_event]),
         "parent": str(document.parent.public_id) if document.parent_id else None,
         "replaces": (
             str(document.replaces.public_id) if document.replaces_id else None
@@ -308,11 +409,20 @@ def new_document_detail(
 
 
 class DocumentListQuerySerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=DocumentStatus.choices, required=False)
-    destination = serializers.CharField(max_length=10, required=False)
+    status = serializers.ChoiceField(
+        choices=DocumentStatus.choices,
+        required=False,
+        error_messages=_choice_errors("statuses", DocumentStatus.choices),
+    )
+    # Query strings end up in access logs: never a patient identifier in them.
+    destination = serializers.CharField(
+        max_length=10, required=False, validators=_rules("destination_ods_code")
+    )
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
-    source_reference = serializers.CharField(max_length=255, required=False)
+    source_reference = serializers.CharField(
+        max_length=255, required=False, validators=_rules("source_reference")
+    )
     cursor = serializers.CharField(
         required=False, help_text="Opaque position from a previous page's links."
     )
@@ -333,7 +443,11 @@ class ContentQuerySerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=500,
         min_length=3,
-        help_text="Why you need to see patient content; recorded in the access log.",
+        validators=[validate_no_nhs_number],
+        help_text=(
+            "Why you need to see patient content; recorded in the access log. "
+            "Never a patient identifier (it travels in the URL)."
+        ),
     )
 
 

@@ -20,5 +20,7 @@ urlpatterns = [
         "docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"
     ),
     # Last: malformed ids and unknown paths answer in the API's own error format.
+    # A path this cannot match (one with an encoded line break: "." stops there)
+    # reaches handler404, which answers problem+json under /api/ as well.
     re_path(r"^(?P<unmatched>.*)$", views.api_not_found),
 ]

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponsePermanentRedirect
 from django.urls import resolve
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import AccessChannel
 from audit.services import access_log_record
+from docflow.api.examples import IDEMPOTENCY_KEY_EXAMPLES, INTAKE_EXAMPLES
+from docflow.api.parsers import BoundedJSONParser
 from docflow.api.problems import (
     PROBLEM_CONTENT_TYPE,
     flatten_errors,
+    problem_http_response,
     problem_response,
 )
 from docflow.api.serializers import (
@@ -50,6 +54,7 @@ from docflow.services import (
     IntakeRefused,
     document_submit,
 )
+from docflow.validation import idempotency_key_problems
 
 PROBLEM = OpenApiResponse(ProblemSerializer, description="Problem details (RFC 9457)")
 
@@ -65,10 +70,11 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     OpenApiParameter.HEADER,
     required=True,
     description=(
-        "Your event id for this document. A replay with the same key and the same "
-        "document returns 200 and the original; the same key with a different "
-        "document is 409."
+        "Your event id for this document, 1 to 128 characters and never a patient "
+        "identifier. A replay with the same key and the same document returns 200 "
+        "and the original; the same key with a different document is 409."
     ),
+    examples=IDEMPOTENCY_KEY_EXAMPLES,
 )
 
 
@@ -95,7 +101,7 @@ def _api_key(request):
 
 
 class DocumentCollectionView(APIView):
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser]
 
     @extend_schema(
         operation_id="documents_list",
@@ -130,6 +136,7 @@ class DocumentCollectionView(APIView):
     @extend_schema(
         operation_id="documents_create",
         parameters=[IDEMPOTENCY_KEY],
+        examples=INTAKE_EXAMPLES,
         request={
             "application/json": DocumentJsonIntakeSerializer,
             "multipart/form-data": DocumentMultipartIntakeSerializer,
@@ -137,7 +144,7 @@ class DocumentCollectionView(APIView):
         responses={
             201: DocumentDetailSerializer,
             200: OpenApiResponse(DocumentDetailSerializer, description="Replay"),
-            **_problems(400, 401, 403, 409, 413, 415),
+            **_problems(400, 401, 403, 406, 409, 411, 413, 415),
         },
     )
     def post(self, request):
@@ -169,6 +176,11 @@ class DocumentCollectionView(APIView):
                     "detail": "Send an Idempotency-Key header of 1 to 128 characters.",
                 }
             )
+        else:
+            errors.extend(
+                {"field": "Idempotency-Key", "code": code, "detail": message}
+                for code, message in idempotency_key_problems(key)
+            )
         if errors:
             return problem_response(
                 status_code=400,
@@ -199,7 +211,13 @@ class DocumentCollectionView(APIView):
                 detail="One or more fields are invalid.",
                 kind="validation",
                 errors=[
-                    {"field": name, "code": code, "detail": message}
+                    {
+                        "field": (
+                            "Idempotency-Key" if name == "idempotency_key" else name
+                        ),
+                        "code": code,
+                        "detail": message,
+                    }
                     for name, problems in refused.errors.items()
                     for code, message in problems
                 ],
@@ -321,6 +339,7 @@ class DocumentContentView(APIView):
         return response
 
 
+@csrf_exempt
 def api_not_found(request, unmatched: str = ""):
     """Any other path under the API: a problem+json 404, never Django's HTML page."""
     if settings.APPEND_SLASH and not request.path_info.endswith("/"):
@@ -330,8 +349,4 @@ def api_not_found(request, unmatched: str = ""):
             return HttpResponsePermanentRedirect(
                 request.get_full_path(force_append_slash=True)
             )
-    return JsonResponse(
-        {"type": "about:blank", "title": "Not found", "status": 404},
-        status=404,
-        content_type=PROBLEM_CONTENT_TYPE,
-    )
+    return problem_http_response(status_code=404, title="Not found")

@@ -9,6 +9,13 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 
+from docflow.api.examples import (
+    EXAMPLE_IDEMPOTENCY_KEY,
+    EXAMPLE_ODS_CODE,
+    INTAKE_JSON_EXAMPLE,
+)
+from docflow.management.commands.seed_demo import DESTINATIONS
+from docflow.models import Document
 from tests.factories import SendingOrganisationFactory, make_api_key, submit_document
 from tests.schemathesis_run import run_schemathesis
 
@@ -62,7 +69,9 @@ def _schemathesis_config(document_ids: list[str]) -> str:
 
 
 def test_live_api_conforms_to_its_schema(live_server, live_api_key, tmp_path):
-    """schemathesis against the served schema: no 5xx, every answer as documented."""
+    """schemathesis against the served schema: no 5xx, every answer as documented,
+    and the success path too: the schema's examples are valid submissions, so the
+    run stores documents through the API (201) and replays them (200)."""
     raw_key, document_ids = live_api_key
     returncode, report = run_schemathesis(
         schema=f"{live_server.url}/api/v1/schema/",
@@ -75,6 +84,35 @@ def test_live_api_conforms_to_its_schema(live_server, live_api_key, tmp_path):
     assert returncode == 0, report
     assert "Tested: 4" in report, report
     assert " failed" not in report, report
+    submitted = Document.objects.filter(source_system__startswith="api:")
+    assert submitted.exists(), report
+    assert submitted.filter(idempotency_key=EXAMPLE_IDEMPOTENCY_KEY).exists()
+
+
+def test_schema_examples_are_a_valid_submission(api_client):
+    """The documented example is accepted as it stands (what schemathesis sends)."""
+    response = api_client.post(
+        "/api/v1/documents",
+        INTAKE_JSON_EXAMPLE,
+        format="json",
+        HTTP_IDEMPOTENCY_KEY=EXAMPLE_IDEMPOTENCY_KEY,
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["destination_ods_code"] == EXAMPLE_ODS_CODE
+    assert EXAMPLE_ODS_CODE in {code for code, *_ in DESTINATIONS}
+
+
+def test_served_schema_carries_the_intake_examples(client):
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    create = schema["paths"]["/api/v1/documents"]["post"]
+
+    [example] = create["requestBody"]["content"]["application/json"][
+        "examples"
+    ].values()
+    assert example["value"] == INTAKE_JSON_EXAMPLE
+    [key] = [p for p in create["parameters"] if p["name"] == "Idempotency-Key"]
+    assert [e["value"] for e in key["examples"].values()] == [EXAMPLE_IDEMPOTENCY_KEY]
 
 
 def test_swagger_ui_is_served(live_server):
