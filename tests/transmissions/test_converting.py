@@ -3,11 +3,15 @@ own, and then either goes out or is held once with one work item."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from django_q.models import OrmQ
 
 from casework.models import WorkItem, WorkItemStatus
 from docflow.models import ConversionJob, DestinationProfile, DocumentStatus
+from docflow.preparation import conversion_claim
 from tests.factories import submit_document
 from tests.samples import pdf_bytes
 from tests.transmissions.engine import (
@@ -15,6 +19,7 @@ from tests.transmissions.engine import (
     directory_from_scenario,
     simulator_stats,
 )
+from transmissions.services.clock import clock_round
 from transmissions.services.converting import document_convert_and_send
 from transmissions.services.pipeline import documents_prepare_and_send
 
@@ -133,3 +138,37 @@ def test_a_sweep_task_for_a_document_waiting_for_conversion_queues_it_again(
     documents_prepare_and_send(document_id=letter.pk)
 
     assert queued(CONVERT) == [letter.pk]
+
+
+def test_the_clock_queues_a_waiting_conversion_once_while_a_slot_is_free(
+    connected, sending_organisation, settings
+):
+    settings.DOCFLOW_CLOCK_REQUEUE_SECONDS = 30
+    letter = submit(sending_organisation, LETTER, "html")
+    documents_prepare_and_send(document_id=letter.pk)
+    OrmQ.objects.all().delete()  # the task a full slot turned away is gone
+    memory: dict = {}
+    now = timezone.now()
+
+    first = clock_round(now=now, conversions=memory)
+    second = clock_round(now=now + timedelta(seconds=1), conversions=memory)
+
+    assert (first.conversions, second.conversions) == (1, 0)
+    assert queued(CONVERT) == [letter.pk]
+    third = clock_round(now=now + timedelta(seconds=31), conversions=memory)
+    assert third.conversions == 1  # its task was lost too: queued again
+
+
+def test_the_clock_queues_no_conversion_while_every_slot_is_busy(
+    connected, sending_organisation, settings
+):
+    settings.DOCFLOW_CONVERSION_SLOTS = 1
+    busy = submit(sending_organisation, LETTER, "html")
+    waiting = submit(sending_organisation, LETTER + b" ", "html")
+    documents_prepare_and_send(document_id=busy.pk)
+    assert conversion_claim(document_id=busy.pk) is not None  # holds the one slot
+    OrmQ.objects.all().delete()
+
+    assert clock_round(conversions={}).conversions == 0
+    assert queued(CONVERT) == []
+    assert ConversionJob.objects.filter(document=waiting).exists()

@@ -14,7 +14,8 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
-from transmissions.models import Transmission
+from transmissions.models import HaltKind, OutboundHalt, Transmission
+from transmissions.services.controls import connect_failure_record
 from transmissions.services.resending import (
     ResolveOutcome,
     document_resend,
@@ -114,3 +115,27 @@ def test_a_rejection_resolved_here_is_also_resolved_at_connect(rejected):
     assert outcome == ResolveOutcome.RESOLVED
     assert rejected.status == S.REJECTION_RESOLVED
     assert Transmission.objects.get(document=rejected).status_code == 6000
+
+
+def test_a_resend_waits_while_its_destinations_circuit_is_open_and_no_other(
+    rejected, sending_organisation, settings, simulator
+):
+    for _ in range(settings.DOCFLOW_CIRCUIT_FAILURE_THRESHOLD):
+        connect_failure_record(
+            sending_organisation=sending_organisation,
+            error="503",
+            destination_ods_code="A81005",
+        )
+    document_transition(document=rejected, transition="requeue", reason="resend")
+
+    halted = document_resend(document_id=rejected.pk)
+
+    assert (halted.outcome, halted.detail) == (
+        SendOutcome.HALTED,
+        HaltKind.CIRCUIT_OPEN,
+    )
+    OutboundHalt.objects.filter(kind=HaltKind.CIRCUIT_OPEN).update(
+        destination_ods_code="A81001"
+    )
+    assert document_resend(document_id=rejected.pk).outcome == SendOutcome.POSTED
+    assert simulator_stats(simulator)["documents"] == 2

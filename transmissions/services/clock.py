@@ -12,7 +12,8 @@ queues:
 - trial sends of open circuits whose ``retry_at`` has come (one per circuit: the
   first success closes it and queues the rest, see ``controls``);
 - the settling by idempotency key of claims whose lease expired (their worker
-  died, see ``leases``), and of documents whose outcome is unknown.
+  died, see ``leases``), and of documents whose outcome is unknown;
+- conversions waiting for a slot that is free (see ``converting``).
 
 Each thing queued is marked (``send_queued_at``, ``trial_queued_at``; a first send
 in the loop's memory, ``queued``) so it is queued once; what was queued and never
@@ -40,6 +41,7 @@ from transmissions.services.controls import (
     halt_blocks,
     outbound_blocking_halt,
 )
+from transmissions.services.converting import conversions_queue_waiting
 from transmissions.services.leases import claims_expired
 from transmissions.services.reconciling import Settled, sending_claim_settle
 
@@ -60,6 +62,7 @@ class ClockRound:
     claims: int
     unknown: int
     lost: int = 0
+    conversions: int = 0
 
 
 def clock_round(
@@ -67,16 +70,19 @@ def clock_round(
     now: datetime | None = None,
     limit: int = 500,
     queued: dict[int, datetime] | None = None,
+    conversions: dict[int, datetime] | None = None,
     settle_for: float = 0.0,
 ) -> ClockRound:
     """Queue everything due now: retries at their ``next_attempt_at``, circuit
     trials at their ``retry_at``, first sends whose task was lost, the settling of
     expired claims and of unknown outcomes; each once (again only after
-    DOCFLOW_CLOCK_REQUEUE_SECONDS). ``queued``: the first sends this loop queued,
-    and when (kept between rounds by the caller); ``settle_for``: how long this
-    round may spend settling expired claims itself rather than by tasks."""
+    DOCFLOW_CLOCK_REQUEUE_SECONDS). ``queued`` and ``conversions``: the first
+    sends and the conversions this loop queued, and when (kept between rounds by
+    the caller); ``settle_for``: how long this round may spend settling expired
+    claims itself rather than by tasks."""
     now = now or timezone.now()
     queued = {} if queued is None else queued
+    conversions = {} if conversions is None else conversions
     halts = list(
         OutboundHalt.objects.filter(closed_at__isnull=True).select_related(
             "sending_organisation"
@@ -88,6 +94,11 @@ def clock_round(
         claims=claims_expired_queue(now=now, limit=limit, settle_for=settle_for),
         unknown=outcomes_unknown_queue_due(now=now, limit=limit),
         lost=first_sends_queue_lost(now=now, halts=halts, queued=queued, limit=limit),
+        conversions=conversions_queue_waiting(
+            now=now,
+            queued=conversions,
+            requeue_seconds=settings.DOCFLOW_CLOCK_REQUEUE_SECONDS,
+        ),
     )
 
 

@@ -10,6 +10,7 @@ queues a conversion that nobody did (``documents_prepare_and_send``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -50,6 +51,32 @@ def conversions_wake(*, actor: Any = None) -> list[int]:
         for document_id in waiting:
             enqueue_on_commit(CONVERT, document_id)
     return waiting
+
+
+def conversions_queue_waiting(
+    *, now: datetime, queued: dict[int, datetime], requeue_seconds: float
+) -> int:
+    """The clock's step: queue a conversion task for each waiting conversion a free
+    slot could take (a slot freed by a task that found none, or a dead worker's
+    lease that ran out), each once per ``requeue_seconds`` (``queued`` remembers
+    when, kept between rounds by the caller); returns how many. Costs one count
+    and one indexed read of usually empty tables a round."""
+    again_before = now - timedelta(seconds=requeue_seconds)
+    for document_id in [pk for pk, at in queued.items() if at < again_before]:
+        del queued[document_id]
+    free = conversion_slots_free()
+    if free <= 0:
+        return 0
+    waiting = [
+        document_id
+        for document_id in conversions_waiting(limit=free + len(queued))
+        if document_id not in queued
+    ][:free]
+    with transaction.atomic():
+        for document_id in waiting:
+            queued[document_id] = now
+            enqueue_on_commit(CONVERT, document_id)
+    return len(waiting)
 
 
 def document_convert_and_send(*, document_id: int, actor: Any = None) -> Converted:

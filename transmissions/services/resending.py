@@ -96,7 +96,10 @@ def document_resend(*, document_id: int, actor: Any = None) -> SendResult:
     if previous is None:
         return SendResult(SendOutcome.NOT_READY, document_id, "never at Connect")
     organisation = document.sending_organisation
-    halt = outbound_blocking_halt(sending_organisation_id=organisation.pk)
+    halt = outbound_blocking_halt(
+        sending_organisation_id=organisation.pk,
+        destination_ods_code=document.destination_ods_code,
+    )
     if halt is not None:
         return SendResult(SendOutcome.HALTED, document_id, halt.kind)
     claimed = _claim_resend(document_id, previous)
@@ -116,7 +119,11 @@ def document_resend(*, document_id: int, actor: Any = None) -> SendResult:
         _after_failure(document, transmission, exc, count_attempt=False)
         return SendResult(SendOutcome.HALTED, document_id, HaltKind.TOKEN_FAILURE)
     except ConnectUnavailable as exc:
-        connect_failure_record(sending_organisation=organisation, error=str(exc))
+        connect_failure_record(
+            sending_organisation=organisation,
+            error=str(exc),
+            destination_ods_code=transmission.destination_ods_code,
+        )
         return _after_failure(document, transmission, exc)
     except ConnectOutcomeUnknown as exc:
         with transaction.atomic():
@@ -139,7 +146,10 @@ def document_resend(*, document_id: int, actor: Any = None) -> SendResult:
                 data={"codes": codes, "transmission": str(transmission.public_id)},
             )
         return SendResult(SendOutcome.HELD, document_id, ",".join(codes))
-    connect_success_record(sending_organisation_id=organisation.pk)
+    connect_success_record(
+        sending_organisation_id=organisation.pk,
+        destination_ods_codes=[transmission.destination_ods_code],
+    )
     with transaction.atomic():
         audit_record(
             action="transmission.resend_requested",

@@ -111,12 +111,17 @@ def statuses_track(*, seconds: float, wait: float = 0.0) -> int:
     applied = 0
     next_tracking = 0.0
     queued: dict = {}  # the clock's memory of first sends it queued
+    conversions: dict = {}  # ... and of conversions
     with tracker_lease(wait=wait) as held:
         if not held:
             return 0  # another tracker is at work
         while True:
             try:
-                clock_round(queued=queued, settle_for=CLAIMS_SETTLED_HERE_SECONDS)
+                clock_round(
+                    queued=queued,
+                    conversions=conversions,
+                    settle_for=CLAIMS_SETTLED_HERE_SECONDS,
+                )
             except Exception:
                 # Tracking goes on; the next round (or the sweep) queues it all.
                 logger.exception("A round of the clock failed")
