@@ -15,7 +15,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -26,11 +26,12 @@ from pydantic import (
     ValidationError,
 )
 
+from transmissions.answers import AnswerUnreadable, read_json
+
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a path, not a secret)
 DOCUMENTS_PATH = "/api/documents"
 CHANGES_PATH = "/api/documents/changes"
 CAPTURE_SOURCE_CONNECT = 2
-_A = TypeVar("_A", bound=BaseModel)
 
 
 def organisation_path(ods_code: str) -> str:
@@ -173,11 +174,6 @@ def inbound_document_body(document: OutboundDocument) -> dict[str, Any]:
 # above, so nothing outside this module sees a member name.
 
 
-class AnswerUnreadable(ValueError):
-    """An answer that breaks the contract. The message names members and what was
-    wrong with them, never their values."""
-
-
 class _Answer(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
@@ -251,34 +247,13 @@ class _ValidationAnswer(BaseModel):
     errors: list[_ValidationItem] = Field(alias="ValidationErrors")
 
 
-def _problems(error: ValidationError) -> str:
-    """What was wrong, by member (``Changes.0.StatusCode: literal_error``)."""
-    items = [
-        f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['type']}"
-        for item in error.errors(include_url=False, include_input=False)
-    ]
-    more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
-    return "; ".join(items[:3]) + more
-
-
-def _read(model: type[_A], content: bytes, content_type: str) -> _A:
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise AnswerUnreadable(f"content type {media_type or 'missing'}, not JSON")
-    try:
-        return model.model_validate_json(content)
-    except ValidationError as exc:
-        # ``from None``: pydantic's own message quotes the values it was given.
-        raise AnswerUnreadable(_problems(exc)) from None
-
-
 def parse_status(content: bytes, content_type: str) -> DocumentStatus:
     """One DocumentStatus answer (POST, GET by GUID, resend, resolve)."""
-    return _read(_StatusAnswer, content, content_type).as_status()
+    return read_json(_StatusAnswer, content, content_type).as_status()
 
 
 def parse_changes(content: bytes, content_type: str) -> ChangesPage:
-    answer = _read(_ChangesAnswer, content, content_type)
+    answer = read_json(_ChangesAnswer, content, content_type)
     return ChangesPage(
         changes=[item.as_status() for item in answer.changes],
         next_cursor=answer.next_cursor,
@@ -287,7 +262,7 @@ def parse_changes(content: bytes, content_type: str) -> ChangesPage:
 
 def parse_found(content: bytes, content_type: str) -> DocumentStatus | None:
     """The document Connect holds for an idempotency key (at most one), or None."""
-    documents = _read(_FoundAnswer, content, content_type).documents
+    documents = read_json(_FoundAnswer, content, content_type).documents
     if len(documents) > 1:
         raise AnswerUnreadable("Documents: more than one for one idempotency key")
     return documents[0].as_status() if documents else None
@@ -303,7 +278,7 @@ ENDPOINT_TYPES = {
 
 
 def parse_organisation(content: bytes, content_type: str) -> ConnectOrganisation:
-    answer = _read(_OrganisationAnswer, content, content_type)
+    answer = read_json(_OrganisationAnswer, content, content_type)
     return ConnectOrganisation(
         ods_code=answer.ods_code,
         name=answer.name,
@@ -316,7 +291,7 @@ def parse_organisation(content: bytes, content_type: str) -> ConnectOrganisation
 
 
 def parse_token(content: bytes, content_type: str) -> Token:
-    answer = _read(_TokenAnswer, content, content_type)
+    answer = read_json(_TokenAnswer, content, content_type)
     return Token(access_token=answer.access_token, expires_in=answer.expires_in)
 
 

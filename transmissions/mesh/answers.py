@@ -10,15 +10,14 @@ upload: outcome unknown). Messages name members, never their values.
 
 from __future__ import annotations
 
-from typing import Literal, TypeVar
+from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-A = TypeVar("A", bound=BaseModel)
-
-
-class AnswerUnreadable(ValueError):
-    """An answer that breaks MESH's contract; says what, never the values."""
+# Re-exported: MESH's readers are read through this module.
+from transmissions.answers import A as A
+from transmissions.answers import AnswerUnreadable, problems
+from transmissions.answers import read_json as read_json
 
 
 class _Answer(BaseModel):
@@ -104,29 +103,6 @@ class MessageHeaders(_Answer):
     @property
     def succeeded(self) -> bool | None:
         return None if self.status_success is None else self.status_success == "SUCCESS"
-
-
-def problems(error: ValidationError) -> str:
-    """What was wrong, by member (``results.0.mailbox_id: missing``)."""
-    items = [
-        f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['type']}"
-        for item in error.errors(include_url=False, include_input=False)
-    ]
-    more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
-    return "; ".join(items[:3]) + more
-
-
-def read_json(model: type[A], content: bytes, content_type: str) -> A:
-    """A JSON answer as ``model``; JSON media types only (MESH's are
-    ``application/vnd.mesh.v2+json`` and ``application/json``)."""
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise AnswerUnreadable(f"content type {media_type or 'missing'}, not JSON")
-    try:
-        return model.model_validate_json(content)
-    except ValidationError as exc:
-        # ``from None``: pydantic's own message quotes the values it was given.
-        raise AnswerUnreadable(problems(exc)) from None
 
 
 def read_headers(headers: dict[str, str]) -> MessageHeaders:

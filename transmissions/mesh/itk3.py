@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from transmissions.mesh.answers import problems
+from transmissions.answers import problems
 
 MESSAGE_DEFINITION = (
     "https://fhir.nhs.uk/STU3/MessageDefinition/"

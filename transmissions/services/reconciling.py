@@ -108,17 +108,9 @@ def outcome_unknown_settle(*, document_id: int, actor: Any = None) -> str:
         if transmission is None or not transmission.external_id:
             logger.error("Document %s is unknown without a transmission", document.pk)
             return Settled.FAILED
-    client = connect_client_for(document.sending_organisation)
     try:
-        found = client.find_by_idempotency_key(transmission.idempotency_key)
-    except (ConnectAuthFailed, ConnectConfigurationError) as exc:
-        outbound_halt_open(
-            kind=HaltKind.TOKEN_FAILURE,
-            reason=str(exc)[:255],
-            sending_organisation=document.sending_organisation,
-        )
-        return Settled.FAILED
-    except ConnectError:
+        found = _held_at_connect(transmission, document.sending_organisation)
+    except _Unanswered:
         return Settled.FAILED  # try again on the next round
     if found is not None:
         transmission_record_posted(
@@ -163,17 +155,9 @@ def sending_claim_settle(*, document_id: int, actor: Any = None) -> str:
     document = transmission.document
     if transmission.channel != Channel.CONNECT:
         return _claim_unknown(document_id, transmission, actor)
-    client = connect_client_for(document.sending_organisation)
     try:
-        found = client.find_by_idempotency_key(transmission.idempotency_key)
-    except (ConnectAuthFailed, ConnectConfigurationError) as exc:
-        outbound_halt_open(
-            kind=HaltKind.TOKEN_FAILURE,
-            reason=str(exc)[:255],
-            sending_organisation=document.sending_organisation,
-        )
-        return _claim_unknown(document_id, transmission, actor)
-    except ConnectError:
+        found = _held_at_connect(transmission, document.sending_organisation)
+    except _Unanswered:
         return _claim_unknown(document_id, transmission, actor)
     if found is not None:
         # Posted and never recorded: record it now (a no-op if the changes feed or
@@ -215,6 +199,28 @@ def sending_claim_settle(*, document_id: int, actor: Any = None) -> str:
         )
         enqueue_on_commit(SEND, document_id)
     return Settled.ABSENT
+
+
+class _Unanswered(Exception):
+    """Connect could not be asked now (it refused our credentials, or failed)."""
+
+
+def _held_at_connect(transmission: Transmission, organisation: SendingOrganisation):
+    """What Connect holds under the transmission's idempotency key (None: nothing).
+    Raises ``_Unanswered`` when it cannot say now; refused credentials also halt
+    the organisation."""
+    client = connect_client_for(organisation)
+    try:
+        return client.find_by_idempotency_key(transmission.idempotency_key)
+    except (ConnectAuthFailed, ConnectConfigurationError) as exc:
+        outbound_halt_open(
+            kind=HaltKind.TOKEN_FAILURE,
+            reason=str(exc)[:255],
+            sending_organisation=organisation,
+        )
+        raise _Unanswered from exc
+    except ConnectError as exc:
+        raise _Unanswered from exc
 
 
 def _claim_expired(transmission: Transmission | None) -> bool:
