@@ -74,6 +74,18 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+def _optional_text(field: str, *, max_length: int = 255, **kwargs) -> TextField:
+    """An optional text field with the domain's rules for ``field`` (blank is "")."""
+    return TextField(
+        max_length=max_length,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=_rules(field),
+        **kwargs,
+    )
+
+
 class _AsciiAwareSurrogateValidator(ProhibitSurrogateCharactersValidator):
     """DRF's check, minus its per-character scan of text that is plain ASCII."""
 
@@ -115,13 +127,7 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
     patient_family_name = TextField(
         max_length=255, validators=_rules("patient_family_name")
     )
-    patient_given_names = TextField(
-        max_length=255,
-        required=False,
-        allow_blank=True,
-        default="",
-        validators=_rules("patient_given_names"),
-    )
+    patient_given_names = _optional_text("patient_given_names")
     patient_birth_date = serializers.DateField(validators=[validate_birth_date])
     patient_gender = serializers.ChoiceField(
         choices=Gender.choices,
@@ -130,13 +136,7 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
         default="",
         error_messages=_choice_errors("genders", Gender.choices),
     )
-    mrn = TextField(
-        max_length=255,
-        required=False,
-        allow_blank=True,
-        default="",
-        validators=_rules("mrn"),
-    )
+    mrn = _optional_text("mrn")
     document_type = serializers.ChoiceField(
         choices=DocumentType.choices,
         error_messages=_choice_errors("document types", DocumentType.choices),
@@ -146,44 +146,15 @@ class DocumentMetadataSerializer(_ShallowFieldCopies, serializers.Serializer):
         validators=[validate_not_future],
         help_text="Not in the future, and not before the patient's date of birth.",
     )
-    folder_name = TextField(
-        max_length=50,
-        required=False,
-        allow_blank=True,
-        default="",
-        validators=_rules("folder_name"),
-    )
-    notes = TextField(
-        max_length=255,
-        required=False,
-        allow_blank=True,
-        default="",
-        validators=_rules("notes"),
-        help_text="Free text; no patient identifiers.",
-    )
-    sender_department = TextField(
-        max_length=255,
-        required=False,
-        allow_blank=True,
-        default="",
-        validators=_rules("sender_department"),
-    )
-    sender_person = TextField(
-        max_length=255,
-        required=False,
-        allow_blank=True,
-        default="",
-        validators=_rules("sender_person"),
-    )
+    folder_name = _optional_text("folder_name", max_length=50)
+    notes = _optional_text("notes", help_text="Free text; no patient identifiers.")
+    sender_department = _optional_text("sender_department")
+    sender_person = _optional_text("sender_person")
     destination_ods_code = TextField(
         max_length=10, validators=[validate_ods_code, *_rules("destination_ods_code")]
     )
-    source_reference = TextField(
-        max_length=255,
-        required=False,
-        allow_blank=True,
-        default="",
-        validators=_rules("source_reference"),
+    source_reference = _optional_text(
+        "source_reference",
         help_text="The source system's own reference (no patient identifiers).",
     )
     urgent = serializers.BooleanField(required=False, default=False)
