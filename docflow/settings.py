@@ -510,6 +510,9 @@ DOCFLOW_OPS_TASK_FAILURE_WINDOW_SECONDS = env_int(
     "DOCFLOW_OPS_TASK_FAILURE_WINDOW_SECONDS", 900
 )
 DOCFLOW_OPS_TASK_FAILURE_THRESHOLD = env_int("DOCFLOW_OPS_TASK_FAILURE_THRESHOLD", 3)
+# Connect's changes feed failing to read for this long raises an incident per
+# sending organisation (documents are polled one by one meanwhile).
+DOCFLOW_OPS_FEED_FAILING_SECONDS = env_int("DOCFLOW_OPS_FEED_FAILING_SECONDS", 300)
 # A task running longer than this is stopped by django-q and recorded as failed.
 Q_CLUSTER["timeout"] = env_int("Q_TIMEOUT", Q_CLUSTER["timeout"])
 # django-q hands a task to another worker after `retry` s: never while it may run.

@@ -21,6 +21,7 @@ class IncidentKind(models.TextChoices):
     )
     DESTINATION_REFUSING = "destination_refusing", "Destination refusing documents"
     TASK_FAILURES = "task_failures", "Background tasks timing out or failing"
+    CHANGES_FEED_FAILING = "changes_feed_failing", "Connect changes feed not read"
 
 
 class IncidentSeverity(models.TextChoices):

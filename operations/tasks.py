@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from operations.services import (
+    feeds,
     health,
     rollup,
     snapshots,
@@ -20,8 +21,9 @@ def notification_deliver(notification_id: int) -> str:
 
 
 def watch() -> str:
-    """The operations watch: stuck documents, surges, halts, destinations and failing
-    tasks, and the snapshot of documents by state the dashboard and /metrics read."""
+    """The operations watch: stuck documents, surges, halts, destinations, failing
+    tasks and changes feeds, and the snapshot of documents by state the dashboard
+    and /metrics read."""
     snapshots.documents_by_state_snapshot_take()
     stuck = watchdog.watchdog_run()
     surges.system_error_surge_check()
@@ -29,10 +31,12 @@ def watch() -> str:
     halts = surges.outbound_halts_watch()
     destinations = health.destinations_watch()
     failing = task_failures.task_failures_watch()
+    feeds_failing = feeds.changes_feeds_watch()
     return (
         f"stuck={stuck['stuck']} rejection_surges={len(rejection)} "
         f"halts={len(halts)} unacknowledged={len(destinations['unacknowledged'])} "
-        f"refusing={len(destinations['refusing'])} failing_tasks={len(failing)}"
+        f"refusing={len(destinations['refusing'])} failing_tasks={len(failing)} "
+        f"failing_feeds={len(feeds_failing)}"
     )
 
 

@@ -202,6 +202,11 @@ class ChangesCursor(models.Model):
     )
     cursor = models.CharField(max_length=255, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The feed's health: since when every read has failed (None while it reads) and
+    # the last failure's kind (the error's own words, never an answer's content).
+    # The operations watch raises an incident when it has failed for too long.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_failure = models.CharField(max_length=255, blank=True)
 
     def __str__(self) -> str:
         return f"changes cursor of {self.sending_organisation_id}"

@@ -532,7 +532,8 @@ def changes_feed_read(
     client = connect_client_for(organisation)
     applied = 0
     for _ in range(max_pages):
-        cursor = ChangesCursor.objects.get(sending_organisation=organisation).cursor
+        saved = ChangesCursor.objects.get(sending_organisation=organisation)
+        cursor = saved.cursor
         try:
             page = client.changes(cursor=cursor, limit=page_size)
         except (ConnectAuthFailed, ConnectConfigurationError) as exc:
@@ -543,10 +544,14 @@ def changes_feed_read(
             )
             break
         except ConnectError as exc:
-            # Connect is struggling: the next round (or the per-document poll) will
-            # pick up from the same cursor.
+            # Connect is struggling, or its page cannot be read: the next round
+            # starts from the same cursor, the per-document poll tracks documents
+            # meanwhile, and the operations watch raises an incident if it lasts.
             logger.warning("Changes feed unavailable: %s", exc)
+            changes_feed_failing(saved, failure=str(exc))
             break
+        if saved.failing_since is not None:
+            changes_feed_reading(saved)
         if not page.changes:
             break
         applied += _apply_changes_page(
@@ -555,6 +560,22 @@ def changes_feed_read(
         if len(page.changes) < page_size:
             break
     return applied
+
+
+def changes_feed_failing(cursor: ChangesCursor, *, failure: str) -> None:
+    """Record that a read of the feed failed (since when, if it is the first)."""
+    now = timezone.now()
+    ChangesCursor.objects.filter(pk=cursor.pk, failing_since__isnull=True).update(
+        failing_since=now
+    )
+    ChangesCursor.objects.filter(pk=cursor.pk).update(last_failure=failure[:255])
+
+
+def changes_feed_reading(cursor: ChangesCursor) -> None:
+    """Record that the feed reads again after failing."""
+    ChangesCursor.objects.filter(pk=cursor.pk).update(
+        failing_since=None, last_failure=""
+    )
 
 
 def transmissions_poll_due(*, limit: int = 200) -> int:

@@ -16,7 +16,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from transmissions.simulator.behaviours import Behaviour, BehaviourError
-from transmissions.simulator.malformed import malformed_answer
+from transmissions.simulator.malformed import FEED_CASES, malformed_answer
 from transmissions.simulator.store import SimulatorStore, Timings, status_body
 from transmissions.simulator.validation import failure_body, validate_inbound
 
@@ -127,6 +127,8 @@ class ConnectSimulator:
         # Reproducible chaos, not security.
         self._random = random.Random(scenario.seed)  # noqa: S311
         self._random_lock = threading.Lock()
+        # A ``malformed`` case every changes-feed page is spoiled with ("" = none).
+        self.changes_malformed = ""
         self.url_map = Map(
             [
                 Rule("/oauth2/token", endpoint="token", methods=["POST"]),
@@ -158,6 +160,7 @@ class ConnectSimulator:
                     "/_sim/clients/<client_id>", endpoint="sim_client", methods=["PUT"]
                 ),
                 Rule("/_sim/time", endpoint="sim_time", methods=["PUT"]),
+                Rule("/_sim/changes", endpoint="sim_changes", methods=["PUT"]),
                 Rule("/_sim/reset", endpoint="sim_reset", methods=["POST"]),
             ],
             strict_slashes=False,
@@ -335,12 +338,13 @@ class ConnectSimulator:
         raw_cursor = request.args.get("cursor", "")
         cursor = int(raw_cursor) if raw_cursor.isascii() and raw_cursor.isdigit() else 0
         changes, next_cursor = self.store.changes_since(cursor=cursor, limit=limit)
-        return _json(
-            {
-                "Changes": [status_body(c) for c in changes],
-                "NextCursor": str(next_cursor),
-            }
-        )
+        body = {
+            "Changes": [status_body(c) for c in changes],
+            "NextCursor": str(next_cursor),
+        }
+        if self.changes_malformed:
+            return malformed_answer(self.changes_malformed, body, 200)
+        return _json(body)
 
     def on_document_get(self, request: Request, guid: str) -> Response:
         if self._client(request) is None:
@@ -458,6 +462,15 @@ class ConnectSimulator:
             return _problem(400, "Bad Request", "multiplier (number) is required.")
         self.store.timings = replace(self.store.timings, multiplier=multiplier)
         return _json({"multiplier": multiplier})
+
+    def on_sim_changes(self, request: Request) -> Response:
+        body = request.get_json(silent=True) or {}
+        case = body.get("malformed", "")
+        if case and case not in FEED_CASES:
+            allowed = ", ".join(sorted(FEED_CASES))
+            return _problem(400, "Bad Request", f"malformed must be one of {allowed}.")
+        self.changes_malformed = case
+        return _json({"malformed": case})
 
     def on_sim_reset(self, request: Request) -> Response:
         self.store.reset()

@@ -4,7 +4,8 @@ A destination with such a behaviour still stores what it is sent, exactly as
 ``accept`` does (so settling by idempotency key finds the one copy), but its answer
 to the POST (and to a status read by GUID) is spoiled in one way. The look-up by
 idempotency key, the changes feed and the directory answer as usual: they are how
-a client recovers, and the feed is shared by every destination.
+a client recovers, and the feed is shared by every destination. The feed is spoiled
+on its own (``PUT /_sim/changes {"malformed": case}``, one of ``FEED_CASES``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ CASES = {
     "truncated": "the first half of the JSON body",
     "unknown_http": "HTTP 202, which the contract does not define",
 }
+
+# The cases that apply to a changes-feed page (the others spoil one document).
+FEED_CASES = {"not_json", "html_200", "truncated", "unknown_http"}
 
 
 def malformed_answer(case: str, body: dict[str, Any], status: int) -> Response:
