@@ -510,6 +510,8 @@ DOCFLOW_OPS_TASK_FAILURE_WINDOW_SECONDS = env_int(
     "DOCFLOW_OPS_TASK_FAILURE_WINDOW_SECONDS", 900
 )
 DOCFLOW_OPS_TASK_FAILURE_THRESHOLD = env_int("DOCFLOW_OPS_TASK_FAILURE_THRESHOLD", 3)
+# Failed task rows (django-q2's, with their tracebacks) are pruned after this long.
+DOCFLOW_OPS_TASK_FAILURE_KEEP_DAYS = env_int("DOCFLOW_OPS_TASK_FAILURE_KEEP_DAYS", 30)
 # Connect's changes feed failing to read for this long raises an incident per
 # sending organisation (documents are polled one by one meanwhile).
 DOCFLOW_OPS_FEED_FAILING_SECONDS = env_int("DOCFLOW_OPS_FEED_FAILING_SECONDS", 300)

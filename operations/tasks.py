@@ -40,6 +40,11 @@ def watch() -> str:
     )
 
 
+def prune_task_failures() -> int:
+    """Delete failed task rows past their keeping period."""
+    return task_failures.task_failures_prune()
+
+
 def roll_up_hourly_counts() -> int:
     """Recount the recent hours for the dashboard."""
     return rollup.hourly_counts_roll_up_recent()

@@ -21,6 +21,10 @@ database. A function with a timeout in the window, or with at least
 incident ``task:<function>``; the incident resolves once the window holds no
 failure of that function. Incidents carry the function, counts, the first and last
 failure times and task ids: never a task's arguments or result.
+
+Failed task rows are kept ``DOCFLOW_OPS_TASK_FAILURE_KEEP_DAYS`` (their result holds
+a traceback, which may quote data) and then pruned by ``task_failures_prune``; the
+watch's reads go through a partial index on ``stopped`` (operations migration 0007).
 """
 
 from __future__ import annotations
@@ -196,3 +200,21 @@ def task_failures_watch(*, now: datetime | None = None) -> list[FailingFunction]
         scope_prefix=SCOPE_PREFIX,
     )
     return raised
+
+
+def task_failures_prune(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Delete failed task rows that stopped more than
+    ``DOCFLOW_OPS_TASK_FAILURE_KEEP_DAYS`` ago, a batch at a time; returns how many."""
+    now = now or timezone.now()
+    before = now - timedelta(days=settings.DOCFLOW_OPS_TASK_FAILURE_KEEP_DAYS)
+    deleted = 0
+    while True:
+        ids = list(
+            Failure.objects.filter(stopped__lt=before)
+            .order_by()
+            .values_list("id", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        Failure.objects.filter(id__in=ids).delete()
+        deleted += len(ids)

@@ -13,12 +13,12 @@ import time_machine
 from django_q.brokers import get_broker
 from django_q.exceptions import TimeoutException
 from django_q.humanhash import uuid
-from django_q.models import Failure
+from django_q.models import Failure, Task
 from django_q.monitor import save_task
 from django_q.timeout import TimeoutHandler
 
 from operations.models import Incident, IncidentKind, IncidentState, Snapshot
-from operations.services.task_failures import task_failures_watch
+from operations.services.task_failures import task_failures_prune, task_failures_watch
 from tests.operations.conftest import T0
 
 pytestmark = pytest.mark.django_db
@@ -233,3 +233,34 @@ def test_the_minute_watch_looks_at_failing_tasks(practices):
 
     assert " failing_tasks=1 " in report
     assert [i.scope for i in unresolved()] == [f"task:{PREPARE}"]
+
+
+def test_failed_task_rows_past_their_keeping_period_are_pruned(practices, settings):
+    settings.DOCFLOW_OPS_TASK_FAILURE_KEEP_DAYS = 30
+    old = failure_saved(PREPARE, at=T0 - timedelta(days=31))
+    kept = failure_saved(PREPARE, at=T0 - timedelta(days=29))
+    success = Task.objects.create(
+        id="ok-task",
+        name="ok",
+        func=PREPARE,
+        started=T0 - timedelta(days=40),
+        stopped=T0 - timedelta(days=40),
+        success=True,
+    )
+
+    with time_machine.travel(T0, tick=False):
+        pruned = task_failures_prune(batch=1)
+
+    assert pruned == 1
+    assert set(Failure.objects.values_list("id", flat=True)) == {kept}
+    assert not Failure.objects.filter(id=old).exists()
+    assert Task.objects.filter(id=success.id).exists()  # successes are not its job
+
+
+def test_the_failure_watch_reads_through_its_partial_index():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, "django_q_task")
+    assert "docflow_task_failure_stopped" in indexes
+    assert indexes["docflow_task_failure_stopped"]["columns"] == ["stopped"]

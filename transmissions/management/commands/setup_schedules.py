@@ -25,6 +25,7 @@ SCHEDULES = {
     # the hourly counts the dashboard reads.
     "docflow: operations watch": ("operations.tasks.watch", 1),
     "docflow: roll up hourly counts": ("operations.tasks.roll_up_hourly_counts", 5),
+    "docflow: prune old task failures": ("operations.tasks.prune_task_failures", 60),
     "docflow: poll MESH inboxes": ("transmissions.tasks.mesh_poll_inboxes", 1),
     "docflow: MESH handshake": ("transmissions.tasks.mesh_handshake", 24 * 60),
     # The audit chain, verified from its last checkpoint; the verdict is chained too.
