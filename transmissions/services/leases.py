@@ -10,9 +10,9 @@ theirs. A worker that dies (SIGKILL, the task timeout, a lost node) stops renewi
 within one lease its claims expire and the clock (``clock``) has them settled by
 idempotency key (``reconciling.sending_claim_settle``): found at Connect ->
 received, absent -> back to ``ready`` and sent again under the same key, Connect
-unreachable -> ``outcome_unknown``. MESH claims carry no lease (an upload in
-flight cannot be told from a lost one by its local id): the stuck-sending backstop
-settles them.
+unreachable -> ``outcome_unknown``. MESH claims carry the same lease, renewed
+while the upload runs; an expired one goes to ``outcome_unknown`` (a dead worker
+uploads nothing more), settled by tracking the message's local id.
 """
 
 from __future__ import annotations

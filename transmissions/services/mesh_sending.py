@@ -36,6 +36,7 @@ from transmissions.models import (
     Transmission,
     TransmissionState,
 )
+from transmissions.services.leases import claims_kept
 from transmissions.services.mesh_halts import mesh_credentials_halt
 from transmissions.services.mesh_outcomes import mesh_transmission_record_posted
 from transmissions.services.mesh_routing import MeshRoute
@@ -184,15 +185,19 @@ def mesh_document_send(
         claimed_document, transmission, payload = claimed
         claimed_document.sending_organisation = document.sending_organisation
         try:
-            message_id = client.send(
-                recipient=transmission.recipient_mailbox or recipient,
-                content=_message(claimed_document, transmission, payload, mailbox),
-                workflow_id=transmission.workflow_id or workflow_id,
-                local_id=transmission.idempotency_key,
-                filename=f"{claimed_document.public_id}.json",
-                subject=DocumentType(claimed_document.document_type).label,
-                content_type=FHIR_JSON,
-            )
+            # The claim is this worker's while it uploads (the lease renewed by a
+            # heartbeat); a worker that dies here leaves a lease that expires, and
+            # the claim goes to outcome unknown, settled by the message's local id.
+            with claims_kept([transmission.pk]):
+                message_id = client.send(
+                    recipient=transmission.recipient_mailbox or recipient,
+                    content=_message(claimed_document, transmission, payload, mailbox),
+                    workflow_id=transmission.workflow_id or workflow_id,
+                    local_id=transmission.idempotency_key,
+                    filename=f"{claimed_document.public_id}.json",
+                    subject=DocumentType(claimed_document.document_type).label,
+                    content_type=FHIR_JSON,
+                )
         except MeshAuthFailed as exc:
             # Refused before anything was accepted: one halt for the organisation,
             # the attempt does not count, and the document waits in ready (no

@@ -172,11 +172,6 @@ def _first_transmission(
     )
 
 
-def _lease_for(channel: str):
-    """A Connect claim's lease (see ``leases``); MESH claims carry none."""
-    return lease_expiry() if channel == Channel.CONNECT else None
-
-
 @transaction.atomic
 def _claim(
     document_id: int,
@@ -223,7 +218,7 @@ def _claim(
             key=new_key,
             fields=fields,
         )
-        transmission.lease_expires_at = _lease_for(channel)
+        transmission.lease_expires_at = lease_expiry()
         transmission.save(force_insert=True)
         if transmission.route_reason:
             audit_record(
@@ -242,7 +237,7 @@ def _claim(
         # Retries send the very bytes the key was first used for.
         payload = transmission.payload_version
         transmission.attempts += 1
-        transmission.lease_expires_at = _lease_for(transmission.channel)
+        transmission.lease_expires_at = lease_expiry()
         transmission.save(update_fields=["attempts", "lease_expires_at", "updated_at"])
     document = document_transition(
         document=Document(pk=document_id), transition="claim_for_sending"
