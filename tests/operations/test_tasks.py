@@ -90,3 +90,31 @@ def test_the_watch_snapshots_documents_by_state_and_stuck_counts_for_the_pages(
     ]
     assert 'docflow_documents{state="ready"} 0.0' in scrape
     assert "docflow_documents_counted_at_seconds" in scrape
+
+
+def test_each_app_declares_its_own_schedules_and_the_command_collects_them():
+    from docflow.management.commands.setup_schedules import declared_schedules
+
+    by_app = {
+        name: func.split(".")[0] for name, (func, _m) in declared_schedules().items()
+    }
+
+    assert set(by_app.values()) == {"audit", "docflow", "operations", "transmissions"}
+    for name, func_app in by_app.items():
+        module = __import__(f"{func_app}.schedules", fromlist=["SCHEDULES"])
+        assert name in module.SCHEDULES  # declared by the app whose task it runs
+
+
+def test_a_schedule_declared_by_two_apps_is_refused(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from docflow.management.commands.setup_schedules import declared_schedules
+    from operations import schedules as operations_schedules
+    from transmissions import schedules as transmissions_schedules
+
+    name = next(iter(transmissions_schedules.SCHEDULES))
+    monkeypatch.setitem(
+        operations_schedules.SCHEDULES, name, ("operations.tasks.watch", 1)
+    )
+    with pytest.raises(ImproperlyConfigured, match="declared twice"):
+        declared_schedules()

@@ -1,0 +1,7 @@
+"""The audit app's django-q2 schedules: name -> (function, minutes between runs).
+Collected with every app's by ``manage.py setup_schedules``."""
+
+SCHEDULES = {
+    # The audit chain, verified from its last checkpoint; the verdict is chained too.
+    "docflow: verify the audit chain": ("audit.tasks.audit_chain_verify_scheduled", 60),
+}
