@@ -48,7 +48,8 @@ from operations.services.surges import (
     rejection_surges_check,
     system_error_surge_check,
 )
-from operations.services.watchdog import threshold_for, watchdog_run
+from operations.services.watchdog import watchdog_run
+from operations.watched import threshold_for
 from transmissions.connect.client import TOKENS
 from transmissions.connections import connect_clients_close
 from transmissions.models import HaltKind, OutboundHalt

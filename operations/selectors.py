@@ -20,7 +20,7 @@ from operations.models import (
     IncidentState,
     Snapshot,
 )
-from operations.services.watchdog import watched_scopes
+from operations.watched import watched_scopes
 from transmissions.models import OutboundHalt
 
 UNRESOLVED = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)

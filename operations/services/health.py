@@ -25,7 +25,7 @@ from operations.models import (
     IncidentState,
 )
 from operations.services.incidents import incident_raise, incidents_resolve_cleared
-from operations.services.watchdog import threshold_for
+from operations.watched import threshold_for
 from transmissions.models import Transmission
 
 ACCEPTED_CODE = 4010

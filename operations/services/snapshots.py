@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from operations.models import Snapshot
+from operations.selectors import documents_by_state_count
 
 
 def snapshot_save(*, key: str, data: dict, now=None) -> Snapshot:
@@ -18,8 +19,6 @@ def snapshot_save(*, key: str, data: dict, now=None) -> Snapshot:
 
 def documents_by_state_snapshot_take(*, now=None) -> Snapshot:
     """Count documents by state once for every page view and scrape until the next."""
-    from operations.selectors import documents_by_state_count
-
     return snapshot_save(
         key="documents_by_state", data=documents_by_state_count(), now=now
     )
