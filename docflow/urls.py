@@ -6,7 +6,6 @@ from django.urls import include, path
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
 from docflow import views
-from operations import views as operations_views
 
 
 class DocflowAdminSite(admin.AdminSite):
@@ -46,10 +45,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("work/", include("casework.urls")),
     path("ops/", include("operations.urls")),
-    path("healthz", operations_views.healthz_ready, name="healthz"),
-    path("healthz/live", operations_views.healthz_live, name="healthz-live"),
-    path("healthz/ready", operations_views.healthz_ready, name="healthz-ready"),
-    path("metrics", operations_views.metrics, name="metrics"),
+    path("", include("operations.probe_urls")),
     path("api/v1/", include("docflow.api.urls")),
     path("admin/", admin.site.urls),
 ]
