@@ -385,6 +385,12 @@ LOGGING = {
 DOCFLOW_CONNECT_BASE_URL = os.environ.get(
     "DOCFLOW_CONNECT_BASE_URL", "http://127.0.0.1:8100"
 )
+# How docflow asks Connect for a token (an assumption: the real flow is not
+# published): "client_credentials" at /oauth2/token (client id and secret), or
+# "password" at /token (the client id as username, the secret as password).
+DOCFLOW_CONNECT_TOKEN_GRANT = os.environ.get(
+    "DOCFLOW_CONNECT_TOKEN_GRANT", "client_credentials"
+)
 
 # Transmission engine (DESIGN §4): retries, tracking, safe degradation.
 # Connect timeouts in seconds: connect, read, write, pool.

@@ -22,7 +22,12 @@ def connect_client_for(organisation: SendingOrganisation) -> ConnectClient:
         if organisation.connect_secret_ref
         else None
     )
-    key = (organisation.pk, settings.DOCFLOW_CONNECT_BASE_URL, secret or "")
+    key = (
+        organisation.pk,
+        settings.DOCFLOW_CONNECT_BASE_URL,
+        settings.DOCFLOW_CONNECT_TOKEN_GRANT,
+        secret or "",
+    )
     with _lock:
         client = _clients.get(key)
         if client is None:
@@ -30,6 +35,7 @@ def connect_client_for(organisation: SendingOrganisation) -> ConnectClient:
                 base_url=settings.DOCFLOW_CONNECT_BASE_URL,
                 client_id=organisation.connect_client_id,
                 client_secret=secret,
+                token_grant=settings.DOCFLOW_CONNECT_TOKEN_GRANT,
                 timeouts=Timeouts(
                     connect=settings.DOCFLOW_CONNECT_TIMEOUTS[0],
                     read=settings.DOCFLOW_CONNECT_TIMEOUTS[1],

@@ -29,6 +29,8 @@ from pydantic import (
 from transmissions.answers import AnswerUnreadable, read_json
 
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a path, not a secret)
+PASSWORD_TOKEN_PATH = "/token"  # noqa: S105 (a path, not a secret)
+TOKEN_GRANTS = ("client_credentials", "password")
 DOCUMENTS_PATH = "/api/documents"
 CHANGES_PATH = "/api/documents/changes"
 CAPTURE_SOURCE_CONNECT = 2
@@ -288,6 +290,26 @@ def parse_organisation(content: bytes, content_type: str) -> ConnectOrganisation
         endpoint_type=ENDPOINT_TYPES.get(answer.endpoint_type, answer.endpoint_type),
         max_file_size_bytes=answer.max_file_size_bytes,
     )
+
+
+def token_request(*, grant: str, client_id: str, secret: str) -> tuple[str, dict]:
+    """The token endpoint's path and form for ``grant`` (the setting
+    DOCFLOW_CONNECT_TOKEN_GRANT): OAuth client credentials at /oauth2/token, as the
+    contract assumes, or the OAuth password grant at /token, as the one public
+    imitation of Connect (docman-fake) serves it."""
+    if grant == "client_credentials":
+        return TOKEN_PATH, {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": secret,
+        }
+    if grant == "password":
+        return PASSWORD_TOKEN_PATH, {
+            "grant_type": "password",
+            "username": client_id,
+            "password": secret,
+        }
+    raise ValueError(f"Unknown Connect token grant {grant!r}: one of {TOKEN_GRANTS}.")
 
 
 def parse_token(content: bytes, content_type: str) -> Token:

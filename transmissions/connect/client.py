@@ -131,10 +131,14 @@ class ConnectClient:
         timeouts: Timeouts | None = None,
         http: httpx.Client | None = None,
         token_cache: _TokenCache = TOKENS,
+        token_grant: str = "client_credentials",  # noqa: S107 (a grant's name)
     ) -> None:
         self.base_url = check_base_url(base_url)
         self.client_id = client_id
         self._secret = client_secret
+        # Checked here, so a mistyped setting fails at the first client, not later.
+        adapter.token_request(grant=token_grant, client_id="", secret="")
+        self._token_grant = token_grant
         self._tokens = token_cache
         self._http = http or httpx.Client(
             timeout=(timeouts or Timeouts()).as_httpx(), verify=True
@@ -160,15 +164,11 @@ class ConnectClient:
     def _fetch_token(self) -> str:
         if not self.client_id or not self._secret:
             raise ConnectAuthFailed("No Connect credentials for this organisation.")
+        path, form = adapter.token_request(
+            grant=self._token_grant, client_id=self.client_id, secret=self._secret
+        )
         try:
-            response = self._http.post(
-                self.base_url + adapter.TOKEN_PATH,
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self.client_id,
-                    "client_secret": self._secret,
-                },
-            )
+            response = self._http.post(self.base_url + path, data=form)
         except httpx.TransportError as exc:
             raise ConnectUnavailable(
                 f"Token request failed: {type(exc).__name__}"

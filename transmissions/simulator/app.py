@@ -132,6 +132,9 @@ class ConnectSimulator:
         self.url_map = Map(
             [
                 Rule("/oauth2/token", endpoint="token", methods=["POST"]),
+                # The OAuth password grant, as docman-fake serves it (the
+                # client's DOCFLOW_CONNECT_TOKEN_GRANT=password).
+                Rule("/token", endpoint="password_token", methods=["POST"]),
                 Rule(
                     "/api/organisations/<ods_code>",
                     endpoint="organisation",
@@ -216,6 +219,30 @@ class ConnectSimulator:
             {
                 "access_token": token,
                 "token_type": "Bearer",
+                "expires_in": TOKEN_LIFETIME_SECONDS,
+            }
+        )
+
+    def on_password_token(self, request: Request) -> Response:
+        form = request.form
+        if form.get("grant_type") != "password" or any(
+            name not in form for name in ("username", "password")
+        ):
+            return _problem(
+                400,
+                "Bad Request",
+                "Send grant_type=password, username and password.",
+            )
+        client = self.scenario.clients.get(form["username"])
+        if client is None or form["password"] != client["secret"]:
+            return _problem(401, "Unauthorized", "The username or password is wrong.")
+        token = self.store.token_issue(
+            client_id=form["username"], lifetime_seconds=TOKEN_LIFETIME_SECONDS
+        )
+        return _json(
+            {
+                "access_token": token,
+                "token_type": "bearer",
                 "expires_in": TOKEN_LIFETIME_SECONDS,
             }
         )
