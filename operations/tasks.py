@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from operations.services import (
-    feeds,
-    health,
-    rollup,
-    snapshots,
-    surges,
-    task_failures,
-    watchdog,
-)
+from operations.services import rollup, task_failures
 from operations.services.notifications import notification_deliver as _deliver
+from operations.services.watch import operations_watch_run
 
 
 def notification_deliver(notification_id: int) -> str:
@@ -21,23 +14,8 @@ def notification_deliver(notification_id: int) -> str:
 
 
 def watch() -> str:
-    """The operations watch: stuck documents, surges, halts, destinations, failing
-    tasks and changes feeds, and the snapshot of documents by state the dashboard
-    and /metrics read."""
-    snapshots.documents_by_state_snapshot_take()
-    stuck = watchdog.watchdog_run()
-    surges.system_error_surge_check()
-    rejection = surges.rejection_surges_check()
-    halts = surges.outbound_halts_watch()
-    destinations = health.destinations_watch()
-    failing = task_failures.task_failures_watch()
-    feeds_failing = feeds.changes_feeds_watch()
-    return (
-        f"stuck={stuck['stuck']} rejection_surges={len(rejection)} "
-        f"halts={len(halts)} unacknowledged={len(destinations['unacknowledged'])} "
-        f"refusing={len(destinations['refusing'])} failing_tasks={len(failing)} "
-        f"failing_feeds={len(feeds_failing)}"
-    )
+    """The operations watch (see ``services.watch``), reported in one line."""
+    return str(operations_watch_run())
 
 
 def prune_task_failures() -> int:

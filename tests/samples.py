@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import zipfile
 
+from docflow.sample_pdf import text_pdf
+
 # 999 000 0000 - 999 999 9999 is valid but never issued: safe test NHS numbers.
 VALID_NHS_NUMBER = "9990000018"
 OTHER_VALID_NHS_NUMBER = "9990000026"
@@ -12,39 +14,8 @@ INVALID_CHECKSUM_NHS_NUMBER = "9990000019"
 
 
 def pdf_bytes(text: str = "Discharge summary", *, pad_to: int = 0) -> bytes:
-    """A minimal valid one-page PDF, optionally padded with a comment stream."""
-    content = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    padding = b""
-    if pad_to:
-        padding = b"%" + b"x" * max(0, pad_to - 600) + b"\n"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length "
-        + str(len(content)).encode()
-        + b" >>\nstream\n"
-        + content
-        + b"\nendstream",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
-    out.write(padding)
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for offset in offsets:
-        out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\n".encode()
-        + f"startxref\n{xref}\n%%EOF\n".encode()
-    )
-    return out.getvalue()
+    """A minimal valid one-page PDF, optionally padded with a comment."""
+    return text_pdf([text], pad_to=pad_to)
 
 
 def docm_bytes() -> bytes:

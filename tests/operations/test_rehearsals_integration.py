@@ -14,13 +14,13 @@ from django_q.models import OrmQ
 
 from docflow.models import DestinationProfile, Document
 from operations.models import Incident, IncidentNotification, NotificationStatus
-from operations.rehearsals import (
-    SCENARIOS,
+from operations.rehearsals.checks import rehearsal_outcome
+from operations.rehearsals.runner import (
     rehearsal_begin,
-    rehearsal_outcome,
     rehearsal_restore,
     rehearsal_submit,
 )
+from operations.rehearsals.scenarios import SCENARIOS
 from tests.integration.conftest import (  # noqa: F401 - fixtures
     PERIODIC_TASKS,
     Process,

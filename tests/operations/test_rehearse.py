@@ -15,7 +15,7 @@ from operations.models import (
     IncidentState,
     NotificationEvent,
 )
-from operations.rehearsals import SCENARIOS
+from operations.rehearsals.scenarios import SCENARIOS
 from tests.factories import SendingOrganisationFactory
 from transmissions.models import OutboundHalt
 

@@ -129,6 +129,8 @@ class ConnectSimulator:
         self._random_lock = threading.Lock()
         # A ``malformed`` case every changes-feed page is spoiled with ("" = none).
         self.changes_malformed = ""
+        # While down, every contract call answers 503 (the control API still works).
+        self.down = False
         self.url_map = Map(
             [
                 Rule("/oauth2/token", endpoint="token", methods=["POST"]),
@@ -164,6 +166,7 @@ class ConnectSimulator:
                 ),
                 Rule("/_sim/time", endpoint="sim_time", methods=["PUT"]),
                 Rule("/_sim/changes", endpoint="sim_changes", methods=["PUT"]),
+                Rule("/_sim/outage", endpoint="sim_outage", methods=["PUT"]),
                 Rule("/_sim/reset", endpoint="sim_reset", methods=["POST"]),
             ],
             strict_slashes=False,
@@ -176,6 +179,9 @@ class ConnectSimulator:
         adapter = self.url_map.bind_to_environ(environ)
         try:
             endpoint, args = adapter.match()
+            if self.down and not endpoint.startswith("sim_"):
+                response = _problem(503, "Service Unavailable", "Connect is down.")
+                return response(environ, start_response)
             response = getattr(self, f"on_{endpoint}")(request, **args)
         except NotFound:
             response = _problem(404, "Not Found")
@@ -498,6 +504,13 @@ class ConnectSimulator:
             return _problem(400, "Bad Request", f"malformed must be one of {allowed}.")
         self.changes_malformed = case
         return _json({"malformed": case})
+
+    def on_sim_outage(self, request: Request) -> Response:
+        body = request.get_json(silent=True) or {}
+        if not isinstance(body.get("down"), bool):
+            return _problem(400, "Bad Request", "down (true or false) is required.")
+        self.down = body["down"]
+        return _json({"down": self.down})
 
     def on_sim_reset(self, request: Request) -> Response:
         self.store.reset()

@@ -6,7 +6,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from docflow.models import SendingOrganisation
-from operations.rehearsals import SCENARIOS, RehearsalRefused, rehearsal_run
+from operations.rehearsals.runner import rehearsal_run
+from operations.rehearsals.scenarios import SCENARIOS
+from operations.rehearsals.simulator import RehearsalRefused
 
 
 class Command(BaseCommand):
