@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import SendingOrganisationFactory, make_api_key
 
-pytest_plugins = ["tests.nhs_number_log_guard"]
+pytest_plugins = ["tests.nhs_number_log_guard", "tests.pds_simulator"]
 
 # Data migrations whose rows a transactional test's flush removes, in order.
 SEEDING_MIGRATIONS = (
