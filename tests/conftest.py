@@ -18,6 +18,7 @@ SEEDING_MIGRATIONS = (
     ("casework.migrations.0003_seed_classification_and_roles", "seed"),
     ("casework.migrations.0008_mesh_reasons", "seed"),
     ("casework.migrations.0009_conversion_reasons", "seed"),
+    ("casework.migrations.0010_patient_trace", "seed"),
     ("operations.migrations.0002_operations_permissions", "seed"),
 )
 

@@ -9,6 +9,7 @@ client's timeout, which the fixture shortens.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,3 +59,13 @@ def pds_simulator(settings) -> Iterator[RunningPdsSimulator]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def pds_not_running(settings) -> str:
+    """``DOCFLOW_PDS_BASE_URL`` pointing at a loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.DOCFLOW_PDS_BASE_URL = f"http://127.0.0.1:{port}"
+    return settings.DOCFLOW_PDS_BASE_URL

@@ -34,9 +34,7 @@ def config(numbers: list[str]) -> str:
     )
 
 
-def test_pds_simulator_conforms_to_the_published_specification(
-    pds_simulator, tmp_path
-):
+def test_pds_simulator_conforms_to_the_published_specification(pds_simulator, tmp_path):
     numbers = [
         number
         for number, patient in pds_simulator.app.patients.items()
