@@ -19,12 +19,12 @@ from django.views.decorators.http import require_POST
 from casework.errors import WorkItemError
 from casework.models import PatientTrace, PatientTraceOutcome, WorkItem
 from casework.selectors import work_item_get
-from casework.services.tracing import work_item_patient_trace, work_item_traceable
-from casework.trace_selectors import (
-    practice_for_trace,
-    work_item_can_trace,
-    work_item_latest_patient_trace,
+from casework.services.tracing import (
+    TRACE,
+    work_item_patient_trace,
+    work_item_traceable,
 )
+from casework.trace_selectors import work_item_latest_patient_trace
 
 UNAVAILABLE = "PDS unavailable, try again"
 Outcome = PatientTraceOutcome
@@ -67,9 +67,9 @@ def _findings(trace: PatientTrace, item: WorkItem) -> list[str]:
         return [f"PDS refused the look-up: {trace.error_text}"]
     findings = []
     if trace.practice_ods_code:
-        practice = practice_for_trace(trace=trace)
+        name = getattr(trace, "practice_name", None)
         words = f"registered at {trace.practice_ods_code}"
-        words += f" {practice.name}" if practice else " (not in docflow's directory)"
+        words += f" {name}" if name else " (not in docflow's directory)"
         if trace.practice_since:
             words += f" since {_date(trace.practice_since)}"
         if trace.practice_ods_code == item.document.destination_ods_code:
@@ -91,11 +91,10 @@ def _findings(trace: PatientTrace, item: WorkItem) -> list[str]:
 
 
 def patient_trace_panel(*, user: Any, item: WorkItem) -> TracePanel | None:
-    """The panel for the item page: None when the item is not one a re-trace
-    helps with or the user may not trace."""
-    if not work_item_traceable(item) or not work_item_can_trace(
-        user=user, work_item=item
-    ):
+    """The panel for the item page (``item`` as the page read it, visibility
+    checked): None when the item is not one a re-trace helps with or the user's
+    role may not trace."""
+    if not work_item_traceable(item) or not user.has_perm(TRACE):
         return None
     trace = work_item_latest_patient_trace(user=user, work_item=item)
     panel = TracePanel(can_trace=True, trace=trace)
