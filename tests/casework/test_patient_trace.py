@@ -120,6 +120,7 @@ def test_superseded_number_is_flagged_and_the_new_number_is_not_kept(trace):
         ("9991001301", Outcome.UNAVAILABLE),  # times out
         ("9991001433", Outcome.UNAVAILABLE),  # 429
         ("9991001565", Outcome.UNAVAILABLE),  # malformed answer: ask again later
+        ("9991001824", Outcome.UNAVAILABLE),  # an HTML page, not FHIR JSON
     ],
 )
 def test_no_answer_is_recorded_with_its_outcome_and_still_audited(

@@ -149,16 +149,9 @@ def test_malformed_answer_names_members_never_values(client, pds_simulator):
     assert caught.value.retry_safe
 
 
-def test_answer_that_is_not_fhir_json_is_malformed(pds_simulator):
-    def html(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, text="<html>", headers={"Content-Type": "text/html"})
-
-    client = PdsClient(
-        base_url=pds_simulator.url,
-        http=httpx.Client(transport=httpx.MockTransport(html)),
-    )
-    with pytest.raises(PdsMalformedAnswer, match="not JSON"):
-        client.patient_get(nhs_number="9991000267")
+def test_answer_that_is_not_fhir_json_is_malformed(client, pds_simulator):
+    with pytest.raises(PdsMalformedAnswer, match="content type text/html, not JSON"):
+        client.patient_get(nhs_number=pds_simulator.number("not_json"))
 
 
 def test_nobody_listening_is_unavailable():
@@ -250,4 +243,5 @@ def test_demo_patients_file_loads_with_every_case():
         "timeout",
         "throttled",
         "malformed",
+        "not_json",
     } <= cases

@@ -16,9 +16,10 @@ CHECKS = (
     "response_headers_conformance",
     "response_schema_conformance",
 )
-# Cases whose point is to break the contract or answer 5xx (malformed, unavailable)
+# Cases whose point is to break the contract or answer 5xx (malformed, not_json,
+# unavailable)
 # or to hang (timeout) are left out; every other demo patient is drawn from.
-LEFT_OUT = {"malformed", "unavailable", "timeout"}
+LEFT_OUT = {"malformed", "not_json", "unavailable", "timeout"}
 
 
 def config(numbers: list[str]) -> str:

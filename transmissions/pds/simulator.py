@@ -13,7 +13,8 @@ registration since a recent date), no_practice, deceased, restricted (meta.secur
 ``R``, no address, telecom or practice), superseded (answers with the superseding
 record, whose id differs), invalidated (404 ``INVALIDATED_RESOURCE``), unavailable
 (503), timeout (answers after ``hang_seconds``), throttled (429 with
-Retry-After), malformed (a 200 that breaks the contract). Any other valid NHS
+Retry-After), malformed (a 200 that breaks the contract), not_json (a 200
+that is an HTML page). Any other valid NHS
 number is 404 ``RESOURCE_NOT_FOUND``; an invalid one is 400 ``INVALID_RESOURCE_ID``.
 """
 
@@ -152,6 +153,13 @@ class PdsSimulator:
                     "generalPractitioner": [{"identifier": {"system": "x"}}],
                 }
                 return Response(json.dumps(body), status=200, content_type=FHIR_JSON)
+            case "not_json":
+                # A proxy's error page in place of the answer.
+                return Response(
+                    "<html><body>Bad gateway</body></html>",
+                    status=200,
+                    content_type="text/html",
+                )
             case "timeout":
                 time.sleep(self.hang_seconds)
             case "superseded":
