@@ -43,9 +43,9 @@ def _date(value) -> str:
 
 @dataclass
 class TracePanel:
-    """What the partial ``casework/_patient_trace.html`` shows."""
+    """What the partial ``casework/_patient_trace.html`` shows: the latest trace
+    (None: not looked up yet), its findings in plain words, the reroute link."""
 
-    can_trace: bool
     trace: PatientTrace | None = None
     findings: list[str] = field(default_factory=list)
     reroute_ods_code: str = ""
@@ -97,7 +97,7 @@ def patient_trace_panel(*, user: Any, item: WorkItem) -> TracePanel | None:
     if not work_item_traceable(item) or not user.has_perm(TRACE):
         return None
     trace = work_item_latest_patient_trace(user=user, work_item=item)
-    panel = TracePanel(can_trace=True, trace=trace)
+    panel = TracePanel(trace=trace)
     if trace is None:
         return panel
     panel.findings = _findings(trace, item)
