@@ -366,3 +366,7 @@ class WorkItem(FSMModelMixin, models.Model):
         self.resolution_reason = ""
         self.resolution_details = {}
         self.due_at = due_at
+
+
+# Patient re-traces (PDS) live in their own module; imported so Django finds them.
+from casework.patient_traces import PatientTrace, PatientTraceOutcome  # noqa: E402, F401

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from casework import views
+from casework import trace_views, views
 
 app_name = "casework"
 
@@ -15,6 +15,7 @@ urlpatterns = [
         views.document_content,
         name="item-document",
     ),
+    path("items/<uuid:public_id>/trace/", trace_views.item_trace, name="item-trace"),
     path(
         "items/<uuid:public_id>/<slug:action>/",
         views.item_action,

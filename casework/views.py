@@ -51,6 +51,7 @@ from casework.selectors import (
     work_item_page,
     work_queue_page,
 )
+from casework.trace_views import patient_trace_panel
 from docflow.models import Document
 from docflow.payload_store import payload_blob_read
 from docflow.selectors import document_current_payload, document_get
@@ -318,6 +319,7 @@ def _render_item(request, public_id: uuid.UUID, *, bound=None, status: int = 200
         "history": page.history,
         "page_rows": ITEM_PAGE_ROWS,
         "now": timezone.now(),
+        "patient_trace": patient_trace_panel(user=request.user, item=item),
     }
     return render(request, "casework/item.html", context, status=status)
 

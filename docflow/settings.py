@@ -582,3 +582,16 @@ DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS = env_int(
     "DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS", 100_000_000
 )
 # --- end bounded conversion ---
+
+# --- PDS re-trace (issue 14): NHS England's Personal Demographics Service FHIR R4
+# API, GET /Patient/{id} only (transmissions.pds). The real service is
+# https://api.service.nhs.uk/personal-demographics/FHIR/R4 (https only); in
+# development the PDS simulator on loopback (`manage.py pds_simulator`, started by
+# scripts/run-dev). The access token is assumed ready-made (see
+# transmissions.pds.client.PdsCredentials); none is sent when it is empty, as the
+# sandbox and the simulator accept. A look-up waits at most DOCFLOW_PDS_TIMEOUT s.
+DOCFLOW_PDS_BASE_URL = os.environ.get("DOCFLOW_PDS_BASE_URL", "http://127.0.0.1:8200")
+DOCFLOW_PDS_TIMEOUT = float(os.environ.get("DOCFLOW_PDS_TIMEOUT", "10"))
+DOCFLOW_PDS_ACCESS_TOKEN = os.environ.get("DOCFLOW_PDS_ACCESS_TOKEN", "")
+DOCFLOW_PDS_END_USER_ODS_CODE = os.environ.get("DOCFLOW_PDS_END_USER_ODS_CODE", "")
+# --- end PDS re-trace ---

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import SendingOrganisationFactory, make_api_key
 
-pytest_plugins = ["tests.nhs_number_log_guard"]
+pytest_plugins = ["tests.nhs_number_log_guard", "tests.pds_simulator"]
 
 # Data migrations whose rows a transactional test's flush removes, in order.
 SEEDING_MIGRATIONS = (
@@ -18,6 +18,7 @@ SEEDING_MIGRATIONS = (
     ("casework.migrations.0003_seed_classification_and_roles", "seed"),
     ("casework.migrations.0008_mesh_reasons", "seed"),
     ("casework.migrations.0009_conversion_reasons", "seed"),
+    ("casework.migrations.0010_patient_trace", "seed"),
     ("operations.migrations.0002_operations_permissions", "seed"),
 )
 

@@ -175,7 +175,8 @@ def test_a_cursor_that_is_not_ours_shows_the_first_page(client, clinician, rejec
 # them the session's save on every request), so a page that starts reading per row
 # or per person fails here. bench/queue.py measures the time.
 QUEUE_PAGE_QUERIES = 15
-ITEM_PAGE_QUERIES = 20
+# 21: the PDS re-trace section reads the item's latest trace (REJ01 items).
+ITEM_PAGE_QUERIES = 21
 
 
 def queries_for(client, url) -> tuple[int, str]:

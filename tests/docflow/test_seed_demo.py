@@ -144,7 +144,7 @@ def test_destinations_match_the_connect_simulator_demo_scenario(var_dir):
 def test_documents_go_in_through_intake_and_wait_for_the_engine(var_dir):
     seed()
     states = Counter(Document.objects.values_list("status", flat=True))
-    assert states == {DocumentStatus.SUBMITTED: 15, DocumentStatus.CANCELLED: 1}
+    assert states == {DocumentStatus.SUBMITTED: 19, DocumentStatus.CANCELLED: 1}
     cancelled = Document.objects.get(status=DocumentStatus.CANCELLED)
     actions = list(
         AuditEvent.objects.filter(target_id=str(cancelled.public_id))

@@ -70,6 +70,7 @@ DESTINATIONS = [
     ("A81011", "Green Lanes Practice", EndpointType.DOCMAN10, ACTIVE),
     ("A81012", "Quarry Hill Surgery", EndpointType.DOCMAN10, ACTIVE),
     ("A81013", "Small Box Practice", EndpointType.DOCMAN7, ACTIVE),
+    ("A81014", "Brookside Surgery", EndpointType.DOCMAN10, ACTIVE),
     # Reached over MESH, not Connect: the local MESH sandbox's test practice.
     ("X26", "Sandbox Surgery (over MESH)", "gp_mesh", ACTIVE),
 ]
@@ -107,6 +108,9 @@ USERS = [
 CANCEL_REASON = "Letter filed against the wrong patient record; reissued."
 CLINICAL_ADMIN_FOR = {"RX1": "clinical.admin", "RY2": "clinical.admin.ry2"}
 
+RETRACE = "rejected"
+# Only demo-006 (the urgent REJ01 at the top of the work queue) is urgent.
+URGENT_DOCUMENTS = frozenset({6})
 # (sender, destination, document type, description, what happens to it)
 DOCUMENTS = [
     ("RX1", "A81001", "discharge_summary", "Discharge summary, ward 4", "accepted"),
@@ -125,6 +129,14 @@ DOCUMENTS = [
     ("RY2", "A81007", "clinic_letter", "Dental referral letter", "held"),
     ("RY2", "A81011", "result", "Radiology report", "accepted"),
     ("RX1", "X26", "clinic_letter", "Diabetes clinic letter (MESH)", "accepted"),
+    # Rejections to re-trace on PDS: the PDS simulator's demo patients
+    # (transmissions/pds/demo-patients.json) answer for these NHS numbers. demo-006
+    # above (urgent REJ01) has moved to A81002; these are deceased, restricted,
+    # superseded (now at A81001) and PDS unavailable.
+    ("RX1", "A81005", "clinic_letter", "Cardiology outpatient letter", RETRACE),
+    ("RX1", "A81014", "clinic_letter", "Dermatology clinic letter", RETRACE),
+    ("RY2", "A81014", "discharge_summary", "Discharge summary, ward 9", RETRACE),
+    ("RX1", "A81005", "result", "Biochemistry result", RETRACE),
 ]
 # Fictitious patients, one per document: (family name, given name, date of birth).
 PATIENTS = [
@@ -144,6 +156,10 @@ PATIENTS = [
     ("Baker", "Sage", datetime.date(1972, 5, 25)),
     ("Clarke", "Reese", datetime.date(1987, 9, 13)),
     ("Evans", "Rowan", datetime.date(1983, 4, 14)),
+    ("Ellis", "Dana", datetime.date(1931, 3, 8)),
+    ("Fox", "Kit", datetime.date(1999, 7, 7)),
+    ("Moss", "Lee", datetime.date(1968, 12, 24)),
+    ("Nash", "Pat", datetime.date(1972, 2, 2)),
 ]
 
 
@@ -439,7 +455,7 @@ class Command(BaseCommand):
                     sender_department="Demo department",
                     sender_person="Dr A Consultant",
                     source_reference=f"DEMO-{index:03d}",
-                    urgent=outcome == "rejected",
+                    urgent=index in URGENT_DOCUMENTS,
                 ),
                 actor=api_keys[sender_code][0],
             )
