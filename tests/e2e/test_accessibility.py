@@ -17,13 +17,14 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from audit.models import AuditEvent
+from audit.models import AccessLog, AuditEvent
 from audit.services import access_log_record
 from casework.models import WorkItemReason
 from casework.services import work_item_assign, work_item_resolve_reroute
@@ -67,6 +68,32 @@ document.addEventListener('securitypolicyviolation', (e) => {
     );
 });
 """
+
+# The page's width against the viewport's, and the outermost elements sticking out
+# on the right (inside a box that scrolls on its own is fine: WCAG 1.4.10 allows it).
+WIDTHS = """() => {
+    const wide = [];
+    const scrolls = (e) => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+    const walk = (e) => {
+        for (const child of e.children) {
+            if (child.getBoundingClientRect().right > innerWidth + 0.5) {
+                const d = child.id ? '#' + child.id : child.tagName.toLowerCase()
+                    + (child.className && typeof child.className === 'string'
+                       ? '.' + child.className.trim().split(/\\s+/).join('.') : '');
+                const right = Math.round(child.getBoundingClientRect().right);
+                wide.push(`${d} (${right} px)`);
+            } else if (!scrolls(child)) {
+                walk(child);
+            }
+        }
+    };
+    walk(document.body);
+    return {
+        scroll: document.documentElement.scrollWidth,
+        inner: innerWidth,
+        wide: wide.slice(0, 8),
+    };
+}"""
 
 AXE_RUN = """async (tags) => {
     const result = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
@@ -132,6 +159,14 @@ def world(settings) -> World:
         action="view_document",
         target_type="document",
         target_id=str(first.public_id),
+        reason="Complaint investigation",
+    )
+    access_log_record(
+        actor=iggy,
+        channel="admin",
+        action="view_document",
+        target_type="document",
+        target_id=str(second.public_id),
         reason="Complaint investigation",
     )
     transmission = Transmission.objects.create(
@@ -208,6 +243,8 @@ class Visit:
     url: Callable[[World], str]
     then: Callable[[Any], None] | None = None
     status: int = 200
+    # Rows per admin list page, to see its paging links with a handful of rows.
+    per_page: tuple[type, int] | None = None
 
 
 PAGES: dict[str, Visit] = {
@@ -250,6 +287,18 @@ PAGES: dict[str, Visit] = {
     ),
     "access-log-list": Visit(
         "iggy", lambda w: reverse("admin:audit_accesslog_changelist")
+    ),
+    "audit-event-list-sorted-filtered": Visit(
+        "iggy",
+        lambda w: (
+            reverse("admin:audit_auditevent_changelist")
+            + "?o=-2.4&actor_kind__exact=system"
+        ),
+    ),
+    "access-log-list-paged": Visit(
+        "iggy",
+        lambda w: reverse("admin:audit_accesslog_changelist") + "?p=2",
+        per_page=(AccessLog, 1),
     ),
     "access-log-detail": Visit(
         "iggy", lambda w: admin_change("audit_accesslog", w.access_entry)
@@ -305,10 +354,26 @@ PAGES: dict[str, Visit] = {
     ),
 }
 
-# Violations on pages other work owns, expected to fail until fixed there; each
-# (page, viewport) listed with what axe reports. Strict: a fixed page fails here
-# until its entry is removed.
-KNOWN: dict[tuple[str, str], str] = {}
+# Failures on staff pages whose templates are being reworked elsewhere, expected
+# until fixed there: each (page, viewport) with what fails. Strict: once a page is
+# fixed its case fails here until its entry is removed.
+_HEADER = "li.nhsuk-header__navigation-item reaches 328 px (templates/base.html)"
+_ITEM = (
+    "#id_corrected-version-content, #document-timeline, #transmissions, "
+    "#item-events, #item-history wider than 320 px (templates/casework/item.html)"
+)
+KNOWN: dict[tuple[str, str], str] = {
+    ("work-queue", "320x568"): f"reflow: {_HEADER}; #work-items 587 px",
+    ("my-items", "320x568"): f"reflow: {_HEADER}; #work-items 587 px",
+    ("item-open", "320x568"): f"reflow: {_HEADER}; {_ITEM}",
+    ("item-assigned", "320x568"): f"reflow: {_HEADER}; {_ITEM}",
+    ("item-resolved", "320x568"): f"reflow: {_HEADER}; {_ITEM}",
+    ("item-form-errors", "320x568"): f"reflow: {_HEADER}; {_ITEM}",
+    ("documents", "320x568"): f"reflow: {_HEADER}; table.nhsuk-table 556 px",
+    ("operations-dashboard", "320x568"): (
+        "color-contrast: header link a[href$='ops/'] #ffffff on #d8dde0, 1.36:1"
+    ),
+}
 
 
 def cases():
@@ -362,9 +427,12 @@ def report(violations: list[dict]) -> str:
 
 @pytest.mark.parametrize(("name", "viewport"), list(cases()))
 def test_page_has_no_wcag_violations_and_reflows(
-    name, viewport, live_server, browser, world, artefacts
+    name, viewport, live_server, browser, world, artefacts, monkeypatch
 ):
     visit = PAGES[name]
+    if visit.per_page is not None:
+        model, rows = visit.per_page
+        monkeypatch.setattr(admin.site.get_model_admin(model), "list_per_page", rows)
     context = signed_in_context(
         browser, live_server.url, visit.user, VIEWPORTS[viewport]
     )
@@ -380,9 +448,7 @@ def test_page_has_no_wcag_violations_and_reflows(
         page.add_script_tag(url=live_server.url + AXE_URL)
         violations = page.evaluate(AXE_RUN, AXE_TAGS)
         csp_refusals = page.evaluate("window.cspRefusals")
-        widths = page.evaluate(
-            "({scroll: document.documentElement.scrollWidth, inner: innerWidth})"
-        )
+        widths = page.evaluate(WIDTHS)
         page.screenshot(path=artefacts / f"a11y-{name}-{viewport}.png", full_page=True)
     finally:
         context.close()
