@@ -382,7 +382,9 @@ def cases():
             marks = []
             if (name, viewport) in KNOWN:
                 marks.append(
-                    pytest.mark.xfail(strict=True, reason=KNOWN[name, viewport])
+                    pytest.mark.xfail(
+                        strict=True, raises=AssertionError, reason=KNOWN[name, viewport]
+                    )
                 )
             yield pytest.param(name, viewport, id=f"{name}-{viewport}", marks=marks)
 
