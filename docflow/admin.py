@@ -193,6 +193,7 @@ class ApiKeyAdmin(SendingOrganisationScopedMixin, APIKeyModelAdmin):
 
 class PayloadVersionInline(SendingOrganisationScopedMixin, admin.TabularInline):
     model = PayloadVersion
+    template = "admin/docflow/document/payload_versions_inline.html"
     sending_organisation_lookup = "document__sending_organisation"
     fields = [
         "public_id",
@@ -247,6 +248,10 @@ class DocumentAdmin(SendingOrganisationScopedHistoryMixin, SimpleHistoryAdmin):
         return [f.name for f in Document._meta.fields if f.name not in self.exclude]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Every field is read-only (superusers included): no Save to offer.
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:

@@ -13,6 +13,10 @@ class DocflowAdminSite(admin.AdminSite):
     DOCFLOW_ADMIN_REQUIRE_MFA is on: only people verified by a confirmed device
     get in. Read per request, so the setting can be switched without re-imports."""
 
+    site_header = "docflow administration"
+    site_title = "docflow administration"
+    index_title = "docflow administration"
+
     @property
     def login_form(self):
         if settings.DOCFLOW_ADMIN_REQUIRE_MFA:

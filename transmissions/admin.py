@@ -18,6 +18,34 @@ from transmissions.services.controls import (
 )
 
 
+class RouteReasonFilter(admin.SimpleListFilter):
+    """Why the channel was chosen; a blank reason is named (the profile's default),
+    so no choice is a link without text."""
+
+    title = "route reason"
+    parameter_name = "route_reason"
+    DEFAULT = "(default)"
+
+    def lookups(self, request, model_admin):
+        reasons = (
+            model_admin.get_queryset(request)
+            .order_by("route_reason")
+            .values_list("route_reason", flat=True)
+            .distinct()
+        )
+        return [
+            (reason or self.DEFAULT, reason or "Destination profile's default")
+            for reason in reasons
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        if self.value() == self.DEFAULT:
+            return queryset.filter(route_reason="")
+        return queryset.filter(route_reason=self.value())
+
+
 @admin.register(Transmission)
 class TransmissionAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
     """Sends of the granted sending organisations, read-only."""
@@ -31,11 +59,15 @@ class TransmissionAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
         "mesh_status",
         "attempts",
     ]
-    list_filter = ["channel", "state", "status_code", "route_reason"]
+    list_filter = ["channel", "state", "status_code", RouteReasonFilter]
     readonly_fields = [f.name for f in Transmission._meta.fields]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Viewing only (superusers included): no Save on a page nothing can change.
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -189,6 +221,9 @@ class MeshInboxMessageAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
