@@ -16,6 +16,16 @@ urlpatterns = [
         name="item-document",
     ),
     path(
+        "items/<uuid:public_id>/reroute/",
+        views.item_reroute,
+        name="item-reroute",
+    ),
+    path(
+        "items/<uuid:public_id>/patient/",
+        views.item_patient,
+        name="item-patient",
+    ),
+    path(
         "items/<uuid:public_id>/<slug:action>/",
         views.item_action,
         name="item-action",
