@@ -12,11 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
-from audit.models import AccessLog, AuditEvent
+from audit.models import AccessLog
 from casework import selectors, views
 from casework.models import WorkItemStatus
 from casework.services import work_item_assign, work_item_unassign
-from docflow.models import DocumentStatus
 from tests.casework.factories import (
     CLINICAL_ADMIN,
     IG_OFFICER,
