@@ -59,3 +59,21 @@ class RerouteRefused(WorkItemError):
     the current one, or cannot take the document's content as it is."""
 
     code = "reroute_refused"
+
+
+class WorkItemStale(WorkItemStateError):
+    """The item changed since the person's page showed it (its version moved on)."""
+
+    code = "stale"
+
+
+class WorkItemHeldByOther(WorkItemStateError):
+    """Another person holds the item and the actor did not confirm they know."""
+
+    code = "held_by_other"
+
+
+class RerouteNotConfirmed(RerouteRefused):
+    """No confirmation of the practice, or one for another practice."""
+
+    code = "not_confirmed"

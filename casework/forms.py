@@ -164,8 +164,15 @@ class BulkAssignForm(AssignForm):
 
 
 class RerouteForm(ReasonForm):
+    """The practice first (what a person looks up), then why; a confirmation page
+    naming the practice follows before anything is sent."""
+
+    field_order = ["ods_code", "reason"]
+
     ods_code = forms.RegexField(
         label="New practice (ODS code)",
+        help_text="For example, A81002. You will see the practice's name and status "
+        "before anything is sent.",
         regex=r"^[A-Za-z0-9]{3,10}$",
         max_length=10,
         error_messages={
@@ -176,6 +183,41 @@ class RerouteForm(ReasonForm):
 
     def clean_ods_code(self) -> str:
         return self.cleaned_data["ods_code"].strip().upper()
+
+
+class RevealPatientForm(forms.Form):
+    reason = forms.CharField(
+        label="Why do you need the patient's details?",
+        help_text="For example, to trace the patient on PDS. Your reason is recorded "
+        "with your name in the access log.",
+        max_length=200,
+        error_messages={
+            "required": "Enter why you need the patient's details.",
+            "max_length": "Enter a reason of at most 200 characters.",
+        },
+    )
+
+
+HOLDER_CONFIRMED = "holder_confirmed"
+VERSION = "version"
+
+
+def item_guard_add(form: forms.Form, *, version: int, holder: str | None) -> None:
+    """Add what every item action carries: the item version the page shows and,
+    when another person holds the item, the box saying the actor knows."""
+    form.fields[VERSION] = forms.IntegerField(
+        widget=forms.HiddenInput,
+        initial=version,
+        min_value=1,
+        error_messages={
+            "required": "This form is out of date. Reload the item and try again.",
+            "invalid": "This form is out of date. Reload the item and try again.",
+        },
+    )
+    if holder:
+        form.fields[HOLDER_CONFIRMED] = forms.BooleanField(
+            label=f"I know {holder} holds this item", required=False
+        )
 
 
 class OtherRouteForm(ReasonForm):

@@ -234,6 +234,9 @@ class WorkItem(FSMModelMixin, models.Model):
     # What the resolution did: channel and reference, old and new destination, the
     # replacing document. Identifiers only, never patient details.
     resolution_details = models.JSONField(default=dict, blank=True)
+    # Bumped by every write (casework.services.recording.save_and_audit): a page
+    # carries the version it showed, and an action on an older one is refused.
+    version = models.PositiveIntegerField(default=1)
 
     history = HistoricalRecords()
 

@@ -35,7 +35,18 @@ from casework.models import (
     WorkItemStatus,
 )
 from casework.resolution_plans import plan_for
-from docflow.models import Document, SendingOrganisation
+from docflow.corrections import (
+    CorrectionRefused,
+    destination_for_sending,
+    document_payload_fit_check,
+)
+from docflow.models import (
+    Document,
+    DocumentStatus,
+    Organisation,
+    OrganisationStatus,
+    SendingOrganisation,
+)
 from docflow.selectors import (
     ACCESS_DOCUMENTS,
     document_timeline,
@@ -107,6 +118,8 @@ class WorkItemPage:
 
     item: WorkItem
     actions: frozenset[str]
+    # Actions the role allows but that cannot succeed now, with why (shown instead).
+    unavailable: dict[str, str]
     assignees: list[Any]
     document_events: Rows
     item_events: Rows
@@ -308,14 +321,42 @@ def _actions(*, user: Any, work_item: WorkItem, document: Document) -> frozenset
     return frozenset(actions)
 
 
+def _cannot_succeed(document: Document, actions: frozenset[str]) -> dict[str, str]:
+    # What the role allows but the directory would refuse: a resend to a practice
+    # no longer open (it only fails again), a reroute with nowhere to go.
+    blocked: dict[str, str] = {}
+    if WorkItemResolution.RESEND in actions:
+        try:
+            destination_for_sending(ods_code=document.destination_ods_code)
+        except CorrectionRefused as refused:
+            blocked[WorkItemResolution.RESEND] = (
+                f"Resend is not available: {refused.message} Reroute it or send it "
+                "by another route."
+            )
+    if WorkItemResolution.REROUTE in actions:
+        elsewhere = (
+            Organisation.objects.filter(status=OrganisationStatus.ACTIVE)
+            .exclude(endpoint_type="")
+            .exclude(ods_code=document.destination_ods_code)
+        )
+        if not elsewhere.exists():
+            blocked[WorkItemResolution.REROUTE] = (
+                "Reroute is not available: the directory has no other active "
+                "practice to send it to."
+            )
+    return blocked
+
+
 def work_item_actions(*, user: Any, work_item: WorkItem) -> frozenset[str]:
-    """What the user may do to the item now, by role, grants and states."""
+    """What the user may do to the item now, by role, grants, states and the
+    directory (a resend to a closed practice is not offered)."""
     # Resolutions by value, plus assign, take, unassign and reopen. One offered here
-    # can still be refused by what only its service checks (content, destination).
+    # can still be refused by what only its service checks (content).
     if not access.can_see(user=user, work_item=work_item):
         return frozenset()
     document = Document.objects.get(pk=work_item.document_id)
-    return _actions(user=user, work_item=work_item, document=document)
+    actions = _actions(user=user, work_item=work_item, document=document)
+    return actions - frozenset(_cannot_succeed(document, actions))
 
 
 def work_item_assignees(*, work_item: WorkItem) -> list[Any]:
@@ -425,9 +466,12 @@ def work_item_page(*, user: Any, public_id: uuid.UUID) -> WorkItemPage:
     item = work_item_get(user=user, public_id=public_id)
     document = item.document
     actions = _actions(user=user, work_item=item, document=document)
+    unavailable = _cannot_succeed(document, actions)
+    actions = actions - frozenset(unavailable)
     return WorkItemPage(
         item=item,
         actions=actions,
+        unavailable=unavailable,
         assignees=work_item_assignees(work_item=item) if "assign" in actions else [],
         document_events=_newest(
             document_timeline(document=document), "-sequence", oldest_first=True
@@ -445,6 +489,61 @@ def work_item_page(*, user: Any, public_id: uuid.UUID) -> WorkItemPage:
         history=_newest(
             _history(item), "-history_date", "-history_id", oldest_first=False
         ),
+    )
+
+
+@dataclass(frozen=True)
+class ReroutePreview:
+    """What rerouting an item's document to one practice would do, or why not."""
+
+    ods_code: str
+    organisation: Organisation | None
+    profile_name: str
+    current_ods_code: str
+    current_name: str
+    # Why the reroute would be refused; None when it can go.
+    problem: str | None
+    # The document was sent before (a transmission stays linked), and whether the
+    # last answer was a rejection.
+    sent_before: bool
+    rejected: bool
+
+
+def work_item_reroute_preview(
+    *, user: Any, work_item: WorkItem, ods_code: str
+) -> ReroutePreview:
+    """The practice a reroute would go to, from the directory, and whether the
+    reroute service would take it (same checks, nothing written)."""
+    # The service checks again under lock when the person confirms.
+    if not access.can_see(user=user, work_item=work_item):
+        raise WorkItem.DoesNotExist
+    document = Document.objects.select_related("destination").get(
+        pk=work_item.document_id
+    )
+    code = (ods_code or "").strip().upper()
+    organisation = Organisation.objects.filter(ods_code=code).first()
+    profile_name = ""
+    problem = None
+    if code == document.destination_ods_code:
+        problem = (
+            f"The document is already addressed to {code}. Enter another practice."
+        )
+    else:
+        try:
+            destination = destination_for_sending(ods_code=code)
+            profile_name = destination.profile.name
+            document_payload_fit_check(document=document, destination=destination)
+        except CorrectionRefused as refused:
+            problem = refused.message
+    return ReroutePreview(
+        ods_code=code,
+        organisation=organisation,
+        profile_name=profile_name,
+        current_ods_code=document.destination_ods_code,
+        current_name=document.destination.name if document.destination else "",
+        problem=problem,
+        sent_before=document.transmissions.exists(),
+        rejected=document.status == DocumentStatus.REJECTED,
     )
 
 

@@ -17,6 +17,16 @@ urlpatterns = [
     ),
     path("items/<uuid:public_id>/trace/", trace_views.item_trace, name="item-trace"),
     path(
+        "items/<uuid:public_id>/reroute/",
+        views.item_reroute,
+        name="item-reroute",
+    ),
+    path(
+        "items/<uuid:public_id>/patient/",
+        views.item_patient,
+        name="item-patient",
+    ),
+    path(
         "items/<uuid:public_id>/<slug:action>/",
         views.item_action,
         name="item-action",

@@ -8,6 +8,7 @@ identifiers. Every button posts to one action view that calls one service; a ref
 from __future__ import annotations
 
 import datetime
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -19,16 +20,29 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+)
 
 from audit.models import AccessChannel
 from audit.services import access_log_record
 from casework import services
-from casework.errors import WorkItemError, WorkItemInvalid
+from casework.errors import (
+    RerouteNotConfirmed,
+    RerouteRefused,
+    WorkItemError,
+    WorkItemHeldByOther,
+    WorkItemInvalid,
+    WorkItemPermissionDenied,
+)
 from casework.forms import (
     ASSIGNEE_ME,
     ASSIGNEE_NOBODY,
+    HOLDER_CONFIRMED,
     SCOPE_MINE,
+    VERSION,
     AssignForm,
     BulkAssignForm,
     CorrectedVersionForm,
@@ -37,20 +51,25 @@ from casework.forms import (
     ReasonForm,
     RequiredReasonForm,
     RerouteForm,
+    RevealPatientForm,
     ViewDocumentForm,
     cursor_encode,
+    item_guard_add,
 )
 from casework.models import WorkItem, WorkItemResolution
 from casework.selectors import (
     ITEM_PAGE_ROWS,
     WorkItemFilters,
     teams_for,
+    work_item_actions,
     work_item_assignee_candidates,
     work_item_assignees,
     work_item_get,
     work_item_page,
+    work_item_reroute_preview,
     work_queue_page,
 )
+from casework.services.recording import require_current, require_holder_confirmed
 from casework.trace_views import patient_trace_panel
 from docflow.models import Document
 from docflow.payload_store import payload_blob_read
@@ -58,6 +77,7 @@ from docflow.selectors import document_current_payload, document_get
 
 PAGE_SIZE = 25
 VIEW_CONTENT = "docflow.view_document_content"
+ODS_CODE = re.compile(r"[A-Z0-9]{3,10}")
 R = WorkItemResolution
 
 
@@ -160,11 +180,14 @@ def bulk_assign(request):
     for public_id in form.cleaned_data["items"]:
         try:
             item = work_item_get(user=request.user, public_id=uuid.UUID(public_id))
+            # Ticking the items in the queue, where each row names its holder, is
+            # the person's confirmation that they are redistributing held items.
             services.work_item_assign(
                 work_item=item,
                 assignee=form.cleaned_data["assignee"],
                 actor=request.user,
                 reason=form.cleaned_data["reason"],
+                holder_confirmed=True,
             )
         except (ValueError, WorkItem.DoesNotExist):
             refused.append("An item could not be found.")
@@ -203,6 +226,7 @@ ACTIONS = {
         Action("unassign", "unassign", "Unassign", ReasonForm, leaves_queue=False),
         Action("reopen", "reopen", "Reopen", RequiredReasonForm, leaves_queue=False),
         Action("resend", R.RESEND, "Resend unchanged", ReasonForm),
+        # Its form posts to the reroute page, which asks for confirmation.
         Action("reroute", R.REROUTE, "Reroute to another practice", RerouteForm),
         Action(
             "corrected-version",
@@ -225,21 +249,56 @@ ACTIONS = {
         ),
     ]
 }
+LABEL_FOR_KEY = {action.key: action.label for action in ACTIONS.values()}
+REROUTE = ACTIONS["reroute"]
+REVEAL = "reveal"
+VIEW_DOCUMENT = "view-document"
+# The result of the last item-ending action, shown once on the item's page.
+OUTCOME_SESSION_KEY = "casework_item_outcome"
 
 
-def _form_for(action: Action, item: WorkItem, data=None, files=None, *, people=None):
+def _holder(item: WorkItem, user: Any) -> str | None:
+    # Another person holds the active item: acting on it needs their confirmation.
+    if item.is_active and item.assignee_id and item.assignee_id != user.pk:
+        return item.assignee.get_username()
+    return None
+
+
+def _form_for(
+    action: Action, item: WorkItem, user, data=None, files=None, *, people=None
+):
     # Each button's form has its own prefix: several share a page (and field names).
     if action.form_class is AssignForm:
         if people is None:
             people = work_item_assignees(work_item=item)
-        return AssignForm(data, prefix=action.slug, people=people)
-    return action.form_class(data, files, prefix=action.slug)
+        form = AssignForm(data, prefix=action.slug, people=people)
+    else:
+        form = action.form_class(data, files, prefix=action.slug)
+    holder = None if action.slug == "reopen" else _holder(item, user)
+    item_guard_add(form, version=item.version, holder=holder)
+    return form
+
+
+def _current_version(form, item: WorkItem) -> None:
+    # A form shown again carries the version the page now shows: a person who was
+    # told the item changed reviews it and may then try again.
+    if form.is_bound and VERSION in form.fields:
+        data = form.data.copy()
+        data[form.add_prefix(VERSION)] = str(item.version)
+        form.data = data
+
+
+def _guard(data: dict) -> dict[str, Any]:
+    return {
+        "expected_version": data[VERSION],
+        "holder_confirmed": bool(data.get(HOLDER_CONFIRMED)),
+    }
 
 
 def _perform(action: Action, item: WorkItem, form, actor) -> WorkItem:
     data = form.cleaned_data
     reason = data.get("reason", "")
-    common = {"work_item": item, "actor": actor}
+    common = {"work_item": item, "actor": actor, **_guard(data)}
     match action.slug:
         case "take":
             return services.work_item_assign(**common, assignee=actor, reason=reason)
@@ -250,13 +309,10 @@ def _perform(action: Action, item: WorkItem, form, actor) -> WorkItem:
         case "unassign":
             return services.work_item_unassign(**common, reason=reason)
         case "reopen":
+            common.pop("holder_confirmed")
             return services.work_item_reopen(**common, reason=reason)
         case "resend":
             return services.work_item_resolve_resend(**common, reason=reason)
-        case "reroute":
-            return services.work_item_resolve_reroute(
-                **common, ods_code=data["ods_code"], reason=reason
-            )
         case "corrected-version":
             upload = data.get("content")
             return services.work_item_resolve_corrected_version(
@@ -283,6 +339,33 @@ def _perform(action: Action, item: WorkItem, form, actor) -> WorkItem:
     raise Http404
 
 
+def _refusal_field(error: WorkItemError, form) -> str | None:
+    # The field a refusal is about, so the error summary links to it.
+    if isinstance(error, WorkItemHeldByOther) and HOLDER_CONFIRMED in form.fields:
+        return HOLDER_CONFIRMED
+    if (
+        isinstance(error, RerouteRefused)
+        and not isinstance(error, RerouteNotConfirmed)
+        and "ods_code" in form.fields
+    ):
+        return "ods_code"
+    if error.code.startswith("reason_") and "reason" in form.fields:
+        return "reason"
+    return None
+
+
+def _refuse(form, error: WorkItemError) -> int:
+    """Put a service's refusal on the form; the HTTP status it calls for."""
+    if isinstance(error, WorkItemInvalid):
+        for field, problems in error.errors.items():
+            for _code, message in problems:
+                form.add_error(None, f"{field}: {message}")
+    form.add_error(_refusal_field(error, form), error.message)
+    if isinstance(error, WorkItemPermissionDenied):
+        return 403
+    return 400 if isinstance(error, WorkItemInvalid) else 409
+
+
 def _item_or_404(request, public_id: uuid.UUID) -> WorkItem:
     try:
         return work_item_get(user=request.user, public_id=public_id)
@@ -290,7 +373,26 @@ def _item_or_404(request, public_id: uuid.UUID) -> WorkItem:
         raise Http404("No such work item.") from None
 
 
-def _render_item(request, public_id: uuid.UUID, *, bound=None, status: int = 200):
+def item_title(item: WorkItem) -> str:
+    """The page title part naming the item: its reason, never its patient."""
+    what = item.reason_title or item.get_category_display()
+    return f"{item.reason_code} {what}".strip() if item.reason_code else what
+
+
+def _with_errors(*forms) -> list:
+    return [form for form in forms if form is not None and form.errors]
+
+
+def _render_item(
+    request,
+    public_id: uuid.UUID,
+    *,
+    bound_slug: str | None = None,
+    bound_form=None,
+    identity=None,
+    outcome: str | None = None,
+    status: int = 200,
+):
     try:
         page = work_item_page(user=request.user, public_id=public_id)
     except WorkItem.DoesNotExist:
@@ -300,19 +402,31 @@ def _render_item(request, public_id: uuid.UUID, *, bound=None, status: int = 200
     for action in ACTIONS.values():
         if action.key not in page.actions:
             continue
-        if bound and bound[0] is action:
-            form = bound[1]
+        if bound_slug == action.slug:
+            form = bound_form
+            _current_version(form, item)
         else:
-            form = _form_for(action, item, people=page.assignees)
+            form = _form_for(action, item, request.user, people=page.assignees)
         actions.append({"action": action, "form": form})
-    view_form = bound[1] if bound and bound[0] == "view-document" else None
+    view_form = bound_form if bound_slug == VIEW_DOCUMENT else None
+    reveal_form = bound_form if bound_slug == REVEAL else None
     context = {
         "item": item,
+        "item_title": item_title(item),
         "document": item.document,
         "actions": actions,
-        "bound_action": bound[0] if bound else None,
+        "unavailable": [
+            {"label": LABEL_FOR_KEY.get(key, key), "why": why}
+            for key, why in page.unavailable.items()
+        ],
+        "bound_slug": bound_slug,
+        "error_forms": _with_errors(bound_form),
         "can_view_content": request.user.has_perm(VIEW_CONTENT),
+        "can_reveal": request.user.has_perm(services.VIEW_PATIENT_IDENTITY),
         "view_form": view_form or ViewDocumentForm(prefix="view"),
+        "reveal_form": reveal_form or RevealPatientForm(prefix="patient"),
+        "identity": identity,
+        "outcome": outcome,
         "document_events": page.document_events,
         "item_events": page.item_events,
         "transmissions": page.transmissions,
@@ -321,13 +435,20 @@ def _render_item(request, public_id: uuid.UUID, *, bound=None, status: int = 200
         "now": timezone.now(),
         "patient_trace": patient_trace_panel(user=request.user, item=item),
     }
-    return render(request, "casework/item.html", context, status=status)
+    response = render(request, "casework/item.html", context, status=status)
+    if identity is not None:
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_GET
 @login_required
 def item_detail(request, public_id: uuid.UUID):
     """One work item, its document's metadata and timeline, and its buttons."""
+    outcome = request.session.get(OUTCOME_SESSION_KEY)
+    if outcome and outcome.get("item") == str(public_id):
+        del request.session[OUTCOME_SESSION_KEY]
+        return _render_item(request, public_id, outcome=outcome["message"])
     return _render_item(request, public_id)
 
 
@@ -336,23 +457,25 @@ def item_detail(request, public_id: uuid.UUID):
 def item_action(request, public_id: uuid.UUID, action: str):
     """One button: validate its form, call its service, report the outcome."""
     chosen = ACTIONS.get(action)
-    if chosen is None:
+    if chosen is None or chosen is REROUTE:
         raise Http404("No such action.")
     item = _item_or_404(request, public_id)
-    form = _form_for(chosen, item, request.POST, request.FILES)
+    form = _form_for(chosen, item, request.user, request.POST, request.FILES)
     if not form.is_valid():
-        return _render_item(request, item.public_id, bound=(chosen, form), status=400)
+        return _render_item(
+            request, item.public_id, bound_slug=chosen.slug, bound_form=form, status=400
+        )
     try:
         item = _perform(chosen, item, form, request.user)
-    except WorkItemInvalid as error:
-        for field, problems in error.errors.items():
-            for _code, message in problems:
-                form.add_error(None, f"{field}: {message}")
-        form.add_error(None, error.message)
-        return _render_item(request, item.public_id, bound=(chosen, form), status=400)
     except WorkItemError as error:
-        messages.error(request, error.message)
-        return redirect("casework:item", public_id=item.public_id)
+        status = _refuse(form, error)
+        return _render_item(
+            request,
+            item.public_id,
+            bound_slug=chosen.slug,
+            bound_form=form,
+            status=status,
+        )
     if chosen.leaves_queue and not item.is_active:
         messages.success(
             request,
@@ -361,6 +484,119 @@ def item_action(request, public_id: uuid.UUID, action: str):
         return redirect("casework:queue")
     messages.success(request, f"{chosen.label}: done.")
     return redirect("casework:item", public_id=item.public_id)
+
+
+def _render_reroute(request, item: WorkItem, form, *, status: int = 200):
+    return render(
+        request,
+        "casework/reroute.html",
+        {
+            "item": item,
+            "item_title": item_title(item),
+            "form": form,
+            "error_forms": _with_errors(form),
+        },
+        status=status,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def item_reroute(request, public_id: uuid.UUID):
+    """Reroute in steps: the practice and a reason; a page naming the practice and
+    what will happen; only its confirm button reroutes."""
+    item = _item_or_404(request, public_id)
+    if REROUTE.key not in work_item_actions(user=request.user, work_item=item):
+        messages.error(request, "This item cannot be rerouted now; see why below.")
+        return redirect("casework:item", public_id=item.public_id)
+    if request.method == "GET":
+        form = _form_for(REROUTE, item, request.user)
+        suggested = (request.GET.get("ods_code") or "").strip().upper()
+        if ODS_CODE.fullmatch(suggested):
+            form.initial["ods_code"] = suggested
+        return _render_reroute(request, item, form)
+    form = _form_for(REROUTE, item, request.user, request.POST)
+    if not form.is_valid():
+        _current_version(form, item)
+        return _render_reroute(request, item, form, status=400)
+    if "change" in request.POST:
+        return _render_reroute(request, item, form)
+    data = form.cleaned_data
+    try:
+        # Checked here so the person hears at once, and again under lock on confirm.
+        require_current(item, expected_version=data[VERSION])
+        require_holder_confirmed(
+            item, actor=request.user, holder_confirmed=bool(data.get(HOLDER_CONFIRMED))
+        )
+    except WorkItemError as error:
+        status = _refuse(form, error)
+        _current_version(form, item)
+        return _render_reroute(request, item, form, status=status)
+    preview = work_item_reroute_preview(
+        user=request.user, work_item=item, ods_code=data["ods_code"]
+    )
+    if preview.problem:
+        form.add_error("ods_code", preview.problem)
+        return _render_reroute(request, item, form, status=400)
+    if request.POST.get("confirm") != "yes":
+        return render(
+            request,
+            "casework/reroute_confirm.html",
+            {
+                "item": item,
+                "item_title": item_title(item),
+                "form": form,
+                "preview": preview,
+                "holder_confirmed": bool(data.get(HOLDER_CONFIRMED)),
+            },
+        )
+    try:
+        item = services.work_item_resolve_reroute(
+            work_item=item,
+            ods_code=data["ods_code"],
+            reason=data.get("reason", ""),
+            actor=request.user,
+            confirmation=services.RerouteConfirmation(
+                ods_code=data["ods_code"], version=data[VERSION]
+            ),
+            holder_confirmed=bool(data.get(HOLDER_CONFIRMED)),
+        )
+    except WorkItemError as error:
+        status = _refuse(form, error)
+        item = _item_or_404(request, public_id)
+        _current_version(form, item)
+        return _render_reroute(request, item, form, status=status)
+    practice = preview.organisation
+    request.session[OUTCOME_SESSION_KEY] = {
+        "item": str(item.public_id),
+        "message": (
+            f"Rerouted to {practice.name} ({practice.ods_code}) as a new transmission."
+        ),
+    }
+    return redirect("casework:item", public_id=item.public_id)
+
+
+@require_POST
+@login_required
+def item_patient(request, public_id: uuid.UUID):
+    """The item's patient (NHS number, name, birth date), shown on this response only
+    after a reason, to people allowed; each reveal is access-logged."""
+    item = _item_or_404(request, public_id)
+    form = RevealPatientForm(request.POST, prefix="patient")
+    if not form.is_valid():
+        return _render_item(
+            request, item.public_id, bound_slug=REVEAL, bound_form=form, status=400
+        )
+    try:
+        identity = services.work_item_patient_reveal(
+            work_item=item, actor=request.user, reason=form.cleaned_data["reason"]
+        )
+    except WorkItemError as error:
+        status = _refuse(form, error)
+        return _render_item(
+            request, item.public_id, bound_slug=REVEAL, bound_form=form, status=status
+        )
+    return _render_item(request, item.public_id, identity=identity)
 
 
 @require_POST
@@ -374,7 +610,11 @@ def document_content(request, public_id: uuid.UUID):
     form = ViewDocumentForm(request.POST, prefix="view")
     if not form.is_valid():
         return _render_item(
-            request, item.public_id, bound=("view-document", form), status=400
+            request,
+            item.public_id,
+            bound_slug=VIEW_DOCUMENT,
+            bound_form=form,
+            status=400,
         )
     try:
         document = document_get(user=request.user, public_id=item.document.public_id)

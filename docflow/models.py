@@ -288,6 +288,10 @@ class Document(FSMModelMixin, models.Model):
         ]
         permissions = [
             ("view_document_content", "Can view patient content of documents"),
+            (
+                "view_patient_identity",
+                "Can reveal a document's patient NHS number, name and birth date",
+            ),
         ]
 
     def __str__(self) -> str:

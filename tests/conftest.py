@@ -15,6 +15,7 @@ SEEDING_MIGRATIONS = (
     ("audit.migrations.0002_chain_head_and_append_only_triggers", "seed_head"),
     ("docflow.migrations.0002_destination_profiles_and_roles", "seed"),
     ("docflow.migrations.0003_security_roles", "seed"),
+    ("docflow.migrations.0006_patient_identity_and_clinical_admin_content", "seed"),
     ("casework.migrations.0003_seed_classification_and_roles", "seed"),
     ("casework.migrations.0008_mesh_reasons", "seed"),
     ("casework.migrations.0009_conversion_reasons", "seed"),

@@ -1,5 +1,10 @@
 """Every work item write. Each service is keyword-only, atomic and audited."""
 
+from casework.services.disclosure import (
+    VIEW_PATIENT_IDENTITY,
+    PatientIdentity,
+    work_item_patient_reveal,
+)
 from casework.services.lifecycle import (
     SEND_FAILURE_REASONS,
     work_item_assign,
@@ -9,6 +14,7 @@ from casework.services.lifecycle import (
     work_item_unassign,
 )
 from casework.services.resolutions import (
+    RerouteConfirmation,
     work_item_cancel_document,
     work_item_resolve_corrected_version,
     work_item_resolve_no_further_action,
@@ -19,9 +25,13 @@ from casework.services.resolutions import (
 
 __all__ = [
     "SEND_FAILURE_REASONS",
+    "VIEW_PATIENT_IDENTITY",
+    "PatientIdentity",
+    "RerouteConfirmation",
     "work_item_assign",
     "work_item_cancel_document",
     "work_item_category_for",
+    "work_item_patient_reveal",
     "work_item_reopen",
     "work_item_resolve_corrected_version",
     "work_item_resolve_no_further_action",

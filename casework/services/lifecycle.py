@@ -24,6 +24,8 @@ from casework.services.recording import (
     lock,
     require,
     require_active,
+    require_current,
+    require_holder_confirmed,
     required_reason,
     save_and_audit,
 )
@@ -128,10 +130,17 @@ def work_item_sync_for_document(
 
 @transaction.atomic
 def work_item_assign(
-    *, work_item: WorkItem, assignee: Any, actor: Any, reason: str = ""
+    *,
+    work_item: WorkItem,
+    assignee: Any,
+    actor: Any,
+    reason: str = "",
+    expected_version: int | None = None,
+    holder_confirmed: bool = False,
 ) -> WorkItem:
     """Give an active item to a person who may work it; others' items need assign."""
     # Taking it oneself needs a role that works items; giving it needs assign.
+    # Taking or giving away an item someone else holds needs ``holder_confirmed``.
     item, _ = lock(work_item)
     taking = assignee is not None and assignee == actor
     require(
@@ -139,9 +148,12 @@ def work_item_assign(
         work_item=item,
         permission=(access.ASSIGN, *access.WORKING) if taking else access.ASSIGN,
     )
+    require_current(item, expected_version=expected_version)
     require_active(item)
     if assignee is None:
         raise WorkItemInvalid("Choose a person to assign the item to.")
+    if item.assignee_id != assignee.pk:
+        require_holder_confirmed(item, actor=actor, holder_confirmed=holder_confirmed)
     if not access.can_work(user=assignee, work_item=item):
         raise WorkItemInvalid(
             f"{assignee.get_username()} cannot work this item: their role or "
@@ -173,9 +185,15 @@ def work_item_assign(
 
 @transaction.atomic
 def work_item_unassign(
-    *, work_item: WorkItem, actor: Any, reason: str = ""
+    *,
+    work_item: WorkItem,
+    actor: Any,
+    reason: str = "",
+    expected_version: int | None = None,
+    holder_confirmed: bool = False,
 ) -> WorkItem:
-    """Back to the team queue: by its assignee, or by someone with assign."""
+    """Back to the team queue: by its assignee, or by someone with assign who
+    confirms they know who holds it."""
     item, _ = lock(work_item)
     own = item.assignee_id is not None and item.assignee_id == getattr(actor, "pk", 0)
     require(
@@ -183,9 +201,11 @@ def work_item_unassign(
         work_item=item,
         permission=(access.ASSIGN, *access.WORKING) if own else access.ASSIGN,
     )
+    require_current(item, expected_version=expected_version)
     require_active(item)
     if item.status != WorkItemStatus.ASSIGNED:
         raise WorkItemStateError("This work item is not assigned.", code="not_assigned")
+    require_holder_confirmed(item, actor=actor, holder_confirmed=holder_confirmed)
     previous = item.assignee.get_username()
     item.unassign()
     reason = (reason or "").strip()
@@ -201,12 +221,19 @@ def work_item_unassign(
 
 
 @transaction.atomic
-def work_item_reopen(*, work_item: WorkItem, actor: Any, reason: str) -> WorkItem:
+def work_item_reopen(
+    *,
+    work_item: WorkItem,
+    actor: Any,
+    reason: str,
+    expected_version: int | None = None,
+) -> WorkItem:
     """Reopen with a reason: document not in flight, no other open item."""
     # For a document that needs attention or has reached its end (a follow-up);
     # the item is due again by its bucket's rule.
     item, document = lock(work_item)
     require(actor=actor, work_item=item, permission=access.REOPEN)
+    require_current(item, expected_version=expected_version)
     reason = required_reason(reason, what="reopen a work item")
     if item.is_active:
         raise WorkItemStateError("This work item is open already.", code="open")

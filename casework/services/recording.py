@@ -8,17 +8,20 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Model
+from django.utils import timezone
 from django_q.tasks import async_task
 
 from audit.models import AuditEvent
 from audit.services import audit_record
 from casework.access import can_act
 from casework.errors import (
+    WorkItemHeldByOther,
     WorkItemInvalid,
     WorkItemPermissionDenied,
+    WorkItemStale,
     WorkItemStateError,
 )
-from casework.models import WorkItem
+from casework.models import ACTIVE_STATUSES, WorkItem, WorkItemStatus
 from docflow.models import Document
 
 ITEM_FIELDS_ON_END = [
@@ -78,6 +81,53 @@ def require_active(work_item: WorkItem) -> None:
         )
 
 
+def work_item_change_summary(item: WorkItem) -> str:
+    """What the item's latest change was, who made it and when, in a few words."""
+    record = (
+        WorkItem.history.filter(id=item.pk)
+        .select_related("history_user", "assignee")
+        .order_by("-history_date", "-history_id")
+        .first()
+    )
+    if record is None:  # pragma: no cover - every saved item has a history row
+        return "it was changed"
+    who = record.history_user.get_username() if record.history_user else "the system"
+    at = timezone.localtime(record.history_date).strftime("%H:%M")
+    if record.status == WorkItemStatus.ASSIGNED and record.assignee is not None:
+        holder = record.assignee.get_username()
+        by = "" if holder == who else f" by {who}"
+        return f"assigned to {holder}{by} at {at}"
+    if record.status in ACTIVE_STATUSES:
+        return f"returned to the team queue by {who} at {at}"
+    outcome = item.get_resolution_display().lower() if item.resolution else "ended"
+    return f"{outcome} by {who} at {at}"
+
+
+def require_current(item: WorkItem, *, expected_version: int | None) -> None:
+    """Refuse an action taken on an older page of the item: say what changed."""
+    # None: the caller shows no page (the API, tasks, bulk actions checked per item).
+    if expected_version is None or expected_version == item.version:
+        return
+    raise WorkItemStale(
+        f"This item changed since you opened it: {work_item_change_summary(item)}. "
+        "Review it and try again."
+    )
+
+
+def require_holder_confirmed(
+    item: WorkItem, *, actor: Any, holder_confirmed: bool
+) -> None:
+    """Refuse to act on an item another person holds unless the actor said they know."""
+    if item.assignee_id is None or item.assignee_id == getattr(actor, "pk", None):
+        return
+    if holder_confirmed:
+        return
+    holder = item.assignee.get_username()
+    raise WorkItemHeldByOther(
+        f"{holder} holds this item. Confirm you know {holder} holds it to act on it."
+    )
+
+
 def required_reason(reason: str, *, what: str) -> str:
     """A reason a person must give, stripped; refused when blank."""
     reason = (reason or "").strip()
@@ -95,10 +145,12 @@ def save_and_audit(
     actor: Any,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Save the item (history row: the user, the reason) and chain one audit event."""
+    """Save the item one version on (history row: the user, the reason) and chain
+    one audit event."""
+    item.version += 1
     item._change_reason = change_reason
     item._history_user = history_user(actor)
-    item.save(update_fields=fields)
+    item.save(update_fields=[*fields, "version"])
     return audit_record(
         action=f"work_item.{action}",
         target_type="work_item",

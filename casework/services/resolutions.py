@@ -7,6 +7,7 @@ ever resolved by a person choosing one of these.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -15,6 +16,7 @@ from django.utils import timezone
 from casework import access
 from casework.errors import (
     DocumentStateError,
+    RerouteNotConfirmed,
     RerouteRefused,
     WorkItemInvalid,
 )
@@ -32,6 +34,8 @@ from casework.services.recording import (
     lock,
     require,
     require_active,
+    require_current,
+    require_holder_confirmed,
     required_reason,
     save_and_audit,
 )
@@ -49,15 +53,36 @@ from docflow.services import (
     document_cancel,
     document_transition,
 )
+from docflow.validation import normalise_ods_code
 
 R = WorkItemResolution
 REFERENCE_MAX_LENGTH = 255
 
 
-def _begin(work_item: WorkItem, *, actor: Any, permission: str):
+@dataclass(frozen=True)
+class RerouteConfirmation:
+    """What a person confirmed on the reroute confirmation page: this practice, for
+    this version of the item."""
+
+    ods_code: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What the person's page showed: the item's version (None: no page, as for the
+    API) and whether they confirmed acting on an item someone else holds."""
+
+    expected_version: int | None = None
+    holder_confirmed: bool = False
+
+
+def _begin(work_item: WorkItem, *, actor: Any, permission: str, guard: Guard):
     item, document = lock(work_item)
     require(actor=actor, work_item=item, permission=permission)
+    require_current(item, expected_version=guard.expected_version)
     require_active(item)
+    require_holder_confirmed(item, actor=actor, holder_confirmed=guard.holder_confirmed)
     return item, document
 
 
@@ -137,6 +162,16 @@ def _connect_note(item: WorkItem, resolution: str) -> str:
     return f"{R(resolution).label} in docflow (work item {item.public_id})."
 
 
+def _destination_still_open(document: Document) -> None:
+    try:
+        destination_for_sending(ods_code=document.destination_ods_code)
+    except CorrectionRefused as refused:
+        raise DocumentStateError(
+            f"{refused.message} Reroute it or send it by another route.",
+            code=refused.code,
+        ) from refused
+
+
 def _sendable_as_it_is(document: Document) -> None:
     try:
         destination = destination_for_sending(ods_code=document.destination_ods_code)
@@ -150,13 +185,23 @@ def _sendable_as_it_is(document: Document) -> None:
 
 @transaction.atomic
 def work_item_resolve_resend(
-    *, work_item: WorkItem, actor: Any, reason: str = ""
+    *,
+    work_item: WorkItem,
+    actor: Any,
+    reason: str = "",
+    expected_version: int | None = None,
+    holder_confirmed: bool = False,
 ) -> WorkItem:
     """Resend unchanged: a Connect resend, or a held document posted as it is."""
     # Connect resends what it holds (a new GUID linked to the old); a held document
     # is released and posted as it is if its destination and content allow. A
     # clinical rejection is resent only with a reason.
-    item, document = _begin(work_item, actor=actor, permission=access.RESEND)
+    item, document = _begin(
+        work_item,
+        actor=actor,
+        permission=access.RESEND,
+        guard=Guard(expected_version, holder_confirmed),
+    )
     reason = (reason or "").strip()
     if item.is_clinical:
         reason = required_reason(
@@ -165,6 +210,10 @@ def work_item_resolve_resend(
     step = plan_send_again(document, verb="resent")
     if step.check_payload:
         _sendable_as_it_is(document)
+    else:
+        # Connect resends to the same practice: one the directory no longer
+        # allows would only fail again.
+        _destination_still_open(document)
     document = _move(
         document, step, item=item, resolution=R.RESEND, reason=reason, actor=actor
     )
@@ -182,12 +231,36 @@ def work_item_resolve_resend(
 
 @transaction.atomic
 def work_item_resolve_reroute(
-    *, work_item: WorkItem, ods_code: str, actor: Any, reason: str = ""
+    *,
+    work_item: WorkItem,
+    ods_code: str,
+    actor: Any,
+    confirmation: RerouteConfirmation | None = None,
+    reason: str = "",
+    holder_confirmed: bool = False,
 ) -> WorkItem:
-    """Reroute to an active directory practice whose profile takes the content."""
+    """Reroute, once confirmed for this practice and this version of the item, to an
+    active directory practice whose profile takes the content."""
     # The new practice must be in the directory, active, with a profile that takes
     # the content as it is; Connect resends to it when Connect holds the document.
-    item, document = _begin(work_item, actor=actor, permission=access.DECIDE)
+    # The confirmation names the practice the person was shown and the version of
+    # the item they saw: a different code, or an item changed since, is refused.
+    if confirmation is None:
+        raise RerouteNotConfirmed(
+            "Confirm the practice before rerouting: check its name, ODS code and "
+            "status on the confirmation page."
+        )
+    if normalise_ods_code(confirmation.ods_code) != normalise_ods_code(ods_code):
+        raise RerouteNotConfirmed(
+            f"You confirmed {normalise_ods_code(confirmation.ods_code)}, not "
+            f"{normalise_ods_code(ods_code)}. Confirm the practice again."
+        )
+    item, document = _begin(
+        work_item,
+        actor=actor,
+        permission=access.DECIDE,
+        guard=Guard(confirmation.version, holder_confirmed),
+    )
     reason = (reason or "").strip()
     step = plan_send_again(document, verb="rerouted")
     previous = document.destination_ods_code
@@ -231,12 +304,19 @@ def work_item_resolve_corrected_version(
     content: bytes | None = None,
     declared_extension: str = "",
     changes: dict[str, Any] | None = None,
+    expected_version: int | None = None,
+    holder_confirmed: bool = False,
 ) -> WorkItem:
     """A corrected version replaces the document: new payload, Revision, replaces."""
     # The new document (new payload, sent with Revision set) is prepared and sent
     # like any submission; this one is cancelled if it never left, else resolved
     # (a rejection also at Connect).
-    item, document = _begin(work_item, actor=actor, permission=access.DECIDE)
+    item, document = _begin(
+        work_item,
+        actor=actor,
+        permission=access.DECIDE,
+        guard=Guard(expected_version, holder_confirmed),
+    )
     reason = (reason or "").strip()
     step = plan_close(document, verb="replaced")
     try:
@@ -290,10 +370,17 @@ def work_item_resolve_other_route(
     reference: str,
     actor: Any,
     reason: str = "",
+    expected_version: int | None = None,
+    holder_confirmed: bool = False,
 ) -> WorkItem:
     """Sent by another route: channel and reference recorded; the problem ends."""
     # A rejection is also marked resolved at Connect.
-    item, document = _begin(work_item, actor=actor, permission=access.DECIDE)
+    item, document = _begin(
+        work_item,
+        actor=actor,
+        permission=access.DECIDE,
+        guard=Guard(expected_version, holder_confirmed),
+    )
     if channel not in OtherRouteChannel.values:
         raise WorkItemInvalid(
             f"Choose how it was sent: {', '.join(OtherRouteChannel.values)}.",
@@ -332,10 +419,20 @@ def work_item_resolve_other_route(
 
 @transaction.atomic
 def work_item_resolve_no_further_action(
-    *, work_item: WorkItem, actor: Any, reason: str
+    *,
+    work_item: WorkItem,
+    actor: Any,
+    reason: str,
+    expected_version: int | None = None,
+    holder_confirmed: bool = False,
 ) -> WorkItem:
     """No further action needs a reason; a rejection is also resolved at Connect."""
-    item, document = _begin(work_item, actor=actor, permission=access.DECIDE)
+    item, document = _begin(
+        work_item,
+        actor=actor,
+        permission=access.DECIDE,
+        guard=Guard(expected_version, holder_confirmed),
+    )
     reason = required_reason(reason, what="close with no further action")
     step = plan_close(document, verb="closed")
     document = _move(
@@ -360,11 +457,21 @@ def work_item_resolve_no_further_action(
 
 @transaction.atomic
 def work_item_cancel_document(
-    *, work_item: WorkItem, actor: Any, reason: str
+    *,
+    work_item: WorkItem,
+    actor: Any,
+    reason: str,
+    expected_version: int | None = None,
+    holder_confirmed: bool = False,
 ) -> WorkItem:
     """Cancel the document where its lifecycle allows; a reason is required."""
     # Never once a practice has it; the item ends cancelled.
-    item, document = _begin(work_item, actor=actor, permission=access.DECIDE)
+    item, document = _begin(
+        work_item,
+        actor=actor,
+        permission=access.DECIDE,
+        guard=Guard(expected_version, holder_confirmed),
+    )
     reason = required_reason(reason, what="cancel the document")
     plan_cancel(document)
     try:

@@ -10,7 +10,7 @@ from django_q.models import OrmQ
 from guardian.shortcuts import assign_perm
 
 from casework.models import Team, WorkItem, WorkItemStatus
-from casework.services import work_item_sync_for_document
+from casework.services import RerouteConfirmation, work_item_sync_for_document
 from docflow.models import Document, DocumentStatus
 from docflow.preparation import document_prepare
 from docflow.services import document_transition
@@ -122,3 +122,11 @@ def queued() -> list[tuple[str, tuple]]:
 
 def clear_queue() -> None:
     OrmQ.objects.all().delete()
+
+
+def confirmed(item: WorkItem, ods_code: str):
+    """What the reroute confirmation page gives the service: this practice, at the
+    item's current version."""
+    return RerouteConfirmation(
+        ods_code=ods_code, version=WorkItem.objects.get(pk=item.pk).version
+    )

@@ -56,7 +56,11 @@ def test_assign_reassign_and_hand_back_are_each_in_the_history(
 ):
     work_item_assign(work_item=item, assignee=colleague, actor=clinician)
     work_item_assign(
-        work_item=item, assignee=clinician, actor=clinician, reason="Bo is on leave"
+        work_item=item,
+        assignee=clinician,
+        actor=clinician,
+        reason="Bo is on leave",
+        holder_confirmed=True,
     )
     work_item_unassign(work_item=item, actor=clinician, reason="Off sick")
 

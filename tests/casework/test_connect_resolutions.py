@@ -15,7 +15,7 @@ from casework.services import (
     work_item_resolve_resend,
 )
 from docflow.models import Document, DocumentStatus
-from tests.casework.factories import open_item
+from tests.casework.factories import confirmed, open_item
 from tests.samples import pdf_bytes
 from tests.transmissions.conftest import simulator  # noqa: F401 (fixture)
 from tests.transmissions.engine import (
@@ -103,7 +103,10 @@ def test_reroute_goes_through_connect_to_the_new_practice(
 
     with django_capture_on_commit_callbacks(execute=True):
         work_item_resolve_reroute(
-            work_item=open_item(rejected), ods_code="A81001", actor=clinician
+            work_item=open_item(rejected),
+            ods_code="A81001",
+            actor=clinician,
+            confirmation=confirmed(open_item(rejected), "A81001"),
         )
     assert run_queued() == ["resend_document"]
 

@@ -29,6 +29,7 @@ from casework.services import (
 from docflow.models import DestinationProfile, Document, DocumentStatus, PayloadStage
 from tests.casework.factories import (
     CLINICAL_ADMIN,
+    confirmed,
     document_in,
     open_item,
     queued,
@@ -249,6 +250,7 @@ def test_reroute_a_rejection_to_another_active_practice(
             ods_code="a81002",
             actor=clinician,
             reason="PDS shows Hillview",
+            confirmation=confirmed(item, "a81002"),
         )
 
     rejected.refresh_from_db()
@@ -280,7 +282,12 @@ def test_reroute_a_document_held_for_an_unknown_destination_sends_it_afresh(
     OrganisationFactory(ods_code="A81005")
 
     with django_capture_on_commit_callbacks(execute=True):
-        work_item_resolve_reroute(work_item=item, ods_code="A81005", actor=clinician)
+        work_item_resolve_reroute(
+            work_item=item,
+            ods_code="A81005",
+            actor=clinician,
+            confirmation=confirmed(item, "A81005"),
+        )
 
     document.refresh_from_db()
     assert (document.status, document.destination_ods_code) == (S.READY, "A81005")
@@ -302,7 +309,10 @@ def test_reroute_is_refused_unless_the_directory_allows_the_destination(
 ):
     with pytest.raises(RerouteRefused) as refused:
         work_item_resolve_reroute(
-            work_item=open_item(rejected), ods_code=ods_code, actor=clinician
+            work_item=open_item(rejected),
+            ods_code=ods_code,
+            actor=clinician,
+            confirmation=confirmed(open_item(rejected), ods_code),
         )
 
     assert refused.value.code == code
@@ -320,7 +330,10 @@ def test_reroute_is_refused_when_the_new_practice_cannot_take_the_content(
 
     with pytest.raises(RerouteRefused) as refused:
         work_item_resolve_reroute(
-            work_item=open_item(rejected), ods_code="A81002", actor=clinician
+            work_item=open_item(rejected),
+            ods_code="A81002",
+            actor=clinician,
+            confirmation=confirmed(open_item(rejected), "A81002"),
         )
 
     assert refused.value.code == "too_large"
@@ -332,7 +345,10 @@ def test_rerouting_needs_the_decide_role(sending_organisation, practices, operat
 
     with pytest.raises(WorkItemPermissionDenied):
         work_item_resolve_reroute(
-            work_item=open_item(document), ods_code="A81002", actor=operator
+            work_item=open_item(document),
+            ods_code="A81002",
+            actor=operator,
+            confirmation=confirmed(open_item(document), "A81002"),
         )
 
     assert_untouched(document, S.SYSTEM_ERROR)

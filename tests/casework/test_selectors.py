@@ -357,7 +357,9 @@ def test_the_item_page_lists_are_bounded_newest_first(
     item = items["rejection"]
     for _ in range(2):
         item = work_item_assign(work_item=item, assignee=colleague, actor=clinician)
-        item = work_item_unassign(work_item=item, actor=clinician)
+        item = work_item_unassign(
+            work_item=item, actor=clinician, holder_confirmed=True
+        )
 
     page = work_item_page(user=clinician, public_id=item.public_id)
 

@@ -63,7 +63,7 @@ def test_clinical_admin_reroutes_a_rej01_rejection_and_it_leaves_the_queue(
         "rejected", sending_organisation=organisation, reason="REJ01"
     )
     item = open_item(document)
-    person("ada", CLINICAL_ADMIN, organisation, content=True)
+    person("ada", CLINICAL_ADMIN, organisation)  # content comes with the role
     person("olu", INTEGRATION_OPERATOR, organisation, content=True)
     item_path = f"/work/items/{item.public_id}/"
 
@@ -88,9 +88,15 @@ def test_clinical_admin_reroutes_a_rej01_rejection_and_it_leaves_the_queue(
     expect(page.locator("#document-timeline")).to_contain_text("mark_rejected")
     page.screenshot(path=artefacts / "item.png", full_page=True)
 
-    # Viewing the document asks for a reason and is logged.
+    # Viewing the document asks for a reason, in this tab: no second copy of the
+    # page opens elsewhere with the error.
     page.get_by_text("View document", exact=True).first.click()
     viewer = page.locator("#view-document form")
+    viewer.get_by_role("button", name="View document").click()
+    expect(page.locator(".nhsuk-error-summary")).to_contain_text(
+        "Enter why you need to see the document."
+    )
+    assert len(page.context.pages) == 1
     viewer.get_by_label("Why do you need to see the document?").fill(
         "Confirm which practice the letter names"
     )
@@ -110,13 +116,16 @@ def test_clinical_admin_reroutes_a_rej01_rejection_and_it_leaves_the_queue(
         str(document.public_id),
     )
 
-    # Reroute to another practice: back to the queue, and the item is gone.
+    # Reroute to another practice, confirmed on a page naming it; the item is gone
+    # from the queue.
     page.get_by_text("Reroute to another practice", exact=True).first.click()
     reroute = page.locator("#action-reroute form")
     reroute.get_by_label("New practice (ODS code)").fill("A81002")
     reroute.get_by_label("Reason").fill("Patient registered at A81002 now")
-    reroute.get_by_role("button", name="Reroute to another practice").click()
-    expect(page.get_by_role("status")).to_contain_text("Rerouted to another practice")
+    reroute.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name=re.compile("^Reroute to ")).click()
+    expect(page.locator("#outcome")).to_contain_text("(A81002) as a new transmission")
+    page.get_by_role("link", name="Go to the work queue").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Team queue")
     expect(page.get_by_role("link", name=re.compile("REJ01"))).to_have_count(0)
     page.screenshot(path=artefacts / "queue-after-reroute.png", full_page=True)

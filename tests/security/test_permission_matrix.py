@@ -71,12 +71,22 @@ MATRIX = {
     ("work/items/<uuid:public_id>/", "GET"): cells(
         NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: OK}
     ),
-    # Without content permission: back to the item with a message.
+    # The Clinical admin role holds content and patient details: an empty form
+    # (no reason, no item version) is shown again with its errors.
     ("work/items/<uuid:public_id>/document/", "POST"): cells(
-        NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: REDIRECT}
+        NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: INVALID}
+    ),
+    ("work/items/<uuid:public_id>/patient/", "POST"): cells(
+        NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: INVALID}
+    ),
+    ("work/items/<uuid:public_id>/reroute/", "GET"): cells(
+        NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: OK}
+    ),
+    ("work/items/<uuid:public_id>/reroute/", "POST"): cells(
+        NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: INVALID}
     ),
     ("work/items/<uuid:public_id>/<slug:action>/", "POST"): cells(
-        NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: REDIRECT}
+        NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: INVALID}
     ),
     # Operations: the dashboard for roles that handle incidents; health and metrics
     # for the load balancer and monitoring (metrics without a token: loopback only,
@@ -100,11 +110,13 @@ MATRIX = {
         **{ANONYMOUS: UNAUTHENTICATED},
         **for_((API, CLINICAL, IG, OPERATOR), OK),
     ),
-    # Content needs docflow.view_document_content, which no role has by default.
+    # Content needs docflow.view_document_content, which of the roles only the
+    # clinical admin has (the request gives no reason: refused as invalid).
     ("api/v1/documents/<uuid:public_id>/content", "GET"): cells(
         NOT_FOUND,
         **{ANONYMOUS: UNAUTHENTICATED},
-        **for_((API, CLINICAL, IG, OPERATOR), FORBIDDEN),
+        **for_((API, IG, OPERATOR), FORBIDDEN),
+        **{CLINICAL: INVALID},
     ),
     # The API's description is public; it holds no data.
     ("api/v1/schema/", "GET"): cells(OK),
@@ -273,6 +285,8 @@ def test_another_organisations_document_and_work_item_are_not_found(world, princ
         client.get(f"/work/items/{item.public_id}/"),
         client.post(f"/work/items/{item.public_id}/document/", {"view-reason": "x"}),
         client.post(f"/work/items/{item.public_id}/take/", {}),
+        client.post(f"/work/items/{item.public_id}/patient/", {"patient-reason": "x"}),
+        client.get(f"/work/items/{item.public_id}/reroute/"),
     ]
 
     assert [outcome(r) for r in api] == [expected_api] * len(api)
