@@ -79,6 +79,11 @@ MATRIX = {
     ("work/items/<uuid:public_id>/patient/", "POST"): cells(
         NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: INVALID}
     ),
+    # The Clinical admin role traces the patient on PDS (refused, back to the item,
+    # for an item whose reason is not a registration one).
+    ("work/items/<uuid:public_id>/trace/", "POST"): cells(
+        NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: REDIRECT}
+    ),
     ("work/items/<uuid:public_id>/reroute/", "GET"): cells(
         NOT_FOUND, **for_((ANONYMOUS, *API_CLIENTS), LOGIN), **{CLINICAL: OK}
     ),
