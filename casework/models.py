@@ -75,6 +75,20 @@ class WorkItemCategory(models.TextChoices):
     UNDELIVERED = "undelivered", "Delivered but never collected"
 
 
+class ReasonActionClass(models.TextChoices):
+    """What kind of action a reason usually calls for (the person still decides)."""
+
+    RETRACE = "retrace", "Re-trace the patient"
+    RESEND = "resend", "Resend (unchanged or corrected)"
+    REROUTE = "reroute", "Reroute to another practice"
+    OTHER_ROUTE = "other_route", "Send by another route"
+    NO_FURTHER_ACTION = "no_further_action", "No further action"
+
+
+# The bucket of items whose reason matched no row: somebody must classify it.
+NEEDS_CLASSIFYING = "needs_classifying"
+
+
 class WorkItemReason(models.Model):
     """What one reason code means, its bucket, and what a person should do next.
 
@@ -103,6 +117,12 @@ class WorkItemReason(models.Model):
     is_clinical = models.BooleanField(
         default=False,
         help_text="A practice's clinical decision: never resolved automatically.",
+    )
+    action_class = models.CharField(
+        max_length=32,
+        choices=ReasonActionClass.choices,
+        blank=True,
+        help_text="The kind of action this reason usually calls for.",
     )
 
     class Meta:

@@ -16,7 +16,9 @@ from django_q.tasks import async_task
 from audit.services import audit_record
 from operations.models import (
     Incident,
+    IncidentKind,
     IncidentNotification,
+    IncidentSeverity,
     IncidentState,
     NotificationEvent,
 )
@@ -161,3 +163,29 @@ def incidents_resolve_cleared(
         incident_resolve(incident=incident, resolution=resolution)
         for incident in cleared
     ]
+
+
+def incident_raise_for_unclassified_reason(
+    *, work_item: Any, category: str, reason_code: str, actor: Any = None
+) -> Raised:
+    """One low incident per unknown reason code while it is unresolved: every item
+    opened with that code joins it (a receiver of casework's
+    ``needs_classifying``)."""
+    # The code only, never free text (casework records unrecognised text as
+    # UNRECOGNISED_TEXT): the scope and summary may be shown and sent anywhere.
+    return incident_raise(
+        kind=IncidentKind.REASON_NOT_CLASSIFIED,
+        scope=f"reason:{reason_code}",
+        summary=(
+            f"Work items opened with the reason {reason_code}, which no reason in "
+            "the reference data matches: classify it in the admin (Work item "
+            "reasons)."
+        ),
+        severity=IncidentSeverity.LOW,
+        details={
+            "reason_code": reason_code,
+            "category": category,
+            "last_work_item": str(work_item.public_id),
+        },
+        actor=actor,
+    )
