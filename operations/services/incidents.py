@@ -112,8 +112,9 @@ def incident_raise(
 
 
 @transaction.atomic
-def incident_acknowledge(*, incident: Incident, actor: Any) -> Incident:
-    """Somebody takes the incident: it gets an owner and stops reminding."""
+def incident_acknowledge(*, incident: Incident, actor: Any, note: str = "") -> Incident:
+    """Somebody takes the incident: it gets an owner and stops reminding; their
+    note (optional) is kept in the audit event."""
     locked = Incident.objects.select_for_update().get(pk=incident.pk)
     if not can_proceed(locked.acknowledge):
         raise IncidentTransitionRefused(
@@ -124,7 +125,8 @@ def incident_acknowledge(*, incident: Incident, actor: Any) -> Incident:
     owner = actor if getattr(actor, "is_authenticated", False) else None
     locked.owner = owner
     locked.save(update_fields=["state", "acknowledged_at", "owner"])
-    _audit(locked, "acknowledged", actor)
+    note = note.strip()[:255]
+    _audit(locked, "acknowledged", actor, **({"note": note} if note else {}))
     return locked
 
 
@@ -132,14 +134,16 @@ def incident_acknowledge(*, incident: Incident, actor: Any) -> Incident:
 def incident_resolve(
     *, incident: Incident, resolution: str, actor: Any = None
 ) -> Incident:
-    """Close an incident (a person, or the system when the condition cleared) and
-    say so once; resolving a resolved incident is a no-op."""
+    """Close an incident (a person, or the system when the condition cleared) with
+    the reason why, and say so once; resolving a resolved incident is a no-op."""
+    if not resolution.strip():
+        raise IncidentTransitionRefused("Say why the incident is resolved.")
     locked = Incident.objects.select_for_update().get(pk=incident.pk)
     if locked.state == IncidentState.RESOLVED:
         return locked
     locked.resolve()
     locked.resolved_at = timezone.now()
-    locked.resolution = resolution[:255]
+    locked.resolution = resolution.strip()[:255]
     locked.last_notified_at = locked.resolved_at
     locked.save(
         update_fields=["state", "resolved_at", "resolution", "last_notified_at"]
