@@ -571,3 +571,11 @@ DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS = env_int(
     "DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS", 100_000_000
 )
 # --- end bounded conversion ---
+
+# Expected refusals (issue 14): Django logs every PermissionDenied on django.request
+# with its traceback; the warning line is kept and the traceback dropped (only for
+# 403s raised as PermissionDenied; errors keep theirs).
+LOGGING["filters"]["expected_refusals"] = {
+    "()": "docflow.refusal_logging.ExpectedRefusalFilter"
+}
+LOGGING["loggers"]["django.request"] = {"filters": ["expected_refusals"]}
