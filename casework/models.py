@@ -93,8 +93,10 @@ class WorkItemReason(models.Model):
     """What one reason code means, its bucket, and what a person should do next.
 
     A row matches a code exactly, or every code it starts (``match_prefix``, as for
-    DC01.xx). A row with no code is the fallback for one category: codes nobody has
-    described yet still land in a sensible bucket.
+    DC01.xx or a system reason Connect sends as text), compared after normalising
+    case, spaces and trailing punctuation. A row with no code is the fallback for one
+    category, for problems that come with no code at all; a code no row matches goes
+    to the "needs classifying" bucket (see ``casework.classification``).
     """
 
     code = models.CharField(max_length=64, blank=True)
