@@ -262,6 +262,8 @@ def test_a_reason_classified_later_applies_to_new_items(sending_organisation):
 
     assert second.bucket.key == "clinical"
     assert second.reason_title == "Newly described"
+    first.refresh_from_db()
+    assert first.bucket.key == NEEDS_CLASSIFYING  # what it was told stands
     assert Incident.objects.get().occurrences == 1
 
 
