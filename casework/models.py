@@ -75,12 +75,28 @@ class WorkItemCategory(models.TextChoices):
     UNDELIVERED = "undelivered", "Delivered but never collected"
 
 
+class ReasonActionClass(models.TextChoices):
+    """What kind of action a reason usually calls for (the person still decides)."""
+
+    RETRACE = "retrace", "Re-trace the patient"
+    RESEND = "resend", "Resend (unchanged or corrected)"
+    REROUTE = "reroute", "Reroute to another practice"
+    OTHER_ROUTE = "other_route", "Send by another route"
+    NO_FURTHER_ACTION = "no_further_action", "No further action"
+
+
+# The bucket of items whose reason matched no row: somebody must classify it.
+NEEDS_CLASSIFYING = "needs_classifying"
+
+
 class WorkItemReason(models.Model):
     """What one reason code means, its bucket, and what a person should do next.
 
     A row matches a code exactly, or every code it starts (``match_prefix``, as for
-    DC01.xx). A row with no code is the fallback for one category: codes nobody has
-    described yet still land in a sensible bucket.
+    DC01.xx or a system reason Connect sends as text), compared after normalising
+    case, spaces and trailing punctuation. A row with no code is the fallback for one
+    category, for problems that come with no code at all; a code no row matches goes
+    to the "needs classifying" bucket (see ``casework.classification``).
     """
 
     code = models.CharField(max_length=64, blank=True)
@@ -103,6 +119,12 @@ class WorkItemReason(models.Model):
     is_clinical = models.BooleanField(
         default=False,
         help_text="A practice's clinical decision: never resolved automatically.",
+    )
+    action_class = models.CharField(
+        max_length=32,
+        choices=ReasonActionClass.choices,
+        blank=True,
+        help_text="The kind of action this reason usually calls for.",
     )
 
     class Meta:

@@ -595,3 +595,11 @@ DOCFLOW_PDS_TIMEOUT = float(os.environ.get("DOCFLOW_PDS_TIMEOUT", "10"))
 DOCFLOW_PDS_ACCESS_TOKEN = os.environ.get("DOCFLOW_PDS_ACCESS_TOKEN", "")
 DOCFLOW_PDS_END_USER_ODS_CODE = os.environ.get("DOCFLOW_PDS_END_USER_ODS_CODE", "")
 # --- end PDS re-trace ---
+
+# Expected refusals (issue 14): Django logs every PermissionDenied on django.request
+# with its traceback; the warning line is kept and the traceback dropped (only for
+# 403s raised as PermissionDenied; errors keep theirs).
+LOGGING["filters"]["expected_refusals"] = {
+    "()": "docflow.refusal_logging.ExpectedRefusalFilter"
+}
+LOGGING["loggers"]["django.request"] = {"filters": ["expected_refusals"]}

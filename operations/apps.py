@@ -5,3 +5,27 @@ class OperationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "operations"
     verbose_name = "Operations"
+
+    def ready(self) -> None:
+        # casework sits below operations and cannot import it: it announces an item
+        # opened with an unknown reason, and operations raises the incident.
+        from casework.classification import needs_classifying
+        from casework.models import WorkItem
+        from operations.services.incidents import (
+            incident_raise_for_unclassified_reason,
+        )
+
+        def raise_incident(sender, *, work_item, category, reason_code, actor, **_):
+            incident_raise_for_unclassified_reason(
+                work_item=work_item,
+                category=category,
+                reason_code=reason_code,
+                actor=actor,
+            )
+
+        needs_classifying.connect(
+            raise_incident,
+            sender=WorkItem,
+            dispatch_uid="operations.incident_for_unclassified_reason",
+            weak=False,
+        )

@@ -22,9 +22,14 @@ class IncidentKind(models.TextChoices):
     DESTINATION_REFUSING = "destination_refusing", "Destination refusing documents"
     TASK_FAILURES = "task_failures", "Background tasks timing out or failing"
     CHANGES_FEED_FAILING = "changes_feed_failing", "Connect changes feed not read"
+    REASON_NOT_CLASSIFIED = (
+        "reason_not_classified",
+        "Work items opened with a reason nobody has classified",
+    )
 
 
 class IncidentSeverity(models.TextChoices):
+    LOW = "low", "Low"
     WARNING = "warning", "Warning"
     MAJOR = "major", "Major"
     CRITICAL = "critical", "Critical"

@@ -67,6 +67,20 @@ def _chart(data: dict, label_format: str) -> dict:
     }
 
 
+def _table(chart: dict, *, first_column: str) -> dict:
+    """A chart's data as a table (its text alternative): one row per label, one
+    column per series, each cell with its column's name (for the narrow layout)."""
+    datasets = chart["datasets"]
+    names = [d["label"] for d in datasets]
+    return {
+        "columns": [first_column, *names],
+        "rows": [
+            (label, list(zip(names, (d["data"][index] for d in datasets), strict=True)))
+            for index, label in enumerate(chart["labels"])
+        ],
+    }
+
+
 @login_required
 @permission_required("operations.view_incident", raise_exception=True)
 @require_GET
@@ -82,8 +96,13 @@ def dashboard(request):
             "datasets": [{"label": "Documents", "data": list(by_state.values())}],
         },
     }
+    tables = {
+        "hourly": _table(charts["hourly"], first_column="Hour (UTC)"),
+        "daily": _table(charts["daily"], first_column="Day"),
+    }
     context = {
         "now": now,
+        "tables": tables,
         "counted_at": counted_at,
         "by_state": [(DocumentStatus(s).label, n) for s, n in by_state.items()],
         "oldest_ready_seconds": int(selectors.oldest_ready_age_seconds(now=now)),

@@ -20,6 +20,7 @@ SEEDING_MIGRATIONS = (
     ("casework.migrations.0008_mesh_reasons", "seed"),
     ("casework.migrations.0009_conversion_reasons", "seed"),
     ("casework.migrations.0010_patient_trace", "seed"),
+    ("casework.migrations.0012_reason_action_class_and_connect_reasons", "seed"),
     ("operations.migrations.0002_operations_permissions", "seed"),
 )
 

@@ -10,7 +10,10 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from casework import access
-from casework.classification import work_item_classify
+from casework.classification import (
+    work_item_classify,
+    work_item_report_needs_classifying,
+)
 from casework.errors import DocumentStateError, WorkItemInvalid, WorkItemStateError
 from casework.models import (
     ACTIVE_STATUSES,
@@ -95,9 +98,13 @@ def _open(document: Document, *, category: str, actor: Any) -> WorkItem:
             "team": classification.team.name if classification.team else None,
             "due_at": item.due_at.isoformat() if item.due_at else None,
             "clinical": item.is_clinical,
+            "action_class": classification.action_class,
+            "needs_classifying": classification.needs_classifying,
         },
         actor=actor,
     )
+    if classification.needs_classifying:
+        work_item_report_needs_classifying(work_item=item, actor=actor)
     return item
 
 

@@ -16,7 +16,9 @@ from django_q.tasks import async_task
 from audit.services import audit_record
 from operations.models import (
     Incident,
+    IncidentKind,
     IncidentNotification,
+    IncidentSeverity,
     IncidentState,
     NotificationEvent,
 )
@@ -110,8 +112,9 @@ def incident_raise(
 
 
 @transaction.atomic
-def incident_acknowledge(*, incident: Incident, actor: Any) -> Incident:
-    """Somebody takes the incident: it gets an owner and stops reminding."""
+def incident_acknowledge(*, incident: Incident, actor: Any, note: str = "") -> Incident:
+    """Somebody takes the incident: it gets an owner and stops reminding; their
+    note (optional) is kept in the audit event."""
     locked = Incident.objects.select_for_update().get(pk=incident.pk)
     if not can_proceed(locked.acknowledge):
         raise IncidentTransitionRefused(
@@ -122,7 +125,8 @@ def incident_acknowledge(*, incident: Incident, actor: Any) -> Incident:
     owner = actor if getattr(actor, "is_authenticated", False) else None
     locked.owner = owner
     locked.save(update_fields=["state", "acknowledged_at", "owner"])
-    _audit(locked, "acknowledged", actor)
+    note = note.strip()[:255]
+    _audit(locked, "acknowledged", actor, **({"note": note} if note else {}))
     return locked
 
 
@@ -130,14 +134,16 @@ def incident_acknowledge(*, incident: Incident, actor: Any) -> Incident:
 def incident_resolve(
     *, incident: Incident, resolution: str, actor: Any = None
 ) -> Incident:
-    """Close an incident (a person, or the system when the condition cleared) and
-    say so once; resolving a resolved incident is a no-op."""
+    """Close an incident (a person, or the system when the condition cleared) with
+    the reason why, and say so once; resolving a resolved incident is a no-op."""
+    if not resolution.strip():
+        raise IncidentTransitionRefused("Say why the incident is resolved.")
     locked = Incident.objects.select_for_update().get(pk=incident.pk)
     if locked.state == IncidentState.RESOLVED:
         return locked
     locked.resolve()
     locked.resolved_at = timezone.now()
-    locked.resolution = resolution[:255]
+    locked.resolution = resolution.strip()[:255]
     locked.last_notified_at = locked.resolved_at
     locked.save(
         update_fields=["state", "resolved_at", "resolution", "last_notified_at"]
@@ -161,3 +167,29 @@ def incidents_resolve_cleared(
         incident_resolve(incident=incident, resolution=resolution)
         for incident in cleared
     ]
+
+
+def incident_raise_for_unclassified_reason(
+    *, work_item: Any, category: str, reason_code: str, actor: Any = None
+) -> Raised:
+    """One low incident per unknown reason code while it is unresolved: every item
+    opened with that code joins it (a receiver of casework's
+    ``needs_classifying``)."""
+    # The code only, never free text (casework records unrecognised text as
+    # UNRECOGNISED_TEXT): the scope and summary may be shown and sent anywhere.
+    return incident_raise(
+        kind=IncidentKind.REASON_NOT_CLASSIFIED,
+        scope=f"reason:{reason_code}",
+        summary=(
+            f"Work items opened with the reason {reason_code}, which no reason in "
+            "the reference data matches: classify it in the admin (Work item "
+            "reasons)."
+        ),
+        severity=IncidentSeverity.LOW,
+        details={
+            "reason_code": reason_code,
+            "category": category,
+            "last_work_item": str(work_item.public_id),
+        },
+        actor=actor,
+    )

@@ -150,6 +150,7 @@ def test_bucket_counts_show_every_bucket_with_active_and_overdue(items, clinicia
         }
 
     assert counts == {
+        "needs_classifying": (0, 0),
         "routing": (0, 0),
         "clinical": (1, 1),
         "content": (0, 0),

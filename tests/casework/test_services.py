@@ -148,12 +148,10 @@ def test_attention_state_opens_one_classified_item_with_team_and_due_date(
         ("undelivered", "NEVER_ACKNOWLEDGED", "delivery", False),
         ("undelivered", "NDR", "delivery", False),
         ("undelivered", "EXPIRED", "delivery", False),
-        # Codes nobody described fall back by the kind of problem.
-        ("rejection", "REJ99", "clinical", True),
-        ("preflight", "ConnectConflict", "content", False),
-        ("send_failed", "SOMETHING_NEW", "infrastructure", False),
+        # The engine's own refusal codes.
+        ("preflight", "ConnectConflict", "infrastructure", False),
+        # No code at all: the fallback for the kind of problem.
         ("outcome_unknown", "", "infrastructure", False),
-        ("system_error", "4999", "infrastructure", False),
         ("undelivered", "", "delivery", False),
     ],
 )
@@ -214,10 +212,26 @@ def test_admin_edits_of_a_bucket_apply_to_new_items_not_to_open_ones(
     assert after.due_at == after.opened_at + dt.timedelta(hours=2)
 
 
-def test_without_reference_data_an_item_still_opens_unclassified(
+def test_without_reference_data_an_item_still_opens_needing_classification(
     sending_organisation,
 ):
     WorkItemReason.objects.all().delete()
+    document = move(
+        submit_document(sending_organisation=sending_organisation),
+        "hold_before_send",
+        reason="DEST_UNKNOWN",
+    )
+
+    item = work_item_sync_for_document(document=document)
+
+    assert item.bucket.key == "needs_classifying"
+    assert item.team == item.bucket.default_team
+    assert item.status == WorkItemStatus.OPEN
+
+
+def test_without_any_bucket_an_item_still_opens_unclassified(sending_organisation):
+    WorkItemReason.objects.all().delete()
+    WorkItemBucket.objects.all().delete()
     document = move(
         submit_document(sending_organisation=sending_organisation),
         "hold_before_send",

@@ -58,6 +58,31 @@ def test_an_operator_sees_throughput_states_rejections_and_open_incidents(
         "2 docman10 document(s) sending for longer than 300 s"
     )
     expect(page.locator("#stuck")).to_contain_text("docman10")
+    # Every state is labelled on its axis, and the longest bar's value label is
+    # drawn inside the canvas (not cut off at its edge).
+    labels = page.evaluate(
+        """() => {
+          const chart = Chart.getChart("chart-states");
+          const values = chart.data.datasets[0].data;
+          const longest = values.indexOf(Math.max(...values));
+          const bar = chart.getDatasetMeta(0).data[longest];
+          chart.ctx.font = "14px Frutiger W01, Arial, sans-serif";
+          const width = chart.ctx.measureText(String(values[longest])).width;
+          return {
+            ticks: chart.scales.y.ticks.length,
+            categories: chart.data.labels.length,
+            labelEnd: bar.x + 4 + width,
+            canvasWidth: chart.width,
+            xTitle: chart.options.scales.x.title.text,
+          };
+        }"""
+    )
+    assert labels["ticks"] == labels["categories"]
+    assert labels["labelEnd"] <= labels["canvasWidth"]
+    assert labels["xTitle"] == "Documents"
+    page.get_by_text("Throughput per hour as a table").click()
+    expect(page.locator("#table-hourly")).to_be_visible()
+    expect(page.locator("#table-hourly")).to_contain_text("Rejected")
     expect(page.locator("#rejections")).to_contain_text("REJ01")
     assert VALID_NHS_NUMBER not in page.content()
     page.screenshot(path=artefacts / "dashboard.png", full_page=True)

@@ -122,3 +122,40 @@ def test_the_dashboard_shows_counts_rejections_and_stuck_work_without_patient_da
     assert sum(rejected["data"]) == 1
     assert VALID_NHS_NUMBER not in page
     assert "Testpatient" not in page
+
+
+def test_each_chart_has_its_numbers_as_a_table_or_list_beside_it(client, practices):
+    document = document_at("received", at=T0)
+    with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
+        document_transition(
+            document=document, transition="mark_rejected", reason="REJ01"
+        )
+    hourly_counts_roll_up(hour=T0)
+    client.force_login(operator())
+
+    with time_machine.travel(T0 + timedelta(hours=2), tick=False):
+        response = client.get("/ops/")
+
+    page = response.content.decode()
+    hourly = response.context["tables"]["hourly"]
+    assert hourly["columns"] == [
+        "Hour (UTC)",
+        "Submitted",
+        "Received by Connect",
+        "Accepted",
+        "Rejected",
+    ]
+    assert len(hourly["rows"]) == 24
+    _, cells = next(row for row in hourly["rows"] if row[0] == T0.strftime("%H:00"))
+    assert dict(cells)["Rejected"] == 1
+    assert len(response.context["tables"]["daily"]["rows"]) == 14
+    for chart, alternative in (
+        ("hourly", 'id="table-hourly"'),
+        ("daily", 'id="table-daily"'),
+        ("states", 'id="documents-by-state"'),
+    ):
+        assert f'aria-describedby="chart-{chart}-note"' in page
+        assert f'aria-labelledby="chart-{chart}-heading"' in page
+        assert alternative in page
+    assert page.count('<details class="nhsuk-details">') == 2
+    assert 'aria-hidden="true">Rejected </span>1<' in page

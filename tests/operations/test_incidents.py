@@ -246,3 +246,13 @@ def unused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_person_resolving_an_incident_must_say_why():
+    incident = raise_stuck().incident
+
+    with pytest.raises(IncidentTransitionRefused):
+        incident_resolve(incident=incident, resolution="  ")
+
+    incident.refresh_from_db()
+    assert incident.state == IncidentState.OPEN

@@ -279,23 +279,41 @@ def an_incident() -> Incident:
     ).incident
 
 
+def act_on_incident(client, incident, action: str):
+    """Acknowledge or resolve from the incident's own admin page (with a reason)."""
+    return client.post(
+        reverse("admin:operations_incident_change", args=[incident.pk]),
+        {
+            "incident_action": action,
+            "acknowledge-note": "On it",
+            "resolve-resolution": "Cleared",
+        },
+    )
+
+
 @pytest.mark.parametrize("action", ["acknowledge", "resolve"])
 def test_viewing_incidents_is_not_enough_to_work_them(world, action):
     incident = an_incident()
 
-    run_action(world.principals[SYSADMIN].client(), Incident, action, [incident])
+    response = act_on_incident(world.principals[SYSADMIN].client(), incident, action)
 
+    assert response.status_code == 403
     incident.refresh_from_db()
     assert incident.state == IncidentState.OPEN
 
 
-def test_an_operator_acknowledges_an_incident_from_the_admin(world):
+@pytest.mark.parametrize(
+    ("action", "state"),
+    [("acknowledge", IncidentState.ACKNOWLEDGED), ("resolve", IncidentState.RESOLVED)],
+)
+def test_an_operator_works_an_incident_from_its_admin_page(world, action, state):
     incident = an_incident()
 
-    run_action(world.principals[OPERATOR].client(), Incident, "acknowledge", [incident])
+    response = act_on_incident(world.principals[OPERATOR].client(), incident, action)
 
+    assert response.status_code == 302
     incident.refresh_from_db()
-    assert incident.state == IncidentState.ACKNOWLEDGED
+    assert incident.state == state
 
 
 def test_viewing_destination_pauses_is_not_enough_to_lift_one(world):

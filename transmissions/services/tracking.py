@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from casework.classification import reason_code_from_answer
 from casework.models import ACTIVE_STATUSES, WorkItem
 from casework.services import work_item_category_for, work_item_sync_for_document
 from docflow.models import (
@@ -238,7 +239,7 @@ def _apply_status(
         transmission.status_code = status.status_code
         transmission.last_status_at = now
         if status.rejection is not None:
-            transmission.rejection_code = status.rejection.code[:16]
+            transmission.rejection_code = _rejection_code(status)[:16]
     else:
         # Older than what the document shows (a POST's answer read after the feed
         # moved it on, say): recorded already, and never over a newer status.
@@ -274,6 +275,13 @@ def _apply_status(
     return document
 
 
+def _rejection_code(status: ConnectStatus) -> str:
+    """The code to record for a rejection: Connect's code, or the reason its text
+    starts with (system reasons arrive as text); never the text itself."""
+    rejection = status.rejection
+    return reason_code_from_answer(code=rejection.code, text=rejection.reason)
+
+
 def _advance(
     document: Document,
     target: str | None,
@@ -289,8 +297,8 @@ def _advance(
         reason = str(status.status_code)
         data = {"guid": status.guid, "status_code": status.status_code}
         if step == "mark_rejected" and status.rejection is not None:
-            reason = status.rejection.code
-            data["rejection_code"] = status.rejection.code
+            reason = _rejection_code(status)
+            data["rejection_code"] = reason
         try:
             batch.apply(document, step, reason=reason, data=data, actor=actor)
         except TransitionRefused:
