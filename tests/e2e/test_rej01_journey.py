@@ -19,7 +19,6 @@ from casework.models import WorkItemStatus
 from docflow.models import DocumentStatus, Organisation
 from tests.casework.factories import CLINICAL_ADMIN, directory, document_in, open_item
 from tests.factories import SendingOrganisationFactory, UserFactory
-from tests.samples import VALID_NHS_NUMBER
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,17 +26,19 @@ pytestmark = [
 ]
 
 PASSWORD = "correct-horse-battery-staple"
-SPACED_NHS_NUMBER = (
-    f"{VALID_NHS_NUMBER[:3]} {VALID_NHS_NUMBER[3:6]} {VALID_NHS_NUMBER[6:]}"
-)
+# The PDS simulator's demo patient who moved to A81002 on 3 Nov 2026.
+MOVED = "9990000425"
+SPACED_NHS_NUMBER = f"{MOVED[:3]} {MOVED[3:6]} {MOVED[6:]}"
+PDS_SAYS = "Registered at A81002 Hill Surgery since 3 Nov 2026"
 SUCCESS = "Rerouted to Hill Surgery (A81002) as a new transmission."
 TAB_LIMIT = 120
 
 
 @pytest.fixture
-def world(reference_data):
-    """An urgent REJ01 at A81001 for a trust, two clinical admins (by role only:
-    content and patient details come with the Clinical admin group)."""
+def world(reference_data, pds_simulator):
+    """An urgent REJ01 at A81001 for a trust whose patient PDS (the real simulator,
+    over HTTP) has at A81002, two clinical admins (by role only: content, patient
+    details and the PDS look-up come with the Clinical admin group)."""
     organisation = SendingOrganisationFactory(ods_code="RX1")
     directory("A81001", "A81002")
     Organisation.objects.filter(ods_code="A81002").update(name="Hill Surgery")
@@ -50,6 +51,7 @@ def world(reference_data):
         sender_person="Dr A Jones",
         sender_department="Respiratory medicine",
         urgent=True,
+        nhs_number=MOVED,
     )
     for username in ("ada", "bo"):
         user = UserFactory(username=username, password=PASSWORD)
@@ -125,18 +127,23 @@ def test_a_clinical_admin_reroutes_a_rej01_after_checking_the_practice(
     page.get_by_role("button", name="Show patient details").click()
     expect(page.locator("#patient-nhs-number")).to_have_text(SPACED_NHS_NUMBER)
     expect(page.locator("#patient-name")).to_have_text("TESTPATIENT, Alex")
-    assert VALID_NHS_NUMBER not in page.url and "TESTPATIENT" not in page.title()
+    assert MOVED not in page.url and "TESTPATIENT" not in page.title()
     log = AccessLog.objects.get()
     assert (log.actor_label, log.action) == ("ada", "reveal_patient")
     page.screenshot(path=artefacts / "rej01-patient.png", full_page=True)
 
-    # PDS step: added by the lead after merging the PDS client (the trace shows
-    # "registered at A81002 Hill Surgery" and links "Reroute to A81002" here).
+    # PDS: where the patient is registered now, and a way to reroute there.
+    trace = page.locator("#patient-trace")
+    trace.get_by_role("button", name="Look up on PDS").click()
+    expect(trace).to_contain_text(PDS_SAYS)
+    assert AccessLog.objects.filter(action="pds_trace", actor_label="ada").exists()
+    assert MOVED not in page.url
+    page.screenshot(path=artefacts / "rej01-pds.png", full_page=True)
 
-    # Reroute: the practice first, then a confirmation naming it.
-    page.get_by_text("Reroute to another practice", exact=True).click()
-    reroute = page.locator("#action-reroute form")
-    reroute.get_by_label("New practice (ODS code)").fill("A81002")
+    # Reroute: the practice PDS named, prefilled; a reason; a confirmation.
+    trace.get_by_role("link", name="Reroute to A81002").click()
+    reroute = page.locator("#reroute-form")
+    expect(reroute.get_by_label("New practice (ODS code)")).to_have_value("A81002")
     reroute.get_by_label("Reason").fill("PDS shows Hill Surgery")
     reroute.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(
@@ -190,16 +197,19 @@ def test_the_same_journey_by_keyboard_puts_focus_where_it_is_needed(
     expect(page.locator("#patient-nhs-number")).to_have_text(SPACED_NHS_NUMBER)
     assert AccessLog.objects.filter(action="reveal_patient").count() == 1
 
-    # PDS step: added by the lead after merging the PDS client.
-
-    tab_to(page, "#action-reroute summary")
-    page.keyboard.press("Space")
-    tab_to(page, "#id_reroute-ods_code")
-    page.keyboard.type("A81002")
-    page.keyboard.press("Tab")
-    assert focused(page, "#id_reroute-reason")
+    # PDS: the look-up's answer takes focus; its link leads to the reroute form.
+    tab_to(page, "#patient-trace button[type=submit]")
+    page.keyboard.press("Enter")
+    expect_focus(page, "#patient-trace")
+    expect(page.locator("#patient-trace")).to_contain_text(PDS_SAYS)
+    tab_to(page, "#patient-trace a[href*='ods_code=A81002']")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Reroute to another practice"
+    )
+    tab_to(page, "#reroute-form [name$=reason]")
     page.keyboard.type("PDS shows Hill Surgery")
-    tab_to(page, "#action-reroute button[type=submit]")
+    tab_to(page, "#reroute-form button[type=submit]")
     page.keyboard.press("Space")
     expect_focus(page, "h1#confirm-title")
 
