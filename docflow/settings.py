@@ -571,3 +571,7 @@ DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS = env_int(
     "DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS", 100_000_000
 )
 # --- end bounded conversion ---
+
+# --- Work queue (issue 14): signing in lands on the work queue, the page staff work
+# from, unless the sign-in link named another page (?next=).
+LOGIN_REDIRECT_URL = "casework:queue"
