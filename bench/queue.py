@@ -521,11 +521,13 @@ def build(conn: psycopg.Connection, *, plan: Plan, seed: int) -> None:
             "storage_name",
             "created_at",
             "document_id",
+            # Remote resources an HTML conversion refused: none for PDFs.
+            "refused_resources",
         ],
         rows=(
             f"{n}\t{uuid.uuid4()}\toriginal\tapplication/pdf\tpdf\t{100_000 + n % 900}"
             f"\t{n:064x}\t2\tbench\tbench-queue/{n:08d}\t{timestamp(plan.created[n])}"
-            f"\t{n}\n"
+            f"\t{n}\t[]\n"
             for n in range(1, plan.documents + 1)
         ),
         total=plan.documents,

@@ -16,6 +16,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.tuple_lookups import (
@@ -216,10 +217,15 @@ def queue_rows(
     statements, params = [], []
     for number, part_queryset in enumerate(chosen):
         query = part_queryset.values_list("pk")[:limit].query
-        sql, part_params = query.sql_with_params()
+        try:
+            sql, part_params = query.sql_with_params()
+        except EmptyResultSet:  # nothing visible (no role, no grant)
+            continue
         name = f"part{number}"
         statements.append(f"SELECT {name}.pk FROM ({sql}) AS {name}")  # noqa: S608
         params += part_params
+    if not statements:
+        return []
     union = f"{' UNION ALL '.join(statements)} LIMIT {int(limit)}"
     ids = RawSQL(union, params)  # noqa: S611
     rows = list(WorkItem.objects.filter(pk__in=ids).select_related(*related))

@@ -298,3 +298,14 @@ def test_candidates_take_the_same_statements_however_many_items_or_staff(
     many = counted(list(mixed.values()))
 
     assert few == many
+
+
+@pytest.mark.parametrize("sort", [PRIORITY, OLDEST, NEWEST, DUE])
+def test_someone_who_sees_no_items_gets_an_empty_page_in_every_order(mixed, sort):
+    nobody = UserFactory(password=None)
+
+    page = work_queue_page(
+        user=nobody, filters=WorkItemFilters(), size=5, sort=sort, now=NOW
+    )
+
+    assert (page.items, page.more, page.next_position) == ([], False, None)
