@@ -8,6 +8,7 @@ font, image or script the page asks for and cannot have)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import time_machine
@@ -139,6 +140,25 @@ def test_staff_pages_reflow_down_to_320_px_and_the_header_works(
     page.keyboard.press("Escape")
     expect(toggle).to_have_attribute("aria-expanded", "false")
     expect(menu).to_be_hidden()
+
+    # Filters through htmx: invalid input is reported in a focused error summary
+    # and the title; its link leads to the field; corrected, the filter applies.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(pages["queue"])
+    page.get_by_label("Destination practice (ODS code)").fill("not a code")
+    page.get_by_role("button", name="Apply filters").click()
+    summary = page.locator(".nhsuk-error-summary")
+    expect(summary).to_be_focused()
+    expect(page).to_have_title(re.compile(r"^Error: Team queue"))
+    summary.get_by_role("link", name=re.compile("Enter an ODS code")).click()
+    field = page.get_by_label("Destination practice (ODS code)")
+    expect(field).to_be_focused()
+    field.fill("A81001")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page.locator("#filtered-by")).to_contain_text("Destination: A81001")
+    expect(page.locator(".nhsuk-error-summary")).to_have_count(0)
+    expect(page).to_have_title(re.compile(r"^Team queue"))
+    assert "destination=A81001" in page.url
 
     assert failed == []
     context.close()
