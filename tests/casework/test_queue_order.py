@@ -309,3 +309,36 @@ def test_someone_who_sees_no_items_gets_an_empty_page_in_every_order(mixed, sort
     )
 
     assert (page.items, page.more, page.next_position) == ([], False, None)
+
+
+def test_the_backfill_copies_urgent_from_documents_onto_items_and_history(
+    sending_organisation, practices
+):
+    import importlib
+
+    from django.apps import apps
+
+    from casework.models import WorkItem
+
+    backfill = importlib.import_module(
+        "casework.migrations.0010_work_item_urgent_and_queue_orders"
+    )
+    urgent = open_item(
+        document_in("rejected", sending_organisation=sending_organisation, urgent=True)
+    )
+    routine = open_item(
+        document_in("rejected", sending_organisation=sending_organisation)
+    )
+    WorkItem.objects.update(urgent=False)
+    WorkItem.history.update(urgent=False)
+
+    backfill.copy_urgent(apps, None)
+
+    assert [
+        item.urgent
+        for item in WorkItem.objects.filter(pk__in=[urgent.pk, routine.pk]).order_by(
+            "pk"
+        )
+    ] == [True, False]
+    assert {row.urgent for row in WorkItem.history.filter(id=urgent.pk)} == {True}
+    assert {row.urgent for row in WorkItem.history.filter(id=routine.pk)} == {False}
