@@ -5,8 +5,10 @@ version each, transmissions for the sent ones and ``--work-items`` active work i
 on the documents that need attention, all bulk-loaded with COPY; then a second,
 small database the same way. Against each it measures, in-process with Django's test
 client as a staff user granted every team and sending organisation, the queue page
-(first page, a bucket, a page deep into the keyset) and the work item page, or the
-selectors those pages use when the pages do not exist yet. Prints p50/p95/p99 server
+(first page in the default order, urgent first, then overdue, then oldest; a bucket;
+a page deep into the keyset; the first page of each other order: oldest, newest, due
+soonest) and the work item page, or the selectors those pages use when the pages
+do not exist yet. Prints p50/p95/p99 server
 time and the SQL statements per page for both datasets: the count must not grow with
 the data. Run ``python bench/queue.py --help``.
 """
@@ -287,6 +289,11 @@ def timestamp(seconds: float) -> str:
     return (EPOCH + datetime.timedelta(seconds=seconds)).isoformat()
 
 
+def urgent(n: int) -> bool:
+    """One document in twenty is urgent (and so is its work item)."""
+    return n % 20 == 0
+
+
 def pick(rng: random.Random, mix: list[tuple]) -> tuple:
     """One entry of a (share, ...) list, by share."""
     point = rng.random()
@@ -451,7 +458,8 @@ def build(conn: psycopg.Connection, *, plan: Plan, seed: int) -> None:
                 f"{rng.choice(GIVEN_NAMES)}\t{born}\tUnknown\tMRN{n:08d}\t{kind}\t"
                 f"{description}\t{event}\t\t\tCardiology\tDr Bench\t"
                 f"Q{destination:05d}\t"
-                f"f\tf\tf\t{'t' if n % 5 == 0 else 'f'}\t{status}\t{changed}\t"
+                f"{'t' if urgent(n) else 'f'}\tf\tf\t{'t' if n % 5 == 0 else 'f'}\t"
+                f"{status}\t{changed}\t"
                 f"{plan.reasons.get(n, '')}\t{timestamp(created)}\t{changed}\t"
                 f"{destination}\t{1 + n % SENDING_ORGANISATIONS}\n"
             )
@@ -513,6 +521,7 @@ def build(conn: psycopg.Connection, *, plan: Plan, seed: int) -> None:
             "storage_name",
             "created_at",
             "document_id",
+            # Remote resources an HTML conversion refused: none for PDFs.
             "refused_resources",
         ],
         rows=(
@@ -604,7 +613,8 @@ def build(conn: psycopg.Connection, *, plan: Plan, seed: int) -> None:
         tail = (
             f"\t{NULL}\t{due}\t{'t' if found.is_clinical else 'f'}\t{found.title}"
             f"\t{{}}\t\t{found.actions_json}\t{found.team_id or NULL}\t"
-            f"{found.bucket_id or NULL}\t{1 + n % SENDING_ORGANISATIONS}"
+            f"{found.bucket_id or NULL}\t{1 + n % SENDING_ORGANISATIONS}\t"
+            f"{'t' if urgent(n) else 'f'}"
         )
         status = WorkItemStatus.ASSIGNED if assignee else WorkItemStatus.OPEN
         item_rows.append(f"{number}\t{head}{status}{middle}{assignee or NULL}{tail}\n")
@@ -638,8 +648,10 @@ def build(conn: psycopg.Connection, *, plan: Plan, seed: int) -> None:
         "suggested_actions",
         "team_id",
         "bucket_id",
-        # The document's sender, copied as work_item_sync_for_document copies it.
+        # The document's sender and urgent flag, copied as
+        # work_item_sync_for_document copies them.
         "sending_organisation_id",
+        "urgent",
     ]
     copy_rows(
         conn,
@@ -897,6 +909,15 @@ def measure_pages(args: argparse.Namespace, user, sample: list) -> list[Figures]
             [get(deep)],
             **common,
         ),
+        *[
+            timed(
+                f"queue page, {sort}",
+                f"?sort={sort}",
+                [get(f"{queue}?sort={sort}")],
+                **common,
+            )
+            for sort in ("oldest", "newest", "due")
+        ],
         timed(
             "work item page",
             f"{len(sample)} items in turn",
@@ -913,20 +934,17 @@ def measure_selectors(args: argparse.Namespace, user, sample: list) -> list[Figu
     """What the pages call: one page of items with the counts per bucket
     (``work_queue_page``); one item with its actions, assignees, timeline, events,
     transmissions and history (``work_item_page``)."""
-    import dataclasses
-
     from casework.selectors import (
         WorkItemFilters,
         work_item_page,
-        work_items_for,
         work_queue_page,
     )
 
     size = args.page_size
 
-    def queue_call(filters: WorkItemFilters) -> Callable[[], object]:
+    def queue_call(filters: WorkItemFilters, after=None) -> Callable[[], object]:
         def call():
-            return work_queue_page(user=user, filters=filters, size=size)
+            return work_queue_page(user=user, filters=filters, size=size, after=after)
 
         return call
 
@@ -936,12 +954,14 @@ def measure_selectors(args: argparse.Namespace, user, sample: list) -> list[Figu
 
         return call
 
-    deep = WorkItemFilters()
+    deep = None
     for _ in range(args.deep_pages):
-        rows = list(work_items_for(user=user, filters=deep)[:size])
-        if len(rows) < size:
+        page = work_queue_page(
+            user=user, filters=WorkItemFilters(), size=size, after=deep
+        )
+        if page.next_position is None:
             break
-        deep = dataclasses.replace(deep, after=(rows[-1].opened_at, rows[-1].pk))
+        deep = page.next_position
     common = {"warmup": args.warmup, "requests": args.requests}
     return [
         timed(
@@ -959,7 +979,7 @@ def measure_selectors(args: argparse.Namespace, user, sample: list) -> list[Figu
         timed(
             "queue sel., deep",
             f"page {args.deep_pages + 1} by keyset",
-            [queue_call(deep)],
+            [queue_call(WorkItemFilters(), deep)],
             **common,
         ),
         timed(

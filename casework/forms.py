@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import json
 
 from django import forms
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from casework.models import OtherRouteChannel, WorkItemCategory
+from casework.models import OtherRouteChannel
+from casework.queue_order import PRIORITY, SORT_CHOICES, QueuePosition
 
 REASON_MAX_LENGTH = 1000
 
@@ -31,48 +31,88 @@ AGE_CHOICES = [
 ]
 
 
-def cursor_encode(opened_at: datetime.datetime, pk: int) -> str:
-    """The keyset position after one row, opaque in the URL."""
-    raw = json.dumps([opened_at.isoformat(), pk]).encode()
+def cursor_encode(position: QueuePosition) -> str:
+    """The keyset position after one row of one order, opaque in the URL."""
+    raw = json.dumps(
+        [
+            position.sort,
+            position.as_of.isoformat(),
+            position.part,
+            [value.isoformat() for value in position.values],
+            position.pk,
+        ]
+    ).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def cursor_decode(value: str) -> tuple[datetime.datetime, int] | None:
+def cursor_decode(value: str) -> QueuePosition | None:
     """The keyset position, or None for anything that is not one of ours."""
     try:
         padded = value + "=" * (-len(value) % 4)
-        opened_at, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        moment = parse_datetime(opened_at)
+        sort, as_of, part, values, pk = json.loads(
+            base64.urlsafe_b64decode(padded.encode())
+        )
+        moments = [parse_datetime(moment) for moment in [as_of, *values]]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         return None
-    if moment is None or timezone.is_naive(moment) or not isinstance(pk, int):
+    if any(moment is None or timezone.is_naive(moment) for moment in moments):
         return None
-    return moment, pk
+    if not isinstance(pk, int) or not isinstance(part, int):
+        return None
+    position = QueuePosition(
+        sort=sort, as_of=moments[0], part=part, values=tuple(moments[1:]), pk=pk
+    )
+    return position if position.is_valid() else None
 
 
 class QueueFilterForm(forms.Form):
-    """The queue's filters, from the query string; bad values are ignored."""
+    """The queue's filters and order, from the query string. Each value that does
+    not parse is reported by its field; the others still apply."""
 
     scope = forms.ChoiceField(
         choices=[(SCOPE_TEAM, "Team queue"), (SCOPE_MINE, "My items")],
         required=False,
+        error_messages={"invalid_choice": "Choose the team queue or my items."},
     )
-    bucket = forms.SlugField(required=False, max_length=32)
-    category = forms.ChoiceField(
+    bucket = forms.MultipleChoiceField(
         label="Kind of problem",
-        choices=[("", "Any kind"), *WorkItemCategory.choices],
         required=False,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "invalid_choice": "Choose kinds of problem from the list (%(value)s is "
+            "not one of them)."
+        },
     )
     team = forms.TypedChoiceField(
-        label="Team", coerce=int, empty_value=None, required=False
+        label="Team",
+        coerce=int,
+        empty_value=None,
+        required=False,
+        error_messages={"invalid_choice": "Choose a team from the list."},
     )
-    reason = forms.CharField(label="Reason code", max_length=64, required=False)
+    reason = forms.CharField(
+        label="Reason code",
+        max_length=64,
+        required=False,
+        error_messages={"max_length": "Enter a reason code of 64 characters or fewer."},
+    )
     destination = forms.RegexField(
         label="Destination practice (ODS code)",
-        regex=r"^[A-Za-z0-9]{3,10}$",
+        regex=r"^\s*[A-Za-z0-9]{3,10}\s*$",
         required=False,
+        max_length=20,
+        error_messages={
+            "invalid": "Enter an ODS code of 3 to 10 letters and numbers, like A81001.",
+            "max_length": "Enter an ODS code of 3 to 10 letters and numbers, like "
+            "A81001.",
+        },
     )
-    age = forms.ChoiceField(label="Age", choices=AGE_CHOICES, required=False)
+    age = forms.ChoiceField(
+        label="Age",
+        choices=AGE_CHOICES,
+        required=False,
+        error_messages={"invalid_choice": "Choose an age from the list."},
+    )
     overdue = forms.BooleanField(label="Overdue only", required=False)
     assignee = forms.ChoiceField(
         label="Assigned to",
@@ -82,14 +122,26 @@ class QueueFilterForm(forms.Form):
             (ASSIGNEE_NOBODY, "Nobody (unassigned)"),
         ],
         required=False,
+        error_messages={"invalid_choice": "Choose who the items are assigned to."},
     )
-    after = forms.CharField(required=False, max_length=200)
+    sort = forms.ChoiceField(
+        label="Order",
+        choices=SORT_CHOICES,
+        required=False,
+        error_messages={"invalid_choice": "Choose an order from the list."},
+    )
+    # The keyset position: not typed by a person, so one that is not ours quietly
+    # means the first page.
+    after = forms.CharField(required=False, max_length=500)
 
-    def __init__(self, *args, teams=(), **kwargs):
+    def __init__(self, *args, teams=(), buckets=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["team"].choices = [
             ("", "All my teams"),
             *[(team.pk, team.name) for team in teams],
+        ]
+        self.fields["bucket"].choices = [
+            (bucket.key, bucket.name) for bucket in buckets
         ]
 
     def clean_reason(self) -> str:
@@ -98,9 +150,21 @@ class QueueFilterForm(forms.Form):
     def clean_destination(self) -> str:
         return self.cleaned_data["destination"].strip().upper()
 
+    def clean_sort(self) -> str:
+        return self.cleaned_data["sort"] or PRIORITY
+
     def clean_after(self):
         value = self.cleaned_data["after"]
         return cursor_decode(value) if value else None
+
+    def valid_data(self) -> dict:
+        """The values that parsed (all of them when the form is valid)."""
+        self.is_valid()
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in self.errors
+        }
 
 
 class ReasonForm(forms.Form):

@@ -205,6 +205,9 @@ class WorkItem(FSMModelMixin, models.Model):
         on_delete=models.PROTECT,
         related_name="work_items",
     )
+    # The document's urgent flag, copied when the item opens like its sender: the
+    # queue lifts urgent items to the top without joining documents.
+    urgent = models.BooleanField(default=False)
     category = models.CharField(max_length=32, choices=WorkItemCategory.choices)
     reason_code = models.CharField(max_length=64, blank=True)
     # Classification, copied when the item opens so later edits of the reference
@@ -289,6 +292,21 @@ class WorkItem(FSMModelMixin, models.Model):
                 fields=["opened_at", "id"],
                 condition=Q(status__in=["open", "assigned"]),
                 name="work_item_active_queue",
+            ),
+            # The queue's default order: urgent first, then overdue, then oldest.
+            # Each of its four parts (urgent or not, overdue or not) is read in
+            # opened order from here, the due date checked from the index itself.
+            models.Index(
+                fields=["urgent", "opened_at", "id"],
+                include=["due_at"],
+                condition=Q(status__in=["open", "assigned"]),
+                name="work_item_active_priority",
+            ),
+            # The queue by due date, soonest first (items with no due date after).
+            models.Index(
+                fields=["due_at", "id"],
+                condition=Q(status__in=["open", "assigned"]),
+                name="work_item_active_due",
             ),
             # The counts per category: every active item's bucket, grants, due date
             # and the columns the queue filters on, from the index alone (an

@@ -34,6 +34,12 @@ from casework.models import (
     WorkItemResolution,
     WorkItemStatus,
 )
+from casework.queue_order import (
+    PRIORITY,
+    QueuePosition,
+    queue_position_after,
+    queue_rows,
+)
 from casework.resolution_plans import plan_for
 from docflow.corrections import (
     CorrectionRefused,
@@ -64,10 +70,13 @@ ITEM_PAGE_ROWS = 50
 
 @dataclass(frozen=True)
 class WorkItemFilters:
-    """Narrowing of a work queue; ``after`` is the keyset cursor (opened_at, id)."""
+    """Narrowing of a work queue. ``bucket`` is one bucket, ``buckets`` any of
+    several; ``after`` is the oldest-first keyset cursor (opened_at, id) of
+    ``work_items_for`` (``work_queue_page`` takes a ``QueuePosition`` instead)."""
 
     status: str = ACTIVE
     bucket: str | None = None
+    buckets: tuple[str, ...] = ()
     category: str | None = None
     team_id: int | None = None
     assignee_id: int | None = None
@@ -90,11 +99,13 @@ class BucketCount:
 
 @dataclass(frozen=True)
 class WorkQueuePage:
-    """Up to a page of items in queue order, whether more follow, and the counts."""
+    """Up to a page of items in queue order, whether more follow, where the next
+    page starts, and the counts."""
 
     items: list[WorkItem]
     more: bool
     counts: list[BucketCount]
+    next_position: QueuePosition | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +164,8 @@ def _filtered(
         queryset = queryset.filter(status=filters.status)
     if filters.bucket:
         queryset = queryset.filter(bucket__key=filters.bucket)
+    if filters.buckets:
+        queryset = queryset.filter(bucket__key__in=filters.buckets)
     if filters.category:
         queryset = queryset.filter(category=filters.category)
     if filters.team_id is not None:
@@ -192,13 +205,19 @@ def _queue(visible: QuerySet[WorkItem], filters: WorkItemFilters) -> QuerySet:
     )
 
 
-def _counts(visible: QuerySet[WorkItem], filters: WorkItemFilters) -> list[BucketCount]:
+def _counts(
+    visible: QuerySet[WorkItem],
+    filters: WorkItemFilters,
+    buckets: list[WorkItemBucket] | None = None,
+) -> list[BucketCount]:
     # Exact counts: for active items, one index-only scan of the partial index
     # work_item_active_counts (bucket, grants, due date and the filtered columns;
     # only the destination filter reads documents).
     now = timezone.now()
     rows = (
-        _filtered(visible, dataclasses.replace(filters, bucket=None, after=None))
+        _filtered(
+            visible, dataclasses.replace(filters, bucket=None, buckets=(), after=None)
+        )
         .order_by()
         .values("bucket_id")
         .annotate(
@@ -207,6 +226,8 @@ def _counts(visible: QuerySet[WorkItem], filters: WorkItemFilters) -> list[Bucke
         )
     )
     by_bucket = {row["bucket_id"]: row for row in rows}
+    if buckets is None:
+        buckets = work_item_buckets()
     counts = [
         BucketCount(
             key=bucket.key,
@@ -214,7 +235,7 @@ def _counts(visible: QuerySet[WorkItem], filters: WorkItemFilters) -> list[Bucke
             active=by_bucket.get(bucket.pk, {}).get("active", 0),
             overdue=by_bucket.get(bucket.pk, {}).get("overdue", 0),
         )
-        for bucket in WorkItemBucket.objects.order_by("position", "key")
+        for bucket in buckets
     ]
     if None in by_bucket:
         row = by_bucket[None]
@@ -245,13 +266,57 @@ def work_item_bucket_counts(
     return _counts(_visible(user=user), filters or WorkItemFilters())
 
 
-def work_queue_page(*, user: Any, filters: WorkItemFilters, size: int) -> WorkQueuePage:
-    """One page of visible items and the counts per bucket, visibility read once."""
+def work_item_buckets() -> list[WorkItemBucket]:
+    """Every bucket, in the order the queue lists them."""
+    return list(WorkItemBucket.objects.order_by("position", "key"))
+
+
+QUEUE_RELATED = ("document", "bucket", "team", "assignee")
+
+
+def work_queue_page(
+    *,
+    user: Any,
+    filters: WorkItemFilters,
+    size: int,
+    sort: str = PRIORITY,
+    after: QueuePosition | None = None,
+    buckets: list[WorkItemBucket] | None = None,
+    now: datetime.datetime | None = None,
+) -> WorkQueuePage:
+    """One page of visible items in the chosen order and the counts per bucket,
+    visibility read once; the same statements for every order and page."""
+    # ``after`` of another order is ignored (the first page of this one); the
+    # buckets, when the caller has read them already, are not read again.
     visible = _visible(user=user)
-    rows = list(_queue(visible, filters)[: size + 1])
-    return WorkQueuePage(
-        items=rows[:size], more=len(rows) > size, counts=_counts(visible, filters)
+    if after is not None and (after.sort != sort or not after.is_valid()):
+        after = None
+    as_of = now or timezone.now()
+    rows = queue_rows(
+        _filtered(visible, dataclasses.replace(filters, after=None)),
+        sort=sort,
+        as_of=as_of,
+        after=after,
+        limit=size + 1,
+        related=QUEUE_RELATED,
     )
+    items, more = rows[:size], len(rows) > size
+    next_position = None
+    if more:
+        next_position = queue_position_after(
+            sort=sort, item=items[-1], as_of=after.as_of if after else as_of
+        )
+    return WorkQueuePage(
+        items=items,
+        more=more,
+        counts=_counts(visible, filters, buckets),
+        next_position=next_position,
+    )
+
+
+def work_items_visible(*, user: Any, public_ids: list[uuid.UUID]) -> QuerySet[WorkItem]:
+    """Those of these items the user may see (the others are left out)."""
+    return _visible(user=user).filter(public_id__in=public_ids)
 
 
 def work_item_get(*, user: Any, public_id: uuid.UUID) -> WorkItem:
@@ -359,13 +424,15 @@ def work_item_actions(*, user: Any, work_item: WorkItem) -> frozenset[str]:
     return actions - frozenset(_cannot_succeed(document, actions))
 
 
-def work_item_assignees(*, work_item: WorkItem) -> list[Any]:
-    """People who may be given the item: working role, team and organisation."""
-    # access.can_work for every active person, in six statements whatever the
-    # number of staff: a superuser, or a role that views and works items (held
-    # directly or by a group), and the item's team and sending organisation granted
-    # (each by a role permission for all of them, or a django-guardian grant on the
-    # one object, directly or by a group).
+def _people_who_may_work(
+    *, team_ids: set[int | None], organisation_ids: set[int]
+) -> list[Any]:
+    # access.can_work for every active person and every item of these teams and
+    # sending organisations, in six statements whatever the number of staff or
+    # items: a superuser, or a role that views and works items (held directly or
+    # by a group), and each team and sending organisation granted (by a role
+    # permission for all of them, or a django-guardian grant on the one object,
+    # directly or by a group). An item with no team needs the role permission.
     user_model = get_user_model()
     names = (access.VIEW, *access.WORKING, access.WORK_TEAM_ITEMS, ACCESS_DOCUMENTS)
     wanted = Q()
@@ -387,39 +454,44 @@ def work_item_assignees(*, work_item: WorkItem) -> list[Any]:
     ).values_list("user_id", "group__permissions")
     for person, permission in [*direct, *by_group]:
         held.setdefault(person, set()).add(name_of[permission])
-    # Grants on the item's own team and sending organisation, by permission and
-    # the kind of object they were given on.
+    # Grants on the items' own teams and sending organisations, by permission and
+    # the object they were given on.
     team_type = ContentType.objects.get_for_model(Team)
     sender_type = ContentType.objects.get_for_model(SendingOrganisation)
+    teams = {team for team in team_ids if team is not None}
     objects = Q(
-        content_type=sender_type, object_pk=str(work_item.sending_organisation_id)
-    )
-    if work_item.team_id is not None:
-        objects |= Q(content_type=team_type, object_pk=str(work_item.team_id))
+        content_type=sender_type,
+        object_pk__in=[str(pk) for pk in organisation_ids],
+    ) | Q(content_type=team_type, object_pk__in=[str(pk) for pk in teams])
     granted = [
         *UserObjectPermission.objects.filter(
             objects, permission_id__in=name_of
-        ).values_list("user_id", "permission_id", "content_type_id"),
+        ).values_list("user_id", "permission_id", "content_type_id", "object_pk"),
         *GroupObjectPermission.objects.filter(
             objects, permission_id__in=name_of, group__user__isnull=False
-        ).values_list("group__user", "permission_id", "content_type_id"),
+        ).values_list("group__user", "permission_id", "content_type_id", "object_pk"),
     ]
-    on_item: dict[int, set[tuple[str, int]]] = {}  # person -> (permission, type)
-    for person, permission, content_type in granted:
-        on_item.setdefault(person, set()).add((name_of[permission], content_type))
+    on_objects: dict[int, set[tuple[str, int, str]]] = {}  # person -> grants
+    for person, permission, content_type, object_pk in granted:
+        on_objects.setdefault(person, set()).add(
+            (name_of[permission], content_type, object_pk)
+        )
+
+    def covers(person: int, roles: set[str], permission: str, kind, ids) -> bool:
+        if permission in roles:
+            return True
+        grants = on_objects.get(person, ())
+        return all(
+            pk is not None and (permission, kind.pk, str(pk)) in grants for pk in ids
+        )
+
     may_work = [
         person
         for person, roles in held.items()
         if access.VIEW in roles
         and roles.intersection(access.WORKING)
-        and (
-            access.WORK_TEAM_ITEMS in roles
-            or (access.WORK_TEAM_ITEMS, team_type.pk) in on_item.get(person, ())
-        )
-        and (
-            ACCESS_DOCUMENTS in roles
-            or (ACCESS_DOCUMENTS, sender_type.pk) in on_item.get(person, ())
-        )
+        and covers(person, roles, access.WORK_TEAM_ITEMS, team_type, team_ids)
+        and covers(person, roles, ACCESS_DOCUMENTS, sender_type, organisation_ids)
     ]
     return list(
         user_model.objects.filter(is_active=True)
@@ -428,26 +500,26 @@ def work_item_assignees(*, work_item: WorkItem) -> list[Any]:
     )
 
 
-def work_item_assignee_candidates(*, user: Any) -> list[Any]:
-    """People a user with assign may pick for many items: active, in a working role."""
-    # Each item's grants are checked again by work_item_assign, item by item.
-    if not user.has_perm(access.ASSIGN):
-        return []
-    # One query (role permissions by group or by user), whatever the staff count.
-    working = Permission.objects.filter(
-        content_type__app_label="casework",
-        codename__in=[name.split(".", 1)[1] for name in access.WORKING],
+def work_item_assignees(*, work_item: WorkItem) -> list[Any]:
+    """People who may be given the item: working role, team and organisation."""
+    return _people_who_may_work(
+        team_ids={work_item.team_id},
+        organisation_ids={work_item.sending_organisation_id},
     )
-    return list(
-        get_user_model()
-        .objects.filter(is_active=True)
-        .filter(
-            Q(is_superuser=True)
-            | Q(groups__permissions__in=working)
-            | Q(user_permissions__in=working)
-        )
-        .distinct()
-        .order_by("username")
+
+
+def work_item_assignee_candidates(
+    *, user: Any, work_items: list[WorkItem]
+) -> list[Any]:
+    """People a user with assign may give every one of these items to: exactly
+    those work_item_assign accepts (working role, each team and organisation)."""
+    # Six statements whatever the number of items or staff; none without assign or
+    # without items.
+    if not user.has_perm(access.ASSIGN) or not work_items:
+        return []
+    return _people_who_may_work(
+        team_ids={item.team_id for item in work_items},
+        organisation_ids={item.sending_organisation_id for item in work_items},
     )
 
 

