@@ -81,7 +81,7 @@ def test_one_set_of_filters_replaces_categories_and_kind_of_problem(
     assert "Kind of problem" in page
     assert ">Categories<" not in page
     assert 'name="category"' not in page
-    assert page.count('name="bucket"') == 5  # one checkbox per seeded bucket
+    assert page.count('name="bucket"') == 6  # one checkbox per seeded bucket
 
 
 def test_chosen_filters_are_checked_and_summarised_with_remove_links(
