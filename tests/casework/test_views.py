@@ -266,8 +266,8 @@ def test_item_page_shows_only_the_newest_rows_of_each_list(
 
     history = re.search(r'id="item-history".*?</table>', html, re.S).group(0)
     events = re.search(r'id="item-events".*?</table>', html, re.S).group(0)
-    assert history.count('<tr class="nhsuk-table__row">') == 1 + 3
-    assert events.count('<tr class="nhsuk-table__row">') == 1 + 3
+    assert history.count('<tr class="nhsuk-table__row" role="row">') == 1 + 3
+    assert events.count('<tr class="nhsuk-table__row" role="row">') == 1 + 3
     # The newest three events, oldest of them first: assigned, unassigned (the last).
     assert re.findall(r"work_item\.\w+", events) == [
         "work_item.unassigned",
