@@ -8,13 +8,11 @@ and ``ConnectMalformedRead`` after a read (retry later). Nothing else escapes.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -37,6 +35,7 @@ from transmissions.connect.errors import (
     ConnectRefused,
     ConnectUnavailable,
 )
+from transmissions.outside import base_url_checked, retry_after_seconds
 
 T = TypeVar("T")
 
@@ -89,34 +88,11 @@ class _TokenCache:
 TOKENS = _TokenCache()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_base_url(base_url: str) -> str:
     """HTTPS everywhere; plain HTTP only to this machine (the simulator)."""
-    parts = urlsplit(base_url)
-    if parts.scheme == "https":
-        return base_url.rstrip("/")
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-        return base_url.rstrip("/")
-    raise ConnectConfigurationError(
-        f"Refusing {parts.scheme or 'schemeless'} URL for Connect: use https "
-        "(plain http is allowed only to loopback)."
+    return base_url_checked(
+        base_url, service="Connect", error=ConnectConfigurationError
     )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
 
 
 class ConnectClient:
@@ -180,7 +156,7 @@ class ConnectClient:
         if response.status_code == 429 or response.status_code >= 500:
             raise ConnectUnavailable(
                 f"Token endpoint answered {response.status_code}",
-                retry_after=_retry_after(response),
+                retry_after=retry_after_seconds(response),
             )
         if response.status_code != 200:
             # No token, and no sign that asking again will give one: stop.
@@ -260,7 +236,7 @@ class ConnectClient:
             return
         if status == 429 or status >= 500:
             raise ConnectUnavailable(
-                f"Connect answered {status}", retry_after=_retry_after(response)
+                f"Connect answered {status}", retry_after=retry_after_seconds(response)
             )
         if status == 403:
             # Authenticated but not allowed: our credentials, not this request.

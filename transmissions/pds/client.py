@@ -10,16 +10,16 @@ number is ever logged or put in an error message.
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import nhs_number as nhs_numbers
 from django.conf import settings
 
 from transmissions.answers import AnswerUnreadable
+from transmissions.outside import base_url_checked, retry_after_seconds
 from transmissions.pds.answers import PatientRecord, read_outcome, read_patient
 from transmissions.pds.errors import (
     PdsAuthFailed,
@@ -68,34 +68,9 @@ class PdsCredentials:
         return headers
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def pds_base_url_check(base_url: str) -> str:
     """HTTPS everywhere; plain HTTP only to this machine (the simulator)."""
-    parts = urlsplit(base_url or "")
-    if parts.scheme == "https" and parts.hostname:
-        return base_url.rstrip("/")
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-        return base_url.rstrip("/")
-    raise PdsConfigurationError(
-        f"Refusing {parts.scheme or 'schemeless'} URL for PDS: use https "
-        "(plain http is allowed only to loopback)."
-    )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
+    return base_url_checked(base_url, service="PDS", error=PdsConfigurationError)
 
 
 class PdsClient:
@@ -181,7 +156,7 @@ def answer_read(
     if status >= 500 or status in RETRYABLE_STATUSES:
         raise PdsUnavailable(
             f"PDS answered {status}; try again later.",
-            retry_after=_retry_after(response),
+            retry_after=retry_after_seconds(response),
         )
     if 400 <= status < 500:
         raise _refusal(status, response.content, content_type)
