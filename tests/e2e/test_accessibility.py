@@ -130,8 +130,12 @@ def staff_member(username: str, role: str, organisation, **flags):
     return type(user).objects.get(pk=user.pk)
 
 
+# The PDS simulator's demo patient who moved to A81002 on 3 Nov 2026.
+MOVED = "9990000425"
+
+
 @pytest.fixture
-def world(settings) -> World:
+def world(settings, pds_simulator) -> World:
     """Work items open, assigned and closed, an incident, a transmission, audit and
     access-log rows, and one person in each role (admin users are staff)."""
     settings.DOCFLOW_ADMIN_REQUIRE_MFA = False
@@ -142,7 +146,9 @@ def world(settings) -> World:
     staff_member("olu", INTEGRATION_OPERATOR, organisation, is_staff=True)
     iggy = staff_member("iggy", IG_OFFICER, organisation, is_staff=True)
 
-    first = document_in("rejected", sending_organisation=organisation, reason="REJ01")
+    first = document_in(
+        "rejected", sending_organisation=organisation, reason="REJ01", nhs_number=MOVED
+    )
     second = document_in("rejected", sending_organisation=organisation, reason="REJ02")
     third = document_in("rejected", sending_organisation=organisation, reason="REJ01")
     assigned = work_item_assign(
@@ -220,6 +226,25 @@ def submit_empty_reroute(page) -> None:
     open_every_disclosure(page)
 
 
+def reveal_patient(page) -> None:
+    page.get_by_label("Why do you need the patient's details?").fill("Trace on PDS")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show patient details").click()
+
+
+def look_up_on_pds(page) -> None:
+    with page.expect_navigation():
+        page.get_by_role("button", name="Look up on PDS").click()
+    page.locator("#patient-trace-findings").wait_for()
+
+
+def continue_reroute(page) -> None:
+    page.get_by_label("Reason").fill("PDS shows the patient at A81002")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Continue").click()
+    page.locator("h1#confirm-title").wait_for()
+
+
 def submit_bad_sign_in(page) -> None:
     page.get_by_label("Username").fill("nobody")
     page.get_by_label("Password").fill("not the password")
@@ -276,7 +301,38 @@ PAGES: dict[str, Visit] = {
         lambda w: reverse("casework:item", args=[w.open_item.public_id]),
         submit_empty_reroute,
     ),
+    "item-patient-revealed": Visit(
+        "ada",
+        lambda w: reverse("casework:item", args=[w.open_item.public_id]),
+        reveal_patient,
+    ),
+    "item-pds-answer": Visit(
+        "ada",
+        lambda w: reverse("casework:item", args=[w.open_item.public_id]),
+        look_up_on_pds,
+    ),
+    "reroute-form": Visit(
+        "ada",
+        lambda w: (
+            reverse("casework:item-reroute", args=[w.open_item.public_id])
+            + "?ods_code=A81002"
+        ),
+    ),
+    "reroute-confirmation": Visit(
+        "ada",
+        lambda w: (
+            reverse("casework:item-reroute", args=[w.open_item.public_id])
+            + "?ods_code=A81002"
+        ),
+        continue_reroute,
+    ),
+    "work-queue-filter-errors": Visit(
+        "ada", lambda w: reverse("casework:queue") + "?age=forever&destination=%21"
+    ),
     "documents": Visit("ada", lambda w: reverse("staff-home")),
+    "document-page": Visit(
+        "ada", lambda w: reverse("staff-document", args=[w.document.public_id])
+    ),
     "operations-dashboard": Visit("olu", lambda w: reverse("operations:dashboard")),
     "forbidden": Visit("ada", lambda w: reverse("operations:dashboard"), status=403),
     # Admin pages of IG officers.
