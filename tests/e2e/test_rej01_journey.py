@@ -8,14 +8,16 @@ refused, nothing sent."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from guardian.shortcuts import assign_perm
 from playwright.sync_api import expect
 
 from audit.models import AccessLog
-from casework.models import WorkItemStatus
+from casework.models import WorkItem, WorkItemStatus
 from docflow.models import DocumentStatus, Organisation
 from tests.casework.factories import CLINICAL_ADMIN, directory, document_in, open_item
 from tests.factories import SendingOrganisationFactory, UserFactory
@@ -52,6 +54,19 @@ def world(reference_data, pds_simulator):
         sender_department="Respiratory medicine",
         urgent=True,
         nhs_number=MOVED,
+    )
+    # Older and routine: the oldest-first queue would show it first; the default
+    # order lifts the urgent REJ01 above it.
+    older = open_item(
+        document_in(
+            "rejected",
+            sending_organisation=organisation,
+            reason="REJ03",
+            description="Routine outpatient letter",
+        )
+    )
+    WorkItem.objects.filter(pk=older.pk).update(
+        opened_at=timezone.now() - timedelta(days=3)
     )
     for username in ("ada", "bo"):
         user = UserFactory(username=username, password=PASSWORD)
@@ -105,7 +120,12 @@ def test_a_clinical_admin_reroutes_a_rej01_after_checking_the_practice(
     live_server, page, world, artefacts
 ):
     sign_in(page, live_server.url, "ada")
-    page.get_by_role("link", name=re.compile("REJ01")).click()
+    # The urgent REJ01 is at the top, above an older routine item.
+    rows = page.locator("a[href*='/work/items/']")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("REJ01")
+    page.screenshot(path=artefacts / "rej01-queue.png", full_page=True)
+    rows.first.click()
 
     # Enough to act: where it came from, what it is, who wrote it; no patient yet.
     expect(page).to_have_title(
