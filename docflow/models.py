@@ -282,6 +282,9 @@ class Document(FSMModelMixin, models.Model):
         ]
         indexes = [
             models.Index(fields=["sending_organisation", "-created_at", "-id"]),
+            # The documents list of someone who sees several organisations (or all):
+            # newest first, read in index order and filtered, never sorted whole.
+            models.Index(fields=["-created_at", "-id"], name="document_newest"),
             models.Index(fields=["sending_organisation", "status", "-created_at"]),
             models.Index(fields=["status", "status_changed_at"]),
             models.Index(fields=["sending_organisation", "source_reference"]),
