@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('docflow', '0006_patient_identity_and_clinical_admin_content'),
+        ("docflow", "0006_patient_identity_and_clinical_admin_content"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='document',
-            index=models.Index(fields=['-created_at', '-id'], name='document_newest'),
+            model_name="document",
+            index=models.Index(fields=["-created_at", "-id"], name="document_newest"),
         ),
     ]
