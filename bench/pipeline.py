@@ -952,8 +952,14 @@ def report(
 # --- main ---------------------------------------------------------------------
 
 
+def stop_on_sigterm(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the cluster, intake and simulator are stopped."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     db_description = recreate_database(args.database_url)
     workdir = Path(tempfile.mkdtemp(prefix="docflow-pipeline-"))
     payload_dir = workdir / "payloads"
