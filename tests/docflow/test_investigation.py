@@ -17,8 +17,8 @@ from audit.models import AccessLog, AuditEvent
 from docflow.investigation import InvestigationRefused, document_payload_investigate
 from docflow.models import PayloadVersion
 from docflow.preparation import document_prepare
-from docflow.retention import payload_purge_due
 from docflow.services import document_transition
+from governance.retention import payload_purge_due
 from tests.factories import (
     OrganisationFactory,
     SendingOrganisationFactory,
