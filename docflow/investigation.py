@@ -18,6 +18,7 @@ from django.db import transaction
 
 from audit.models import AccessChannel
 from audit.services import access_log_record
+from docflow.content import VIEW_CONTENT
 from docflow.models import (
     ATTENTION_STATES,
     Document,
@@ -28,7 +29,6 @@ from docflow.payload_store import payload_blob_read
 from docflow.selectors import document_get
 from docflow.services import DocumentError
 
-VIEW_CONTENT = "docflow.view_document_content"
 INVESTIGABLE_STATES = frozenset(ATTENTION_STATES | {DocumentStatus.REJECTION_RESOLVED})
 MIN_REASON_LENGTH = 3
 
