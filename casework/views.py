@@ -73,13 +73,13 @@ from casework.selectors import (
 )
 from casework.services.recording import require_current, require_holder_confirmed
 from casework.trace_views import patient_trace_panel
-from docflow.content import (
+from docflow.errors import ContentPurged
+from docflow.models import Document
+from docflow.payloads.content import (
     document_content_response,
     document_content_view,
     may_view_content,
 )
-from docflow.errors import ContentPurged
-from docflow.models import Document
 from docflow.selectors import document_get
 
 PAGE_SIZE = 25

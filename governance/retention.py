@@ -61,7 +61,7 @@ from docflow.models import (
     DocumentStatus,
     PayloadVersion,
 )
-from docflow.payload_store import payload_blob_delete
+from docflow.payloads.store import payload_blob_delete
 
 logger = logging.getLogger(__name__)
 

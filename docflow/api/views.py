@@ -37,14 +37,14 @@ from docflow.api.serializers import (
     ProblemSerializer,
     new_document_detail,
 )
-from docflow.content import (
+from docflow.errors import ContentPurged
+from docflow.intake.media import ACCEPTED_MEDIA_TYPES
+from docflow.models import Document
+from docflow.payloads.content import (
     document_content_response,
     document_content_view,
     may_view_content,
 )
-from docflow.errors import ContentPurged
-from docflow.media import ACCEPTED_MEDIA_TYPES
-from docflow.models import Document
 from docflow.selectors import (
     DocumentFilters,
     document_get,

@@ -11,7 +11,7 @@ from django.http import HttpResponse
 from audit.services import access_log_record
 from docflow.errors import ContentForbidden, ContentPurged
 from docflow.models import Document
-from docflow.payload_store import payload_blob_read
+from docflow.payloads.store import payload_blob_read
 from docflow.selectors import document_current_payload
 
 VIEW_CONTENT = "docflow.view_document_content"

@@ -18,14 +18,14 @@ from django.db import transaction
 
 from audit.models import AccessChannel
 from audit.services import access_log_record
-from docflow.content import VIEW_CONTENT
 from docflow.models import (
     ATTENTION_STATES,
     Document,
     DocumentStatus,
     PayloadVersion,
 )
-from docflow.payload_store import payload_blob_read
+from docflow.payloads.content import VIEW_CONTENT
+from docflow.payloads.store import payload_blob_read
 from docflow.selectors import document_get
 from docflow.services import DocumentError
 

@@ -18,13 +18,13 @@ from django.db import transaction
 from django.db.models import Count
 
 from audit.services import audit_record
-from docflow.encryption import (
+from docflow.models import PayloadVersion
+from docflow.payloads.encryption import (
     HEADER_BYTES,
     PayloadDecryptionError,
     blob_key_id,
     key_ring,
 )
-from docflow.models import PayloadVersion
 
 
 class PayloadIntegrityError(Exception):

@@ -26,7 +26,7 @@ from docflow.models import (
     PayloadStage,
     PayloadVersion,
 )
-from docflow.payload_store import payload_blob_read, payload_blob_write
+from docflow.payloads.store import payload_blob_read, payload_blob_write
 from docflow.preparation import HoldReason, checks, document_prepare
 from docflow.sample_pdf import pdf_from_objects
 from docflow.transitions import DocumentTransitions
