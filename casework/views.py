@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,7 +27,6 @@ from django.views.decorators.http import (
 )
 
 from audit.models import AccessChannel
-from audit.services import access_log_record
 from casework import access, services
 from casework.errors import (
     RerouteNotConfirmed,
@@ -74,12 +73,16 @@ from casework.selectors import (
 )
 from casework.services.recording import require_current, require_holder_confirmed
 from casework.trace_views import patient_trace_panel
+from docflow.errors import ContentPurged
 from docflow.models import Document
-from docflow.payload_store import payload_blob_read
-from docflow.selectors import document_current_payload, document_get
+from docflow.payloads.content import (
+    document_content_response,
+    document_content_view,
+    may_view_content,
+)
+from docflow.selectors import document_get
 
 PAGE_SIZE = 25
-VIEW_CONTENT = "docflow.view_document_content"
 ODS_CODE = re.compile(r"[A-Z0-9]{3,10}")
 R = WorkItemResolution
 
@@ -505,7 +508,7 @@ def _render_item(
         ],
         "bound_slug": bound_slug,
         "error_forms": _with_errors(bound_form),
-        "can_view_content": request.user.has_perm(VIEW_CONTENT),
+        "can_view_content": may_view_content(request.user),
         "can_reveal": request.user.has_perm(services.VIEW_PATIENT_IDENTITY),
         "view_form": view_form or ViewDocumentForm(prefix="view"),
         "reveal_form": reveal_form or RevealPatientForm(prefix="patient"),
@@ -688,7 +691,7 @@ def item_patient(request, public_id: uuid.UUID):
 def document_content(request, public_id: uuid.UUID):
     """The document's current bytes, shown inline after a reason; access logged."""
     item = _item_or_404(request, public_id)
-    if not request.user.has_perm(VIEW_CONTENT):
+    if not may_view_content(request.user):
         messages.error(request, "You do not have permission to view patient content.")
         return redirect("casework:item", public_id=item.public_id)
     form = ViewDocumentForm(request.POST, prefix="view")
@@ -704,25 +707,16 @@ def document_content(request, public_id: uuid.UUID):
         document = document_get(user=request.user, public_id=item.document.public_id)
     except Document.DoesNotExist:
         raise Http404("No such work item.") from None
-    payload = document_current_payload(document=document)
-    if payload is None:
-        messages.error(request, "The document's content has been purged.")
+    try:
+        viewed = document_content_view(
+            document=document,
+            user=request.user,
+            actor=request.user,
+            channel=AccessChannel.STAFF_PAGE,
+            action="view",
+            reason=form.cleaned_data["reason"],
+        )
+    except ContentPurged as purged:
+        messages.error(request, str(purged))
         return redirect("casework:item", public_id=item.public_id)
-    access_log_record(
-        actor=request.user,
-        channel=AccessChannel.STAFF_PAGE,
-        action="view",
-        target_type="document",
-        target_id=str(document.public_id),
-        reason=form.cleaned_data["reason"],
-    )
-    content = payload_blob_read(
-        storage_name=payload.storage_name, expected_sha256=payload.sha256
-    )
-    response = HttpResponse(content, content_type=payload.media_type)
-    response["Content-Disposition"] = (
-        f'inline; filename="{document.public_id}.{payload.file_extension}"'
-    )
-    response["Cache-Control"] = "no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return document_content_response(viewed, disposition="inline")

@@ -13,7 +13,7 @@ from guardian.admin import GuardedModelAdmin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
-from docflow.ig import is_ig_officer
+from docflow.ig_roles import is_ig_officer
 from docflow.models import (
     ApiKey,
     DestinationProfile,
@@ -265,7 +265,3 @@ class DocumentAdmin(SendingOrganisationScopedHistoryMixin, SimpleHistoryAdmin):
                 "admin:audit_auditevent_timeline", args=[document.public_id]
             )
         return super().change_view(request, object_id, form_url, context)
-
-
-# IG screens (timeline, NHS-number search, subject access) over the audit admins.
-from docflow import admin_ig  # noqa: E402, F401

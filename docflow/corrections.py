@@ -23,8 +23,7 @@ from pypdf.errors import PyPdfError
 
 from audit.services import audit_record
 from docflow.conversion import ConversionFailed, inspect_pdf
-from docflow.encryption import PayloadDecryptionError
-from docflow.media import MediaRefused, vet_upload
+from docflow.intake.media import MediaRefused, vet_upload
 from docflow.models import (
     DestinationProfile,
     Document,
@@ -32,7 +31,8 @@ from docflow.models import (
     Organisation,
     PayloadStage,
 )
-from docflow.payload_store import (
+from docflow.payloads.encryption import PayloadDecryptionError
+from docflow.payloads.store import (
     PayloadIntegrityError,
     payload_blob_delete,
     payload_blob_read,

@@ -26,3 +26,11 @@ class TransitionRefused(DocumentError):
 class TransitionConflict(DocumentError):
     """A document changed after it was read for a batch of transitions: the
     caller's transaction must roll back (it never half-applies)."""
+
+
+class ContentForbidden(DocumentError):
+    """The user's role does not carry the permission to see patient content."""
+
+
+class ContentPurged(DocumentError):
+    """Every payload version of the document was purged under retention."""

@@ -242,9 +242,11 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 128
 
 def idempotency_key_problems(key: str) -> list[tuple[str, str]]:
     """(code, message) for each rule the key breaks: 1 to 128 characters, one line,
-    never a patient identifier (keys are kept for ever in audit events and logs)."""
+    never a patient identifier (keys are kept for ever in audit events and logs).
+    The one check of a key: the API reports these before intake, intake refuses them."""
     if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        return [("invalid", "An Idempotency-Key of 1 to 128 characters is required.")]
+        code = "required" if not key else "max_length"
+        return [(code, "An Idempotency-Key of 1 to 128 characters is required.")]
     problems = []
     for rule in (validate_single_line, validate_no_nhs_number):
         try:

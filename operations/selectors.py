@@ -20,7 +20,7 @@ from operations.models import (
     IncidentState,
     Snapshot,
 )
-from operations.watched import watched_scopes
+from operations.watched import stuck_documents_find
 from transmissions.models import OutboundHalt
 
 UNRESOLVED = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
@@ -112,25 +112,13 @@ def outbound_halts_open_counts() -> dict[str, int]:
 
 
 def stuck_counts(*, now=None) -> list[dict]:
-    """Per watched state and profile, documents over the watchdog's threshold, as
-    the watchdog last found them (counted now when it has not run yet)."""
+    """Per watched state and profile with documents over the watchdog's threshold,
+    as the watchdog last found them (found now, by the watchdog's own query, when it
+    has not run yet)."""
     snapshot = snapshot_read("stuck")
     if snapshot is not None:
         return snapshot.data["rows"]
-    return stuck_counts_count(now=now)
-
-
-def stuck_counts_count(*, now=None) -> list[dict]:
-    """The same, counted now."""
-    return [
-        {
-            "state": scope.state,
-            "endpoint_type": scope.endpoint_type,
-            "threshold_seconds": scope.threshold_seconds,
-            "count": scope.documents.count(),
-        }
-        for scope in watched_scopes(now=now)
-    ]
+    return [item.as_row() for item in stuck_documents_find(now=now)]
 
 
 def throughput_hourly(*, hours: int = 24, now=None) -> dict:

@@ -42,6 +42,15 @@ class Stuck:
     def scope(self) -> str:
         return f"{self.state}:{self.endpoint_type}"
 
+    def as_row(self) -> dict:
+        """The row the dashboard shows (and the watchdog's snapshot keeps)."""
+        return {
+            "state": self.state,
+            "endpoint_type": self.endpoint_type,
+            "threshold_seconds": self.threshold_seconds,
+            "count": self.count,
+        }
+
 
 @dataclass(frozen=True)
 class WatchedScope:

@@ -14,7 +14,7 @@ from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from audit.models import AuditEvent
-from docflow.media import MediaRefused, vet_upload
+from docflow.intake.media import MediaRefused, vet_upload
 from docflow.models import (
     Document,
     DocumentStatus,

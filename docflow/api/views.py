@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponsePermanentRedirect
+from django.http import HttpResponsePermanentRedirect
 from django.urls import resolve
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -17,7 +17,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import AccessChannel
-from audit.services import access_log_record
 from docflow.api.examples import IDEMPOTENCY_KEY_EXAMPLES, INTAKE_EXAMPLES
 from docflow.api.parsers import BoundedJSONParser
 from docflow.api.problems import (
@@ -38,12 +37,16 @@ from docflow.api.serializers import (
     ProblemSerializer,
     new_document_detail,
 )
-from docflow.media import ACCEPTED_MEDIA_TYPES
+from docflow.errors import ContentPurged
+from docflow.intake.media import ACCEPTED_MEDIA_TYPES
 from docflow.models import Document
-from docflow.payload_store import payload_blob_read
+from docflow.payloads.content import (
+    document_content_response,
+    document_content_view,
+    may_view_content,
+)
 from docflow.selectors import (
     DocumentFilters,
-    document_current_payload,
     document_get,
     document_list,
     document_timeline,
@@ -168,19 +171,10 @@ class DocumentCollectionView(APIView):
             return _too_large()
         key = request.headers.get("Idempotency-Key", "").strip()
         errors = [] if valid else flatten_errors(serializer.errors)
-        if not key or len(key) > 128:
-            errors.append(
-                {
-                    "field": "Idempotency-Key",
-                    "code": "required" if not key else "max_length",
-                    "detail": "Send an Idempotency-Key header of 1 to 128 characters.",
-                }
-            )
-        else:
-            errors.extend(
-                {"field": "Idempotency-Key", "code": code, "detail": message}
-                for code, message in idempotency_key_problems(key)
-            )
+        errors.extend(
+            {"field": "Idempotency-Key", "code": code, "detail": message}
+            for code, message in idempotency_key_problems(key)
+        )
         if errors:
             return problem_response(
                 status_code=400,
@@ -304,7 +298,7 @@ class DocumentContentView(APIView):
             )
         except Document.DoesNotExist:
             return problem_response(status_code=404, title="Not found")
-        if not request.user.has_perm("docflow.view_document_content"):
+        if not may_view_content(request.user):
             return problem_response(
                 status_code=403,
                 title="Forbidden",
@@ -312,31 +306,22 @@ class DocumentContentView(APIView):
             )
         query = ContentQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        payload = document_current_payload(document=document)
-        if payload is None:
+        try:
+            viewed = document_content_view(
+                document=document,
+                user=request.user,
+                actor=api_key or request.user,
+                channel=AccessChannel.API,
+                action="download",
+                reason=query.validated_data["reason"],
+            )
+        except ContentPurged:
             return problem_response(
                 status_code=404,
                 title="Not found",
                 detail="The content has been purged.",
             )
-        access_log_record(
-            actor=api_key or request.user,
-            channel=AccessChannel.API,
-            action="download",
-            target_type="document",
-            target_id=str(document.public_id),
-            reason=query.validated_data["reason"],
-        )
-        content = payload_blob_read(
-            storage_name=payload.storage_name, expected_sha256=payload.sha256
-        )
-        response = HttpResponse(content, content_type=payload.media_type)
-        response["Content-Disposition"] = (
-            f'attachment; filename="{document.public_id}.{payload.file_extension}"'
-        )
-        response["Cache-Control"] = "no-store"
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return document_content_response(viewed, disposition="attachment")
 
 
 @csrf_exempt

@@ -25,7 +25,7 @@ from docflow.models import (
     PayloadStage,
     PayloadVersion,
 )
-from docflow.payload_store import payload_blob_delete
+from docflow.payloads.store import payload_blob_delete
 from docflow.preparation.checks import (
     NeedsConversion,
     converted,

@@ -15,10 +15,10 @@ from docflow.conversion import (
     inspect_pdf,
 )
 from docflow.conversion.isolated import ConversionLimits
-from docflow.encryption import PayloadDecryptionError
-from docflow.media import MediaRefused, sniff_media
+from docflow.intake.media import MediaRefused, sniff_media
 from docflow.models import DestinationProfile, PayloadVersion
-from docflow.payload_store import PayloadIntegrityError, payload_blob_read
+from docflow.payloads.encryption import PayloadDecryptionError
+from docflow.payloads.store import PayloadIntegrityError, payload_blob_read
 from docflow.preparation.run import PDF_MEDIA_TYPE, Held, HoldReason, Run
 
 HTML_MEDIA_TYPE = "text/html"

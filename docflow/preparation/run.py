@@ -20,7 +20,7 @@ from docflow.models import (
     Organisation,
     PayloadVersion,
 )
-from docflow.payload_store import StoredBlob, payload_blob_write
+from docflow.payloads.store import StoredBlob, payload_blob_write
 from docflow.selectors import document_current_payload
 from docflow.services import payload_version_record
 from docflow.transitions import DocumentTransitions

@@ -32,17 +32,7 @@ def watchdog_run(*, now=None) -> dict[str, int]:
     stuck = stuck_documents_find(now=now)
     snapshot_save(
         key="stuck",
-        data={
-            "rows": [
-                {
-                    "state": item.state,
-                    "endpoint_type": item.endpoint_type,
-                    "threshold_seconds": item.threshold_seconds,
-                    "count": item.count,
-                }
-                for item in stuck
-            ]
-        },
+        data={"rows": [item.as_row() for item in stuck]},
         now=now,
     )
     for item in stuck:

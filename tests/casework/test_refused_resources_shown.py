@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from casework.models import WorkItem
-from docflow.ig import ig_document_timeline
 from docflow.models import DestinationProfile
+from governance.ig import ig_document_timeline
 from tests.factories import submit_document
 from transmissions.services.pipeline import document_prepare_for_sending
 

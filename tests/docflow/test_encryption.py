@@ -8,8 +8,8 @@ import shutil
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from docflow.encryption import KeyRing, PayloadDecryptionError
-from docflow.payload_store import (
+from docflow.payloads.encryption import KeyRing, PayloadDecryptionError
+from docflow.payloads.store import (
     PayloadIntegrityError,
     payload_blob_read,
     payload_blob_write,

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from docflow.media import MediaRefused, vet_upload
+from docflow.intake.media import MediaRefused, vet_upload
 from docflow.models import Document
 from tests.samples import HTML_LETTER, intake_json_body
 

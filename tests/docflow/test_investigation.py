@@ -14,11 +14,14 @@ from django.test import TestCase
 from guardian.shortcuts import assign_perm
 
 from audit.models import AccessLog, AuditEvent
-from docflow.investigation import InvestigationRefused, document_payload_investigate
 from docflow.models import PayloadVersion
+from docflow.payloads.investigation import (
+    InvestigationRefused,
+    document_payload_investigate,
+)
 from docflow.preparation import document_prepare
-from docflow.retention import payload_purge_due
 from docflow.services import document_transition
+from governance.retention import payload_purge_due
 from tests.factories import (
     OrganisationFactory,
     SendingOrganisationFactory,

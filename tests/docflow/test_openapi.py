@@ -14,7 +14,7 @@ from docflow.api.examples import (
     EXAMPLE_ODS_CODE,
     INTAKE_JSON_EXAMPLE,
 )
-from docflow.management.commands.seed_demo import DESTINATIONS
+from docflow.demo.organisations import DESTINATIONS
 from docflow.models import Document
 from tests.factories import SendingOrganisationFactory, make_api_key, submit_document
 from tests.schemathesis_run import run_schemathesis

@@ -26,8 +26,9 @@ from docflow.models import (
     PayloadStage,
     PayloadVersion,
 )
-from docflow.payload_store import payload_blob_read, payload_blob_write
+from docflow.payloads.store import payload_blob_read, payload_blob_write
 from docflow.preparation import HoldReason, checks, document_prepare
+from docflow.sample_pdf import pdf_from_objects
 from docflow.transitions import DocumentTransitions
 from tests.factories import OrganisationFactory, submit_document
 from tests.samples import HTML_LETTER, VALID_NHS_NUMBER, pdf_bytes, png_bytes
@@ -155,21 +156,7 @@ def raw_image_pdf(width: int = 600, height: int = 800) -> bytes:
         b"/ColorSpace /DeviceRGB /BitsPerComponent 8 /Length %d >>\n"
         b"stream\n%b\nendstream" % (width, height, len(raw), raw),
     ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(bodies, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%b\nendobj\n" % (number, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(bodies) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(
-        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(bodies) + 1, xref)
-    )
-    return out.getvalue()
+    return pdf_from_objects(bodies)
 
 
 def undecodable_png() -> bytes:

@@ -16,10 +16,10 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from audit.models import AuditEvent
-from docflow import payload_store
-from docflow.encryption import KeyRing, PayloadDecryptionError
 from docflow.models import DocumentStatus, PayloadStage, PayloadVersion
-from docflow.payload_store import payload_blob_read
+from docflow.payloads import store as payload_store
+from docflow.payloads.encryption import KeyRing, PayloadDecryptionError
+from docflow.payloads.store import payload_blob_read
 from docflow.preparation import document_prepare
 from tests.factories import OrganisationFactory, submit_document
 from tests.samples import pdf_bytes

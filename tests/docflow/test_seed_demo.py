@@ -13,8 +13,8 @@ from django.core.management.base import CommandError
 
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify
-from docflow.management.commands.seed_demo import demo_nhs_number, letter_pdf
-from docflow.media import sniff_media
+from docflow.demo.documents import demo_nhs_number, letter_pdf
+from docflow.intake.media import sniff_media
 from docflow.models import (
     ApiKey,
     Document,

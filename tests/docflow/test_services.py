@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from docflow.models import Document, DocumentStatus, PayloadStage, PayloadVersion
-from docflow.payload_store import payload_blob_read
+from docflow.payloads.store import payload_blob_read
 from docflow.services import (
     DocumentError,
     IdempotencyConflict,
@@ -686,7 +686,7 @@ def test_cancel_after_the_document_reached_connect_is_refused():
 
 def test_content_vetted_by_the_caller_is_not_read_again(monkeypatch):
     from docflow import services
-    from docflow.media import vet_upload
+    from docflow.intake.media import vet_upload
 
     content = pdf_bytes()
     vetted = services.VettedContent(
@@ -706,7 +706,7 @@ def test_content_vetted_by_the_caller_is_not_read_again(monkeypatch):
 
 
 def test_content_vetted_for_another_extension_is_vetted_again():
-    from docflow.media import vet_upload
+    from docflow.intake.media import vet_upload
     from docflow.services import VettedContent
 
     content = pdf_bytes()

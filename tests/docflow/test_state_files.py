@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from docflow.payload_store import payload_blob_write
+from docflow.payloads.store import payload_blob_write
 from docflow.state_files import private_directory_ensure, sqlite_database_prepare
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

@@ -16,6 +16,7 @@ import pytest
 
 from audit.models import AuditEvent
 from docflow.models import Document, PayloadVersion
+from docflow.sample_pdf import pdf_from_objects
 from tests.samples import docm_bytes, intake_json_body, pdf_bytes, png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -52,22 +53,9 @@ def build_pdf(
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         *extra,
     ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for offset in offsets:
-        out.write(f"{offset:010d} 00000 n \n".encode())
-    out.write(
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R ".encode()
-        + trailer
-        + f">>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return pdf_from_objects(
+        objects, header=b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", trailer=trailer
     )
-    return out.getvalue()
 
 
 def zeros_deflated(megabytes: int) -> bytes:

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from casework.models import WorkItem
-from docflow.management.commands.seed_demo import DOCUMENTS
+from docflow.demo.documents import DOCUMENTS
 from docflow.models import Channel, Document, DocumentStatus, SendingOrganisation
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import _connection, sandbox  # noqa: F401 - a fixture

@@ -8,12 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from docflow.management.commands.seed_demo import (
-    DESTINATIONS,
-    DOCUMENTS,
-    URGENT_DOCUMENTS,
-    demo_nhs_number,
-)
+from docflow.demo.documents import DOCUMENTS, URGENT_DOCUMENTS, demo_nhs_number
+from docflow.demo.organisations import DESTINATIONS
 from tests.pds_simulator import demo_patients
 
 SCENARIO = (

@@ -246,7 +246,7 @@ def test_setup_schedules_is_idempotent(db):
         "operations.tasks.roll_up_hourly_counts": 5,
         "operations.tasks.prune_task_failures": 60,
         "audit.tasks.audit_chain_verify_scheduled": 60,
-        "docflow.tasks.purge_payloads": 60,
+        "governance.tasks.purge_payloads": 60,
     }
     assert Schedule.objects.count() == 11
     assert "up to date" in out.getvalue()

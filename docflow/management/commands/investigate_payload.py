@@ -8,7 +8,10 @@ import uuid
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from docflow.investigation import InvestigationRefused, document_payload_investigate
+from docflow.payloads.investigation import (
+    InvestigationRefused,
+    document_payload_investigate,
+)
 
 
 class Command(BaseCommand):

@@ -11,8 +11,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from docflow.encryption import key_ring
-from docflow.payload_store import payload_key_ids_in_use, payload_keys_rotate
+from docflow.payloads.encryption import key_ring
+from docflow.payloads.store import payload_key_ids_in_use, payload_keys_rotate
 
 
 class Command(BaseCommand):

@@ -1,6 +1,7 @@
 """IG screens in the admin: a document's timeline, search by NHS number, subject
 access export. Registered over the audit app's read-only admins, which cannot import
-the document domain.
+the document domain (governance is installed after audit, so this module's
+registrations replace audit's).
 
 Only IG officers (the "IG officer" group) and superusers use these screens, and an IG
 officer sees the documents of the sending organisations granted to them (guardian
@@ -23,18 +24,20 @@ from django.views.decorators.cache import never_cache
 
 from audit.admin import AccessLogAdmin, AuditEventAdmin, ig_subject_remember
 from audit.models import AccessLog, AuditEvent
-from docflow.ig import (
+from docflow.ig_roles import (
     check_reason,
     ig_document_get,
-    ig_document_timeline,
-    ig_subject_access_export,
-    ig_subject_search,
     is_ig_officer,
     may_export_subject_access,
     may_search_nhs_number,
 )
 from docflow.models import Document
 from docflow.validation import validate_nhs_number
+from governance.ig import (
+    ig_document_timeline,
+    ig_subject_access_export,
+    ig_subject_search,
+)
 
 SCOPE_HELP = (
     "Only IG officers and superusers may use this. You see the documents of the "

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from docflow.ig import ig_subject_access_export
+from governance.ig import ig_subject_access_export
 
 
 class Command(BaseCommand):

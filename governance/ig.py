@@ -1,16 +1,13 @@
 """Information governance: a document's whole journey, look-ups by NHS number and
 subject access exports.
 
-Who: IG officers (the "IG officer" group) and superusers; searching by NHS number and
-subject access exports also need the role's ``docflow.search_nhs_number`` and
-``docflow.export_subject_access`` permissions. What they see follows the
-same rule as everyone else (DESIGN §6): documents of the sending organisations they
-are granted ``docflow.access_documents`` on; superusers see all. The audit trail and
-access log lists themselves hold no patient details and are not filtered.
+Who may use them, and which documents they find, is docflow's rule
+(docflow.ig_roles: IG officers and superusers, the documents of the sending
+organisations they are granted). The audit trail and access log lists themselves hold
+no patient details and are not filtered.
 
-Transmissions and work items are read through their reverse relations on Document
-(``transmissions``, ``work_items``), so docflow imports neither app. Everything here
-is metadata: payload bytes are never read.
+This app sits above transmissions and casework, so it reads their models directly.
+Everything here is metadata: payload bytes are never read.
 """
 
 from __future__ import annotations
@@ -22,86 +19,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from audit.models import AccessChannel, AccessLog, AuditEvent
 from audit.pseudonyms import subject_key
-from audit.redaction import redact_nhs_numbers
 from audit.services import access_log_subject_record
+from casework.models import WorkItem
 from docflow.conversion.html import refused_resources_text
+from docflow.ig_roles import (
+    check_reason,
+    may_export_subject_access,
+    may_search_nhs_number,
+    subject_documents,
+)
 from docflow.models import Document
 from docflow.selectors import visible_sending_organisation_ids
 from docflow.validation import normalise_nhs_number, validate_nhs_number
-
-# Granted to the IG officer role only (docflow migration 0003); superusers have all.
-SEARCH_NHS_NUMBER = "docflow.search_nhs_number"
-EXPORT_SUBJECT_ACCESS = "docflow.export_subject_access"
-
-
-def ig_officer_group() -> str:
-    return getattr(settings, "DOCFLOW_IG_OFFICER_GROUP", "IG officer")
-
-
-def is_ig_officer(user: Any) -> bool:
-    """Superusers and members of the IG officer group, if active staff."""
-    if user is None or not getattr(user, "is_authenticated", False):
-        return False
-    if not user.is_active or not user.is_staff:
-        return False
-    return user.is_superuser or user.groups.filter(name=ig_officer_group()).exists()
-
-
-def may_search_nhs_number(user: Any) -> bool:
-    """An IG officer whose role carries the search permission."""
-    return is_ig_officer(user) and user.has_perm(SEARCH_NHS_NUMBER)
-
-
-def may_export_subject_access(user: Any) -> bool:
-    """An IG officer whose role carries the subject access export permission."""
-    return is_ig_officer(user) and user.has_perm(EXPORT_SUBJECT_ACCESS)
-
-
-def _visible_documents(*, user: Any) -> QuerySet[Document]:
-    ids = visible_sending_organisation_ids(user=user)
-    queryset = Document.objects.all()
-    if ids is not None:
-        queryset = queryset.filter(sending_organisation_id__in=ids)
-    return queryset
-
-
-def ig_document_get(*, user: Any, public_id: uuid.UUID) -> Document:
-    """One document an IG officer may see; DoesNotExist for anything else."""
-    if not is_ig_officer(user):
-        raise Document.DoesNotExist
-    return (
-        _visible_documents(user=user)
-        .select_related("sending_organisation", "destination", "parent", "replaces")
-        .get(public_id=public_id)
-    )
-
-
-def subject_documents(*, user: Any, nhs_number: str) -> QuerySet[Document]:
-    """Documents about one NHS number that the IG officer may see, oldest first."""
-    if not is_ig_officer(user):
-        return Document.objects.none()
-    return (
-        _visible_documents(user=user)
-        .filter(nhs_number=normalise_nhs_number(nhs_number))
-        .select_related("sending_organisation")
-        .order_by("created_at", "id")
-    )
-
-
-def check_reason(reason: str) -> None:
-    """A reason is required, and goes into the audit chain: no NHS number in it."""
-    if not (reason or "").strip():
-        raise ValueError("A reason is required to look up a patient.")
-    if redact_nhs_numbers(reason) != reason:
-        raise ValueError("Leave the NHS number out of the reason: it is recorded.")
-
+from transmissions.models import Transmission
 
 # -- searching by NHS number ---------------------------------------------------------
 
@@ -125,7 +61,9 @@ def ig_subject_search(*, user: Any, nhs_number: str, reason: str) -> SubjectSear
     work_item_ids = [
         str(public_id)
         for document in documents
-        for public_id in document.work_items.values_list("public_id", flat=True)
+        for public_id in WorkItem.objects.filter(document=document).values_list(
+            "public_id", flat=True
+        )
     ]
     key = subject_key(normalise_nhs_number(nhs_number))
     entry = access_log_subject_record(
@@ -233,7 +171,9 @@ def ig_document_timeline(*, document: Document) -> list[TimelineEntry]:
     mapping, and the access log."""
     work_item_ids = [
         str(public_id)
-        for public_id in document.work_items.values_list("public_id", flat=True)
+        for public_id in WorkItem.objects.filter(document=document).values_list(
+            "public_id", flat=True
+        )
     ]
     events = AuditEvent.objects.filter(
         Q(target_type="document", target_id=str(document.public_id))
@@ -262,9 +202,11 @@ def ig_document_timeline(*, document: Document) -> list[TimelineEntry]:
                 ),
             )
         )
-    transmissions = document.transmissions.select_related(
-        "payload_version", "resend_of"
-    ).order_by("created_at", "id")
+    transmissions = (
+        Transmission.objects.filter(document=document)
+        .select_related("payload_version", "resend_of")
+        .order_by("created_at", "id")
+    )
     for transmission in transmissions:
         resend_of = transmission.resend_of
         entries.append(
@@ -439,9 +381,11 @@ def ig_subject_access_export(
             for version in document.payload_versions.order_by("created_at", "id")
         ]
         document_rows.append(row)
-        for transmission in document.transmissions.select_related(
-            "payload_version", "resend_of"
-        ).order_by("created_at", "id"):
+        for transmission in (
+            Transmission.objects.filter(document=document)
+            .select_related("payload_version", "resend_of")
+            .order_by("created_at", "id")
+        ):
             t_row = _row(transmission, TRANSMISSION_FIELDS)
             t_row["document"] = document.public_id
             t_row["payload_version"] = transmission.payload_version.public_id
@@ -449,8 +393,10 @@ def ig_subject_access_export(
                 transmission.resend_of.public_id if transmission.resend_of else None
             )
             transmission_rows.append(t_row)
-        for item in document.work_items.select_related("closed_by").order_by(
-            "opened_at", "id"
+        for item in (
+            WorkItem.objects.filter(document=document)
+            .select_related("closed_by")
+            .order_by("opened_at", "id")
         ):
             w_row = _row(item, WORK_ITEM_FIELDS)
             w_row["document"] = document.public_id
@@ -506,9 +452,3 @@ def ig_subject_access_export(
     # The file name says when, never who.
     filename = f"subject-access-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}.json"
     return SubjectAccessExport(filename, content, counts, entry)
-
-
-def ig_check_nhs_number(value: str) -> str:
-    """The NHS number's ten digits, or ValidationError."""
-    validate_nhs_number(value)
-    return normalise_nhs_number(value)

@@ -1,4 +1,4 @@
-"""Purge payload blobs past retention (also scheduled; see docflow.retention)."""
+"""Purge payload blobs past retention (also scheduled; see governance.retention)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from docflow.retention import FINISHED, INTERMEDIATE, payload_purge_due
+from governance.retention import FINISHED, INTERMEDIATE, payload_purge_due
 
 
 class Command(BaseCommand):

@@ -24,11 +24,11 @@ from docflow.models import (
     DocumentStatus,
     PayloadVersion,
 )
-from docflow.payload_store import payload_blob_read
+from docflow.payloads.content import VIEW_CONTENT
+from docflow.payloads.store import payload_blob_read
 from docflow.selectors import document_get
 from docflow.services import DocumentError
 
-VIEW_CONTENT = "docflow.view_document_content"
 INVESTIGABLE_STATES = frozenset(ATTENTION_STATES | {DocumentStatus.REJECTION_RESOLVED})
 MIN_REASON_LENGTH = 3
 

@@ -1,8 +1,8 @@
-"""django-q2 entry points for the document domain: thin, each calls one service."""
+"""django-q2 entry points for governance: thin, each calls one service."""
 
 from __future__ import annotations
 
-from docflow.retention import payload_purge_due
+from governance.retention import payload_purge_due
 
 
 def purge_payloads() -> str:

@@ -23,8 +23,8 @@ from docflow.models import (
     PayloadVersion,
 )
 from docflow.preparation import document_prepare
-from docflow.retention import RetentionPolicy, payload_purge_due
 from docflow.services import document_cancel, document_transition
+from governance.retention import RetentionPolicy, payload_purge_due
 from tests.factories import OrganisationFactory, submit_document
 from tests.samples import HTML_LETTER, pdf_bytes
 
@@ -143,7 +143,7 @@ def test_superseded_original_is_purged_exactly_when_due_and_audited(
 
 
 def test_the_scheduled_task_purges_what_is_due(destination, _payloads_in_tmp):
-    from docflow.tasks import purge_payloads
+    from governance.tasks import purge_payloads
 
     _, original, _ = converted_letter()
 
@@ -374,5 +374,5 @@ def test_purge_is_scheduled_hourly():
     call_command("setup_schedules", stdout=io.StringIO())
 
     schedule = Schedule.objects.get(name="docflow: purge payloads past retention")
-    assert schedule.func == "docflow.tasks.purge_payloads"
+    assert schedule.func == "governance.tasks.purge_payloads"
     assert schedule.minutes == 60

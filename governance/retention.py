@@ -52,6 +52,7 @@ from django.utils import timezone
 
 from audit.models import AccessLog, AuditEvent
 from audit.services import audit_record
+from casework.models import ACTIVE_STATUSES, WorkItem
 from docflow.models import (
     ATTENTION_STATES,
     FINAL_STATES,
@@ -60,15 +61,12 @@ from docflow.models import (
     DocumentStatus,
     PayloadVersion,
 )
-from docflow.payload_store import payload_blob_delete
+from docflow.payloads.store import payload_blob_delete
 
 logger = logging.getLogger(__name__)
 
 INTERMEDIATE = "intermediate"
 FINISHED = "finished"
-# Work item statuses that mean a person still has to act (casework's ACTIVE_STATUSES,
-# named here by value: docflow never imports casework).
-OPEN_WORK_ITEM_STATUSES = ("open", "assigned")
 DAY = datetime.timedelta(days=1)
 
 
@@ -140,11 +138,13 @@ class PurgeReport:
         }
 
 
-def _needs_people(prefix: str = "") -> Q:
-    """Documents a person may still act on: never purged while this holds."""
-    return Q(**{f"{prefix}status__in": ATTENTION_STATES}) | Q(
-        **{f"{prefix}work_items__status__in": OPEN_WORK_ITEM_STATUSES}
+def _needs_people() -> Q:
+    """Documents a person may still act on (in an attention state, or with an open
+    or assigned work item): never purged while this holds."""
+    open_work = WorkItem.objects.filter(status__in=ACTIVE_STATUSES).values(
+        "document_id"
     )
+    return Q(status__in=ATTENTION_STATES) | Q(pk__in=open_work)
 
 
 def _finished(prefix: str = "") -> Q:
@@ -287,7 +287,9 @@ def payload_purge_due(
     dry_run: bool = False,
     on_progress: Callable[[int], None] | None = None,
 ) -> PurgeReport:
-    """Purge every payload whose retention ran out; one audit event per run.
+    """Purge every payload whose retention ran out: one audit event per document
+    purged (``document.payloads_purged``) and one summary per run
+    (``payload.retention_purge``; none for a dry run).
 
     Scheduled (django-q2) and run by ``manage.py purge_payloads``. Safe to run
     twice: what is purged is never due again.
