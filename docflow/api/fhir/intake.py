@@ -130,6 +130,10 @@ def _structure_issues(error: ValidationError) -> list[Issue]:
                     "Not an element of this resource.",
                 )
             )
+        elif item["loc"][-2:-1] == ("attachment",) and item["loc"][-1] == "data":
+            issues.append(
+                Issue(_pydantic_path(item["loc"]), "base64", "Not valid base64.")
+            )
         else:
             issues.append(
                 Issue(

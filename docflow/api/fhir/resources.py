@@ -5,8 +5,8 @@ A document read back carries no patient details (as the REST API's detail): no
 subject, no description. Its lifecycle state is in the extension
 :data:`LIFECYCLE_EXTENSION` (``valueCode``: ``submitted``, ``received``,
 ``accepted``...), FHIR's ``status`` says whether it still stands (``current``),
-was replaced by a corrected version (``superseded``) or was withdrawn
-(``entered-in-error``), and ``docStatus`` whether it is itself a correction
+was replaced by a corrected version (``superseded``, whatever became of it) or was
+withdrawn (``entered-in-error``), and ``docStatus`` whether it is itself a correction
 (``amended``) or not (``final``).
 """
 
@@ -40,9 +40,11 @@ def _instant(value) -> str:
 
 
 def _fhir_status(document: Document, *, superseded: bool) -> str:
+    if superseded:
+        return "superseded"
     if document.status == DocumentStatus.CANCELLED:
         return "entered-in-error"
-    return "superseded" if superseded else "current"
+    return "current"
 
 
 def document_reference_body(
