@@ -93,6 +93,9 @@ class FhirView(APIView):
 
     parser_classes = [FhirJsonParser, BoundedJSONParser]
     renderer_classes = [FhirJsonRenderer, renderers.JSONRenderer]
+    # Not in the OpenAPI schema: FHIR describes itself (GET /fhir/R4/metadata) and
+    # its resources are HL7's, not serializers drf-spectacular could describe.
+    schema = None
 
     def get_exception_handler(self):
         return fhir_exception_handler
