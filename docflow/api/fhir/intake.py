@@ -37,31 +37,19 @@ from fhir.resources.R4B.documentreference import DocumentReference
 from pydantic import ValidationError
 
 from docflow.api.fhir.outcomes import Issue
+from docflow.api.fhir.terminology import (
+    DOCUMENT_TYPES,
+    GENDERS,
+    NHS_NUMBER_SYSTEM,
+    ODS_SYSTEM,
+    ROOT,
+    SNOMED_SYSTEM,
+    structure_issues,
+)
 from docflow.media import ACCEPTED_MEDIA_TYPES, EXTENSION_FOR
-from docflow.models import DocumentType, Gender
 from docflow.services import DocumentSubmission, submission_problems
 from docflow.validation import normalise_nhs_number, normalise_ods_code
 
-NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
-ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
-SNOMED_SYSTEM = "http://snomed.info/sct"
-ROOT = "DocumentReference"
-
-# SNOMED CT document types docflow accepts, and the document type each is.
-DOCUMENT_TYPES: dict[str, tuple[str, str]] = {
-    "373942005": (DocumentType.DISCHARGE_SUMMARY, "Discharge summary"),
-    "823691000000103": (DocumentType.CLINIC_LETTER, "Clinical letter"),
-    "371531000": (DocumentType.CLINIC_LETTER, "Report of clinical encounter"),
-    "4241000179101": (DocumentType.RESULT, "Laboratory report"),
-    "3457005": (DocumentType.REFERRAL, "Patient referral"),
-}
-# FHIR's administrative genders and docflow's.
-GENDERS = {
-    "male": Gender.MALE,
-    "female": Gender.FEMALE,
-    "other": Gender.OTHER,
-    "unknown": Gender.UNKNOWN,
-}
 _DOCUMENT_REFERENCE_ID = re.compile(
     r"^(?:.*/)?DocumentReference/(?P<id>[0-9a-fA-F-]{32,36})$"
 )
@@ -101,48 +89,6 @@ class DocumentReferenceIntake:
 
     def expression_for(self, name: str) -> str:
         return self.paths.get(name, ROOT)
-
-
-def _pydantic_path(loc: tuple) -> str:
-    path = ROOT
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{str(part).removesuffix('__ext')}"
-    return path
-
-
-def _structure_issues(error: ValidationError) -> list[Issue]:
-    """The model's refusals, in our words: its messages may quote what was sent."""
-    issues = []
-    for item in error.errors(include_input=False, include_url=False):
-        kind = item["type"]
-        if kind == "missing":
-            issues.append(
-                Issue(_pydantic_path(item["loc"]), "required", "This is required.")
-            )
-        elif kind == "extra_forbidden":
-            issues.append(
-                Issue(
-                    _pydantic_path(item["loc"]),
-                    "structure",
-                    "Not an element of this resource.",
-                )
-            )
-        elif item["loc"][-2:-1] == ("attachment",) and item["loc"][-1] == "data":
-            issues.append(
-                Issue(_pydantic_path(item["loc"]), "base64", "Not valid base64.")
-            )
-        else:
-            issues.append(
-                Issue(
-                    _pydantic_path(item["loc"]),
-                    "invalid",
-                    "Not a valid value for this element's FHIR type.",
-                )
-            )
-    return issues
 
 
 def _local_date(value) -> datetime.date | None:
@@ -543,7 +489,7 @@ def document_reference_intake(
     try:
         resource = DocumentReference.model_validate(data)
     except ValidationError as error:
-        raise DocumentReferenceRefused(_structure_issues(error)) from None
+        raise DocumentReferenceRefused(structure_issues(error)) from None
     reader = _Reader(resource, data)
     reader.status()
     key = reader.master_identifier()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.documentreference import DocumentReference
 
-from docflow.api.fhir.intake import DOCUMENT_TYPES, ODS_SYSTEM, SNOMED_SYSTEM
+from docflow.api.fhir.terminology import DOCUMENT_TYPES, ODS_SYSTEM, SNOMED_SYSTEM
 from docflow.models import Document, DocumentStatus, PayloadVersion
 
 FHIR_BASE = "/fhir/R4"
