@@ -30,6 +30,7 @@ from docflow.models import (
     DocumentStatus,
     Organisation,
     PayloadStage,
+    SendingOrganisation,
 )
 from docflow.payloads.encryption import PayloadDecryptionError
 from docflow.payloads.store import (
@@ -44,7 +45,10 @@ from docflow.services import (
     DocumentError,
     DocumentSubmission,
     IntakeRefused,
+    Submitted,
     _validate_submission,
+    document_submit,
+    document_transition,
     payload_version_record,
     submission_fingerprint,
 )
@@ -61,6 +65,9 @@ CORRECTION_SOURCE_SYSTEM = "casework"
 REROUTABLE_STATES = frozenset({S.HELD, S.REJECTED, S.SYSTEM_ERROR, S.UNDELIVERED})
 # Intake metadata a corrected version carries over unchanged.
 _COPIED_FIELDS = SUBMISSION_METADATA_FIELDS
+# A source's corrected version withdraws the one it replaces only while that one
+# has not started on its way and needs nobody (no work item is open for it).
+WITHDRAWN_WHEN_REPLACED = frozenset({S.SUBMITTED, S.READY})
 # What a person may correct in a corrected version (the source's reference stays).
 CORRECTABLE_FIELDS = tuple(
     name for name in _COPIED_FIELDS if name != "source_reference"
@@ -356,3 +363,50 @@ def _correction_create(
 def _sha256_of_current(document: Document) -> str:
     current = document_current_payload(document=document)
     return current.sha256 if current is not None else ""
+
+
+def document_replacement_submit(
+    *,
+    replaced: Document,
+    sending_organisation: SendingOrganisation,
+    source_system: str,
+    idempotency_key: str,
+    submission: DocumentSubmission,
+    actor: Any = None,
+) -> Submitted:
+    """A source system's corrected version: submitted like any document, linked to
+    the one it replaces, which must be its own organisation's and not sent in parts.
+
+    The replaced document is cancelled in the same transaction if it has not started
+    on its way (submitted or ready); otherwise it keeps its course and the new one
+    goes with ``Revision`` set. A replay returns the corrected version first stored.
+    """
+    with transaction.atomic():
+        old = Document.objects.select_for_update(of=("self",)).get(pk=replaced.pk)
+        if old.sending_organisation_id != sending_organisation.pk:
+            raise CorrectionRefused(
+                "not_found", "The document to replace is not one of yours."
+            )
+        if old.parent_id is not None or old.part_count is not None:
+            raise CorrectionRefused(
+                "split", "A document sent in parts cannot be replaced part by part."
+            )
+        submitted = document_submit(
+            sending_organisation=sending_organisation,
+            source_system=source_system,
+            idempotency_key=idempotency_key,
+            submission=submission,
+            actor=actor,
+            replaces=old,
+        )
+        document, created = submitted
+        # The row is locked: no worker can claim it for sending meanwhile.
+        if created and old.status in WITHDRAWN_WHEN_REPLACED:
+            document_transition(
+                document=old,
+                transition="cancel",
+                reason="replaced by a corrected version",
+                data={"replaced_by": str(document.public_id)},
+                actor=actor,
+            )
+    return submitted

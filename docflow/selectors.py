@@ -103,6 +103,16 @@ def document_get(*, user: Any, public_id: uuid.UUID, api_key: Any = None) -> Doc
     )
 
 
+def document_get_by_source_key(
+    *, user: Any, api_key: Any, source_system: str, idempotency_key: str
+) -> Document:
+    """One visible document by the id its source system gave it; DoesNotExist
+    otherwise (another organisation's is indistinguishable from a missing one)."""
+    return _visible_documents(user=user, api_key=api_key).get(
+        source_system=source_system, idempotency_key=idempotency_key
+    )
+
+
 def document_timeline(*, document: Document) -> QuerySet[AuditEvent]:
     """The document's journey: every audit event about it, oldest first."""
     return audit_events_for_target(

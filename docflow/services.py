@@ -202,6 +202,14 @@ def _validate_submission(
     return errors
 
 
+def submission_problems(
+    submission: DocumentSubmission,
+) -> dict[str, list[tuple[str, str]]]:
+    """Intake's metadata rules, without storing anything: ``{field: [(code,
+    message)]}``, for a channel that reports every fault of a message at once."""
+    return _validate_submission(submission)
+
+
 def submission_fingerprint(submission: DocumentSubmission) -> str:
     """SHA-256 over canonical metadata and the content's own SHA-256."""
     metadata = {
@@ -215,17 +223,24 @@ def submission_fingerprint(submission: DocumentSubmission) -> str:
     return digest.hexdigest()
 
 
-def _existing_for_key(*, source_system: str, idempotency_key: str, fingerprint: str):
+def _existing_for_key(
+    *,
+    source_system: str,
+    idempotency_key: str,
+    fingerprint: str,
+    replaces: Document | None = None,
+):
     existing = (
         Document.objects.filter(
             source_system=source_system, idempotency_key=idempotency_key
         )
-        .only("id", "public_id", "fingerprint")
+        .only("id", "public_id", "fingerprint", "replaces_id")
         .first()
     )
     if existing is None:
         return None
-    if existing.fingerprint != fingerprint:
+    replaces_id = replaces.pk if replaces is not None else None
+    if existing.fingerprint != fingerprint or existing.replaces_id != replaces_id:
         raise IdempotencyConflict(
             "This Idempotency-Key was already used for a different document."
         )
@@ -239,10 +254,14 @@ def document_submit(
     idempotency_key: str,
     submission: DocumentSubmission,
     actor: Any = None,
+    replaces: Document | None = None,
 ) -> Submitted:
     """Store a new document once per idempotency key; replays return the original.
 
     Returns ``(document, created)``. Nothing is stored when the submission is refused.
+    ``replaces`` links a corrected version to the document it replaces (callers go
+    through ``docflow.corrections.document_replacement_submit``, which checks it);
+    a replay must name the same replaced document.
     """
     submission.nhs_number = normalise_nhs_number(submission.nhs_number)
     submission.destination_ods_code = normalise_ods_code(
@@ -285,6 +304,7 @@ def document_submit(
             page_count=sniffed.page_count,
             blob=blob,
             actor=actor,
+            replaces=replaces,
         )
     except IntegrityError:
         # The key is taken, by an earlier or a concurrent request: replay or conflict.
@@ -293,6 +313,7 @@ def document_submit(
             source_system=source_system,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
+            replaces=replaces,
         )
         if replay is None:
             raise
@@ -379,6 +400,7 @@ def _document_create(
     page_count,
     blob,
     actor,
+    replaces: Document | None = None,
 ) -> tuple[Document, PayloadVersion, AuditEvent]:
     metadata = submission.metadata()
     warnings = [w.as_dict() for w in birth_date_warnings(submission.patient_birth_date)]
@@ -388,6 +410,7 @@ def _document_create(
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,
         status_changed_at=timezone.now(),
+        replaces=replaces,
         **metadata,
     )
     version = payload_version_record(
@@ -413,6 +436,7 @@ def _document_create(
             "media_type": media_type,
             "size_bytes": blob.size_bytes,
             "sha256": blob.sha256,
+            **({"replaces": str(replaces.public_id)} if replaces is not None else {}),
             # Accepted, but for a person to check: fields and codes, never values.
             **({"warnings": warnings} if warnings else {}),
         },

@@ -52,6 +52,7 @@ urlpatterns = [
     path("ops/", include("operations.urls")),
     path("", include("operations.probe_urls")),
     path("api/v1/", include("docflow.api.urls")),
+    path("fhir/R4/", include("docflow.api.fhir.urls")),
     path("admin/", admin.site.urls),
 ]
 

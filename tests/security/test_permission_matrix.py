@@ -133,6 +133,18 @@ MATRIX = {
     ("api/v1/schema/", "GET"): cells(OK),
     ("api/v1/docs/", "GET"): cells(OK),
     ("api/v1/^(?P<unmatched>.*)$", "GET"): cells(NOT_FOUND),
+    # FHIR R4: the REST API's rules (an empty resource is refused as invalid).
+    ("fhir/R4/DocumentReference", "POST"): cells(
+        FORBIDDEN, **{ANONYMOUS: UNAUTHENTICATED}, **for_(API_CLIENTS, INVALID)
+    ),
+    ("fhir/R4/DocumentReference/<uuid:public_id>", "GET"): cells(
+        NOT_FOUND,
+        **{ANONYMOUS: UNAUTHENTICATED},
+        **for_((API, CLINICAL, IG, OPERATOR), OK),
+    ),
+    # What the server can do is public (FHIR's /metadata); it holds no data.
+    ("fhir/R4/metadata", "GET"): cells(OK),
+    ("fhir/R4/^(?P<unmatched>.*)$", "GET"): cells(NOT_FOUND),
 }
 
 # The admin: model -> what each staff role may do there ("v"iew, "a"dd, "c"hange,
@@ -251,7 +263,7 @@ def concrete_path(route: str, *, document, item) -> str:
 def request(client, method: str, path: str):
     if method == "GET":
         return client.get(path)
-    if path.startswith("/api/"):
+    if path.startswith(("/api/", "/fhir/")):
         return client.post(path, {}, format="json")
     if method == "PUT":
         return client.put(path, "", content_type="application/x-www-form-urlencoded")
