@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import time
+from pathlib import Path
 
 import pytest
 
@@ -113,7 +114,7 @@ def test_a_refused_pair_goes_to_rejected_with_the_api_problem_details(
         "rejected/bad/bad.problem.json",
     ]
     path = os.path.join(source.drop_folder, "rejected", "bad", "bad.problem.json")
-    problem = json.loads(open(path).read())
+    problem = json.loads(Path(path).read_text())
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     api = api_client.post(
         "/api/v1/documents",
@@ -134,9 +135,9 @@ def test_unsafe_content_is_rejected_as_the_api_rejects_it(source):
     drop(source, "exe", b"MZ\x90\x00" + b"\x00" * 400, sidecar(unique_id="EXE"))
     folder_process(source)
     problem = json.loads(
-        open(
+        Path(
             os.path.join(source.drop_folder, "rejected", "exe", "exe.problem.json")
-        ).read()
+        ).read_text()
     )
     assert [e["field"] for e in problem["errors"]] == ["content"]
 
