@@ -85,9 +85,15 @@ class MllpListener:
         self._connections: set[asyncio.Task] = set()
 
     async def start(
-        self, *, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+        self,
+        *,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> int:
-        """Listen on one address; returns the port bound (0 picks a free one)."""
+        """Listen on one address; returns the port bound (0 picks a free one).
+        ``reuse_port`` lets several listener processes share the port."""
         loop = asyncio.get_running_loop()
         limit = self.limits.max_message_bytes
 
@@ -102,6 +108,7 @@ class MllpListener:
             host,
             port,
             ssl=ssl_context,
+            reuse_port=reuse_port or None,
             ssl_handshake_timeout=self.limits.read_timeout_seconds
             if ssl_context
             else None,

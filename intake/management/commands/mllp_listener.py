@@ -27,6 +27,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers", type=int, default=settings.DOCFLOW_MLLP_WORKERS
         )
+        parser.add_argument(
+            "--reuse-port",
+            action="store_true",
+            help="Share the ports with other listener processes (SO_REUSEPORT).",
+        )
 
     def handle(self, *args, **options):
         asyncio.run(self._run(options))
@@ -40,7 +45,10 @@ class Command(BaseCommand):
                 workers=options["workers"],
             )
         )
-        port = await listener.start(host=options["host"], port=options["port"])
+        reuse = options["reuse_port"]
+        port = await listener.start(
+            host=options["host"], port=options["port"], reuse_port=reuse
+        )
         self.stdout.write(f"MLLP listening on {options['host']}:{port}", ending="\n")
         if options["certfile"]:
             context = tls_server_context(
@@ -49,7 +57,10 @@ class Command(BaseCommand):
                 client_ca=options["client_ca"],
             )
             tls_port = await listener.start(
-                host=options["tls_host"], port=options["tls_port"], ssl_context=context
+                host=options["tls_host"],
+                port=options["tls_port"],
+                ssl_context=context,
+                reuse_port=reuse,
             )
             self.stdout.write(
                 f"MLLP over TLS listening on {options['tls_host']}:{tls_port}",
