@@ -90,7 +90,10 @@ class SourceSystem(models.Model):
     def audit_actor(self):
         from audit.actors import Actor
 
-        return Actor(kind="source_system", identifier=self.code, label=self.name[:150])
+        # A source system is a client of docflow like an API key holder is.
+        return Actor(
+            kind="api_client", identifier=self.document_source, label=self.name[:150]
+        )
 
 
 class DocumentTypeMapping(models.Model):
