@@ -44,12 +44,14 @@ run: bootstrap venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_intake_demo
 	$(PY) manage.py setup_schedules
 	scripts/run-dev
 
 seed: export DJANGO_DEBUG ?= 1
 seed: venv
 	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_intake_demo
 
 test: bootstrap venv
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -49,6 +49,8 @@ from urllib.parse import urlsplit  # noqa: E402
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
 from intake import (  # noqa: E402
     ROOT,
     TreeSampler,
@@ -59,8 +61,6 @@ from intake import (  # noqa: E402
     redact,
     run_checked,
 )
-from psycopg import sql  # noqa: E402
-
 from tests.samples import VALID_NHS_NUMBER, pdf_bytes  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/docflow_bench_pipeline"

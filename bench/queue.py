@@ -38,6 +38,9 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
 from intake import (  # noqa: E402
     ROOT,
     ensure_database,
@@ -46,8 +49,6 @@ from intake import (  # noqa: E402
     percentile,
     redact,
 )
-from psycopg import sql  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 

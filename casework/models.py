@@ -73,6 +73,10 @@ class WorkItemCategory(models.TextChoices):
     REJECTION = "rejection", "Rejected by the practice"
     SYSTEM_ERROR = "system_error", "System error or on hold at the destination"
     UNDELIVERED = "undelivered", "Delivered but never collected"
+    CANCEL_AFTER_SENDING = (
+        "cancel_after_sending",
+        "Cancelled by the source after sending (recall or resolve)",
+    )
 
 
 class ReasonActionClass(models.TextChoices):

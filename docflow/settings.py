@@ -613,3 +613,38 @@ LOGGING["loggers"]["django.request"] = {"filters": ["expected_refusals"]}
 # --- Work queue (issue 14): signing in lands on the work queue, the page staff work
 # from, unless the sign-in link named another page (?next=).
 LOGIN_REDIRECT_URL = "casework:queue"
+
+# --- HL7 v2 MDM over MLLP and file drops (intake app): one source system per
+# integration engine, configured in the admin (Intake channels). The listener
+# (`manage.py mllp_listener`) takes plain MLLP on loopback only, and MLLP over TLS
+# on DOCFLOW_MLLP_TLS_PORT when a certificate is given (client certificates checked
+# against DOCFLOW_MLLP_TLS_CLIENT_CA; each source may require its own). A message
+# is at most DOCFLOW_MLLP_MAX_MESSAGE_BYTES (the upload ceiling in base64, plus
+# headers) and must arrive within DOCFLOW_MLLP_READ_TIMEOUT_SECONDS of its first
+# byte; a connection idle for DOCFLOW_MLLP_IDLE_SECONDS is closed.
+# `manage.py watch_folders` polls every source's drop folder.
+INSTALLED_APPS += ["intake.apps.IntakeConfig"]
+DOCFLOW_MLLP_HOST = os.environ.get("DOCFLOW_MLLP_HOST", "127.0.0.1")
+DOCFLOW_MLLP_PORT = env_int("DOCFLOW_MLLP_PORT", 2575)
+DOCFLOW_MLLP_TLS_HOST = os.environ.get("DOCFLOW_MLLP_TLS_HOST", "0.0.0.0")  # noqa: S104
+DOCFLOW_MLLP_TLS_PORT = env_int("DOCFLOW_MLLP_TLS_PORT", 2576)
+DOCFLOW_MLLP_TLS_CERT = os.environ.get("DOCFLOW_MLLP_TLS_CERT", "")
+DOCFLOW_MLLP_TLS_KEY = os.environ.get("DOCFLOW_MLLP_TLS_KEY", "")
+DOCFLOW_MLLP_TLS_CLIENT_CA = os.environ.get("DOCFLOW_MLLP_TLS_CLIENT_CA", "")
+DOCFLOW_MLLP_MAX_MESSAGE_BYTES = env_int(
+    "DOCFLOW_MLLP_MAX_MESSAGE_BYTES", DOCFLOW_MAX_UPLOAD_BYTES * 4 // 3 + 64 * 1024
+)
+DOCFLOW_MLLP_READ_TIMEOUT_SECONDS = float(
+    os.environ.get("DOCFLOW_MLLP_READ_TIMEOUT_SECONDS", "30")
+)
+DOCFLOW_MLLP_IDLE_SECONDS = float(os.environ.get("DOCFLOW_MLLP_IDLE_SECONDS", "300"))
+DOCFLOW_MLLP_WORKERS = env_int("DOCFLOW_MLLP_WORKERS", 8)
+DOCFLOW_FILE_DROP_POLL_SECONDS = float(
+    os.environ.get("DOCFLOW_FILE_DROP_POLL_SECONDS", "2")
+)
+# A file is taken only once its size has not changed for this long (or a .ready
+# marker names it).
+DOCFLOW_FILE_DROP_STABLE_SECONDS = float(
+    os.environ.get("DOCFLOW_FILE_DROP_STABLE_SECONDS", "2")
+)
+# --- end HL7 v2 MDM over MLLP and file drops ---

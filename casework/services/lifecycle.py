@@ -129,11 +129,71 @@ def work_item_sync_for_document(
     if current is not None:
         if current.category == wanted:
             return current
+        if current.category == WorkItemCategory.CANCEL_AFTER_SENDING and wanted is None:
+            # A source's cancel of a sent document waits for a person's decision
+            # whatever the practice reports meanwhile.
+            return current
         current.document = document
         _close(current, reason=f"Document moved to {document.status}", actor=actor)
     if wanted is None:
         return None
     return _open(document, category=wanted, actor=actor)
+
+
+CANCEL_AFTER_SENDING_TITLE = "The source system cancelled a document already sent"
+CANCEL_AFTER_SENDING_STEPS = [
+    "Ask the practice to remove the document from the patient's record (recall), "
+    "or record why it may stay.",
+    "Close the item with the decision: no further action once recalled or resolved.",
+]
+
+
+@transaction.atomic
+def work_item_open_for_cancel_after_sending(
+    *, document: Document, actor: Any, trigger: str
+) -> tuple[WorkItem, bool]:
+    """A source cancelled a document that has already gone: one open item asks a
+    person to decide on recall or resolution. Returns ``(item, opened)``; a
+    repeated cancel finds the item already open (of any kind) and opens none."""
+    locked = Document.objects.select_for_update().get(pk=document.pk)
+    current = (
+        WorkItem.objects.select_for_update()
+        .filter(document=locked, status__in=ACTIVE_STATUSES)
+        .first()
+    )
+    if current is not None:
+        return current, False
+    now = timezone.now()
+    item = WorkItem(
+        document=locked,
+        sending_organisation_id=locked.sending_organisation_id,
+        urgent=locked.urgent,
+        category=WorkItemCategory.CANCEL_AFTER_SENDING,
+        reason_code=f"SOURCE_{trigger}"[:64],
+        reason_title=CANCEL_AFTER_SENDING_TITLE,
+        suggested_actions=list(CANCEL_AFTER_SENDING_STEPS),
+        is_clinical=True,
+        opened_at=now,
+        due_at=now + datetime.timedelta(hours=24),
+    )
+    item._change_reason = f"Source cancelled ({trigger}) after sending"
+    item._history_user = history_user(actor)
+    item.save()
+    audit_record(
+        action="work_item.opened",
+        target_type="work_item",
+        target_id=str(item.public_id),
+        data={
+            "document": str(locked.public_id),
+            "category": item.category,
+            "reason_code": item.reason_code,
+            "document_status": locked.status,
+            "due_at": item.due_at.isoformat(),
+            "clinical": True,
+        },
+        actor=actor,
+    )
+    return item, True
 
 
 @transaction.atomic

@@ -171,6 +171,9 @@ ADMIN_MATRIX = {
     "docflow.Document": {IG: "v", OPERATOR: "v"},
     "docflow.Organisation": {IG: "v", OPERATOR: "vc", SYSADMIN: "vac"},
     "docflow.SendingOrganisation": {OPERATOR: "v", SYSADMIN: "vac"},
+    # Intake source systems are granted to no role yet: superusers only.
+    "intake.DocumentTypeMapping": {},
+    "intake.SourceSystem": {},
     "operations.DestinationPause": {OPERATOR: "vc", SYSADMIN: "v"},
     "operations.Incident": {OPERATOR: "vc", SYSADMIN: "v"},
     "otp_totp.TOTPDevice": {SYSADMIN: "vad"},
