@@ -2,7 +2,7 @@
 
 Nobody adds, changes or deletes a row here, superusers included (PostgreSQL refuses
 it anyway). The lists filter by actor, action, dates, document and a patient looked
-up by NHS number (docflow.admin_ig adds that search; the number itself never reaches
+up by NHS number (governance.admin adds that search; the number itself never reaches
 a URL, only a random token kept in the session), export what is filtered as CSV
 (audited), and show how the hash chain stood at its last verification.
 """
@@ -253,7 +253,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    # -- links the IG screens (docflow.admin_ig) fill in --------------------------
+    # -- links the IG screens (governance.admin) fill in --------------------------
 
     def timeline_url(self, public_id: str) -> str | None:
         """The IG timeline of a document, where one is installed."""

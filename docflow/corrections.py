@@ -23,7 +23,6 @@ from pypdf.errors import PyPdfError
 
 from audit.services import audit_record
 from docflow.conversion import ConversionFailed, inspect_pdf
-from docflow.intake.media import MediaRefused, vet_upload
 from docflow.models import (
     DestinationProfile,
     Document,
@@ -52,6 +51,7 @@ from docflow.services import (
     payload_version_record,
     submission_fingerprint,
 )
+from docflow.uploads.media import MediaRefused, vet_upload
 from docflow.validation import (
     normalise_nhs_number,
     normalise_ods_code,

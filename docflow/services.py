@@ -22,7 +22,6 @@ from docflow.errors import IdempotencyConflict as IdempotencyConflict
 from docflow.errors import IntakeRefused as IntakeRefused
 from docflow.errors import TransitionConflict as TransitionConflict
 from docflow.errors import TransitionRefused as TransitionRefused
-from docflow.intake.media import MediaRefused, SniffedMedia, vet_upload
 from docflow.models import (
     Document,
     DocumentType,
@@ -34,6 +33,7 @@ from docflow.models import (
 )
 from docflow.payloads.store import StoredBlob, payload_blob_delete, payload_blob_write
 from docflow.transitions import DocumentTransitions
+from docflow.uploads.media import MediaRefused, SniffedMedia, vet_upload
 from docflow.validation import (
     CONNECT_LENGTH_LIMITS,
     NON_PATIENT_TEXT_FIELDS,

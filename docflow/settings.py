@@ -489,7 +489,7 @@ DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS = env_int(
 )
 
 # --- Issue 5: retention and upload inspection (read with the same defaults in
-# governance.retention and docflow.intake.media; audit and access logs are kept, see
+# governance.retention and docflow.uploads.media; audit and access logs are kept, see
 # governance.retention for the IG archive procedure) ---
 DOCFLOW_RETENTION_INTERMEDIATE_DAYS = env_int("DOCFLOW_RETENTION_INTERMEDIATE_DAYS", 30)
 DOCFLOW_RETENTION_FINISHED_DAYS = env_int("DOCFLOW_RETENTION_FINISHED_DAYS", 90)

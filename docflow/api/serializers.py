@@ -14,7 +14,6 @@ from rest_framework import serializers
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from audit.models import AuditEvent
-from docflow.intake.media import MediaRefused, vet_upload
 from docflow.models import (
     Document,
     DocumentStatus,
@@ -23,6 +22,7 @@ from docflow.models import (
     PayloadVersion,
 )
 from docflow.services import VettedContent
+from docflow.uploads.media import MediaRefused, vet_upload
 from docflow.validation import (
     text_field_rules,
     validate_birth_date,

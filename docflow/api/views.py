@@ -38,7 +38,6 @@ from docflow.api.serializers import (
     new_document_detail,
 )
 from docflow.errors import ContentPurged
-from docflow.intake.media import ACCEPTED_MEDIA_TYPES
 from docflow.models import Document
 from docflow.payloads.content import (
     document_content_response,
@@ -57,6 +56,7 @@ from docflow.services import (
     IntakeRefused,
     document_submit,
 )
+from docflow.uploads.media import ACCEPTED_MEDIA_TYPES
 from docflow.validation import idempotency_key_problems
 
 PROBLEM = OpenApiResponse(ProblemSerializer, description="Problem details (RFC 9457)")

@@ -15,11 +15,11 @@ from docflow.conversion import (
     inspect_pdf,
 )
 from docflow.conversion.isolated import ConversionLimits
-from docflow.intake.media import MediaRefused, sniff_media
 from docflow.models import DestinationProfile, PayloadVersion
 from docflow.payloads.encryption import PayloadDecryptionError
 from docflow.payloads.store import PayloadIntegrityError, payload_blob_read
 from docflow.preparation.run import PDF_MEDIA_TYPE, Held, HoldReason, Run
+from docflow.uploads.media import MediaRefused, sniff_media
 
 HTML_MEDIA_TYPE = "text/html"
 # GIF is listed for profiles that convert it, though intake refuses GIF today.

@@ -9,8 +9,8 @@ import zlib
 
 import pytest
 
-from docflow.intake.media import MediaRefused, vet_upload
 from docflow.models import Document
+from docflow.uploads.media import MediaRefused, vet_upload
 from tests.samples import HTML_LETTER, intake_json_body
 
 pytestmark = pytest.mark.django_db

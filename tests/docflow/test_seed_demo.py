@@ -14,7 +14,6 @@ from django.core.management.base import CommandError
 from audit.models import AuditEvent
 from audit.selectors import audit_chain_verify
 from docflow.demo.documents import demo_nhs_number, letter_pdf
-from docflow.intake.media import sniff_media
 from docflow.models import (
     ApiKey,
     Document,
@@ -25,6 +24,7 @@ from docflow.models import (
     SendingOrganisation,
 )
 from docflow.selectors import document_list
+from docflow.uploads.media import sniff_media
 
 pytestmark = pytest.mark.django_db
 

@@ -686,7 +686,7 @@ def test_cancel_after_the_document_reached_connect_is_refused():
 
 def test_content_vetted_by_the_caller_is_not_read_again(monkeypatch):
     from docflow import services
-    from docflow.intake.media import vet_upload
+    from docflow.uploads.media import vet_upload
 
     content = pdf_bytes()
     vetted = services.VettedContent(
@@ -706,8 +706,8 @@ def test_content_vetted_by_the_caller_is_not_read_again(monkeypatch):
 
 
 def test_content_vetted_for_another_extension_is_vetted_again():
-    from docflow.intake.media import vet_upload
     from docflow.services import VettedContent
+    from docflow.uploads.media import vet_upload
 
     content = pdf_bytes()
     vetted = VettedContent(

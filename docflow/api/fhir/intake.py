@@ -46,8 +46,8 @@ from docflow.api.fhir.terminology import (
     SNOMED_SYSTEM,
     structure_issues,
 )
-from docflow.media import ACCEPTED_MEDIA_TYPES, EXTENSION_FOR
 from docflow.services import DocumentSubmission, submission_problems
+from docflow.uploads.media import ACCEPTED_MEDIA_TYPES, EXTENSION_FOR
 from docflow.validation import normalise_nhs_number, normalise_ods_code
 
 _DOCUMENT_REFERENCE_ID = re.compile(

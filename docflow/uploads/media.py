@@ -6,7 +6,7 @@ polyglots and names that disagree with the content. :func:`inspect_upload` runs
 once at intake on what sniffing accepted and looks inside: PDFs that are
 truncated, encrypted, carry JavaScript, launch actions or embedded files, or hold
 streams that expand without bound; images whose pixel count is a decompression
-bomb; HTML past the bounds of ``docflow.intake.media_html`` (size, elements, depth,
+bomb; HTML past the bounds of ``docflow.uploads.media_html`` (size, elements, depth,
 table cells, forced page breaks), the obvious render bombs. Every look is bounded in
 objects visited, bytes inflated and seconds spent, so a hostile file costs no more
 than a large honest one.
@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import magic
 from django.conf import settings
 
-from docflow.intake.media_html import HtmlLimits, html_refusal
+from docflow.uploads.media_html import HtmlLimits, html_refusal
 
 # Media types accepted at intake, with the file extensions that may name them.
 ACCEPTED_MEDIA_TYPES: dict[str, tuple[str, ...]] = {

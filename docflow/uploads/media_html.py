@@ -1,7 +1,7 @@
 """Cheap checks on HTML at intake, before anything renders it: size, element
 count, nesting depth, table cells, and how many elements a forced page break
 could apply to. Each bound is a setting; each refusal is a
-:class:`~docflow.intake.media.MediaRefused` with its own code, answered as problem+json
+:class:`~docflow.uploads.media.MediaRefused` with its own code, answered as problem+json
 like every other refusal of the content.
 
 One pass of the standard library's tokenizer (no tree is built) and tinycss2 for
