@@ -345,6 +345,7 @@ class MeshMailboxClient:
         filename: str,
         subject: str = "",
         content_type: str = "application/octet-stream",
+        checksum: str = "",
     ) -> str:
         """Upload one message (chunked past the chunk size); returns its message id."""
         kwargs: dict[str, Any] = {
@@ -355,6 +356,8 @@ class MeshMailboxClient:
         }
         if subject:
             kwargs["subject"] = subject
+        if checksum:
+            kwargs["checksum"] = checksum
         chunked = len(content) > self.connection.chunk_size
         message_id = self._call(
             lambda: self._client.send_message(
