@@ -14,13 +14,19 @@ import time_machine
 from audit.models import AuditEvent
 from casework.models import ACTIVE_STATUSES, WorkItem
 from docflow.models import DocumentStatus
+from docflow.selectors import document_timeline
 from operations.models import Incident, IncidentKind
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import _connection, ready_document
 from transmissions.mesh import itk3
-from transmissions.mesh.client import MeshMailboxClient
+from transmissions.mesh.client import InboxMessage, MeshMailboxClient
 from transmissions.mesh_conformance.acknowledgements import mesh_unanswered_settle
-from transmissions.mesh_conformance.quarantine import mesh_quarantined_content
+from transmissions.mesh_conformance.quarantine import (
+    QuarantineStateError,
+    mesh_answer_quarantine,
+    mesh_quarantined_answer_close,
+    mesh_quarantined_content,
+)
 from transmissions.models import (
     MeshEndpointLookup,
     MeshInboxMessage,
@@ -172,6 +178,10 @@ def test_a_rejection_from_another_organisations_mailbox_changes_nothing_and_is_k
     assert AuditEvent.objects.filter(
         action="mesh.answer_quarantined", target_id=str(kept.public_id)
     ).exists()
+    timeline = list(
+        document_timeline(document=document).values_list("action", flat=True)
+    )
+    assert "transmission.mesh_answer_quarantined" in timeline
     # Kept first, then acknowledged: nothing is left in MESH, nothing lost.
     assert our_inbox.inbox() == []
 
@@ -333,3 +343,57 @@ def test_the_deadline_is_a_setting(mesh, practice, settings):
         assert [t.pk for t in mesh_unanswered_settle()] == [transmission.pk]
     document.refresh_from_db()
     assert document.status == S.UNDELIVERED
+
+
+def _kept(mailbox, message_id: str, kind: str = "unmatched") -> MeshQuarantinedAnswer:
+    return mesh_answer_quarantine(
+        mailbox=mailbox,
+        message=InboxMessage(
+            message_id=message_id,
+            message_type="DATA",
+            workflow_id=ACK_WORKFLOW,
+            sender=mesh_sandbox.GP_MAILBOX,
+            local_id="ack-1",
+            subject="",
+            linked_message_id="",
+            status_code="",
+            status_event="",
+            status_description="",
+            status_success=None,
+            content=b"{}",
+        ),
+        kind=kind,
+        problem="names no send of ours",
+    )
+
+
+def test_a_person_matches_or_dismisses_a_kept_answer_once_with_a_reason(mesh_db):
+    document = ready_document(mesh_db)
+    transmission = _send(document)
+    kept = _kept(mesh_db, "M-1")
+    other = _kept(mesh_db, "M-2")
+
+    with pytest.raises(ValueError, match="reason"):
+        mesh_quarantined_answer_close(
+            quarantined=kept, status="dismissed", reason=" ", actor=None
+        )
+    matched = mesh_quarantined_answer_close(
+        quarantined=kept,
+        status="matched",
+        reason="Practice phoned: mistyped id, it is this letter",
+        actor=None,
+        transmission=transmission,
+    )
+    dismissed = mesh_quarantined_answer_close(
+        quarantined=other, status="dismissed", reason="Test message", actor=None
+    )
+
+    assert (matched.status, matched.transmission) == ("matched", transmission)
+    assert dismissed.status == "dismissed" and dismissed.closed_at
+    assert AuditEvent.objects.filter(
+        action="mesh.answer_matched", target_id=str(kept.public_id)
+    ).exists()
+    with pytest.raises(QuarantineStateError):
+        mesh_quarantined_answer_close(
+            quarantined=kept, status="dismissed", reason="again", actor=None
+        )

@@ -96,6 +96,22 @@ def mesh_answer_quarantine(
         data=data,
         actor=actor,
     )
+    if transmission is not None:
+        # On the document's timeline too: an answer about it that changed nothing.
+        audit_record(
+            action="transmission.mesh_answer_quarantined",
+            target_type="document",
+            target_id=str(transmission.document.public_id),
+            data={
+                "transmission": str(transmission.public_id),
+                "quarantined": str(quarantined.public_id),
+                "kind": kind,
+                "itk3_code": quarantined.response_code,
+                "from_mailbox": quarantined.sender_mailbox,
+                "applied": False,
+            },
+            actor=actor,
+        )
     # Ids and mailboxes only: never the content or anything about the patient.
     logger.warning(
         "MESH answer %s kept for a person (%s, from %s)",
