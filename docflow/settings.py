@@ -648,3 +648,22 @@ DOCFLOW_FILE_DROP_STABLE_SECONDS = float(
     os.environ.get("DOCFLOW_FILE_DROP_STABLE_SECONDS", "2")
 )
 # --- end HL7 v2 MDM over MLLP and file drops ---
+# --- MESH as NHS England specifies it: GP Connect Send Document, a complete inbox,
+# answers only from the right mailbox. A send is complete when both the
+# infrastructure (20013) and the business acknowledgement have come; without them
+# within DOCFLOW_MESH_ANSWER_DEADLINE_DAYS it is undelivered. Messages in our inbox
+# that are not ours are recorded and then acknowledged ("acknowledge") or left for
+# their owner ("keep"); a poll pages through the whole inbox, for at most
+# DOCFLOW_MESH_POLL_BUDGET_SECONDS. Answers we cannot apply are kept (encrypted)
+# for DOCFLOW_MESH_QUARANTINE_RETENTION_DAYS.
+DOCFLOW_MESH_ANSWER_DEADLINE_DAYS = float(
+    os.environ.get("DOCFLOW_MESH_ANSWER_DEADLINE_DAYS", "20")
+)
+DOCFLOW_MESH_NOT_OURS = os.environ.get("DOCFLOW_MESH_NOT_OURS", "acknowledge")
+DOCFLOW_MESH_POLL_BUDGET_SECONDS = float(
+    os.environ.get("DOCFLOW_MESH_POLL_BUDGET_SECONDS", "240")
+)
+DOCFLOW_MESH_QUARANTINE_RETENTION_DAYS = int(
+    os.environ.get("DOCFLOW_MESH_QUARANTINE_RETENTION_DAYS", "2190")
+)
+# --- end MESH as specified ---

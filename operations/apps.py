@@ -29,3 +29,19 @@ class OperationsConfig(AppConfig):
             dispatch_uid="operations.incident_for_unclassified_reason",
             weak=False,
         )
+
+        # transmissions sits below operations too: it announces an answer from a
+        # mailbox a document was not sent to, and operations raises the incident.
+        from operations.services.incidents import incident_raise_for_suspicious_answer
+        from transmissions.mesh_conformance.signals import suspicious_answer_received
+        from transmissions.models import MeshQuarantinedAnswer
+
+        def raise_suspicious(sender, *, quarantined, actor=None, **_):
+            incident_raise_for_suspicious_answer(quarantined=quarantined, actor=actor)
+
+        suspicious_answer_received.connect(
+            raise_suspicious,
+            sender=MeshQuarantinedAnswer,
+            dispatch_uid="operations.incident_for_suspicious_mesh_answer",
+            weak=False,
+        )

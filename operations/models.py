@@ -26,6 +26,10 @@ class IncidentKind(models.TextChoices):
         "reason_not_classified",
         "Work items opened with a reason nobody has classified",
     )
+    MESH_ANSWER_SUSPICIOUS = (
+        "mesh_answer_suspicious",
+        "MESH answers from a mailbox a document was not sent to",
+    )
 
 
 class IncidentSeverity(models.TextChoices):

@@ -8,6 +8,7 @@ from transmissions.models import (
     MeshEndpointLookup,
     MeshInboxMessage,
     MeshMailbox,
+    MeshQuarantinedAnswer,
     OutboundHalt,
     Transmission,
 )
@@ -218,6 +219,38 @@ class MeshInboxMessageAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
     ]
     list_filter = ["message_type", "outcome"]
     readonly_fields = [f.name for f in MeshInboxMessage._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(MeshQuarantinedAnswer)
+class MeshQuarantinedAnswerAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
+    """Answers from our MESH inbox that changed nothing, for a person to match by
+    hand (identifiers only here; the kept content is encrypted in the store)."""
+
+    sending_organisation_lookup = "mailbox__sending_organisation"
+
+    list_display = [
+        "message_id",
+        "kind",
+        "status",
+        "sender_mailbox",
+        "workflow_id",
+        "referenced_id",
+        "response_code",
+        "received_at",
+    ]
+    list_filter = ["kind", "status"]
+    search_fields = ["message_id", "sender_mailbox", "referenced_id", "local_id"]
+    readonly_fields = [f.name for f in MeshQuarantinedAnswer._meta.fields]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:

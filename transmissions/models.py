@@ -303,6 +303,7 @@ class MeshInboxOutcome(models.TextChoices):
     UNMATCHED = "unmatched", "No transmission of ours"
     UNREADABLE = "unreadable", "Could not be read"
     NOT_OURS = "not_ours", "Not a report or acknowledgement"
+    SUSPICIOUS = "suspicious", "From a mailbox the document was not sent to"
 
 
 class MeshInboxMessage(models.Model):
@@ -318,6 +319,7 @@ class MeshInboxMessage(models.Model):
     linked_message_id = models.CharField(max_length=64, blank=True)
     status_code = models.CharField(max_length=32, blank=True)
     response_code = models.CharField(max_length=16, blank=True)
+    sender_mailbox = models.CharField(max_length=20, blank=True)
     transmission = models.ForeignKey(
         Transmission,
         null=True,
@@ -334,3 +336,73 @@ class MeshInboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"MESH {self.message_type} {self.message_id}"
+
+
+class MeshQuarantineKind(models.TextChoices):
+    UNREADABLE = "unreadable", "Could not be read as an ITK3 response"
+    UNMATCHED = "unmatched", "Names no send of ours"
+    SUSPICIOUS = "suspicious", "From a mailbox the document was not sent to"
+
+
+class MeshQuarantineStatus(models.TextChoices):
+    OPEN = "open", "Waiting for a person"
+    MATCHED = "matched", "Matched by hand to a send"
+    DISMISSED = "dismissed", "Looked at; nothing to do"
+
+
+class MeshQuarantinedAnswer(models.Model):
+    """One answer from our MESH inbox that changed nothing because it could not be
+    read, named no send of ours, or came from the wrong mailbox, kept (its content
+    encrypted at rest) so a person can match it by hand. It is an item of work in
+    the infrastructure bucket until somebody matches or dismisses it."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    mailbox = models.ForeignKey(
+        MeshMailbox, on_delete=models.PROTECT, related_name="quarantined_answers"
+    )
+    kind = models.CharField(max_length=16, choices=MeshQuarantineKind.choices)
+    status = models.CharField(
+        max_length=16,
+        choices=MeshQuarantineStatus.choices,
+        default=MeshQuarantineStatus.OPEN,
+    )
+    message_id = models.CharField(max_length=64, unique=True)
+    sender_mailbox = models.CharField(max_length=20, blank=True)
+    local_id = models.CharField(max_length=300, blank=True)
+    workflow_id = models.CharField(max_length=64, blank=True)
+    # The id the answer says it answers (blank when it could not be read).
+    referenced_id = models.CharField(max_length=255, blank=True)
+    response_code = models.CharField(max_length=16, blank=True)
+    problem = models.CharField(max_length=255, blank=True)
+    # The send it names, when it names one (a suspicious answer does).
+    transmission = models.ForeignKey(
+        Transmission,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="quarantined_answers",
+    )
+    bucket = models.ForeignKey(
+        "casework.WorkItemBucket",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="mesh_quarantined_answers",
+    )
+    # The content as it arrived, in the encrypted payload store.
+    content_storage_name = models.CharField(max_length=255, blank=True)
+    content_sha256 = models.CharField(max_length=64, blank=True)
+    content_size_bytes = models.PositiveIntegerField(default=0)
+    retain_until = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.CharField(max_length=150, blank=True)
+    close_reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        verbose_name = "quarantined MESH answer"
+        indexes = [models.Index(fields=["status", "-received_at"])]
+
+    def __str__(self) -> str:
+        return f"quarantined MESH answer {self.message_id} ({self.kind})"

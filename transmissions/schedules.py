@@ -17,4 +17,8 @@ SCHEDULES = {
     ),
     "docflow: poll MESH inboxes": ("transmissions.tasks.mesh_poll_inboxes", 1),
     "docflow: MESH handshake": ("transmissions.tasks.mesh_handshake", 24 * 60),
+    "docflow: MESH sends left unanswered": (
+        "transmissions.tasks.mesh_settle_unanswered",
+        60,
+    ),
 }

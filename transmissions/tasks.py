@@ -106,3 +106,11 @@ def mesh_poll_inboxes() -> str:
 def mesh_handshake() -> int:
     """Validate every MESH mailbox with MESH (daily)."""
     return mesh_mailboxes.mesh_mailboxes_handshake()
+
+
+def mesh_settle_unanswered() -> int:
+    """MESH sends without both acknowledgements by the deadline become undelivered
+    (hourly; the deadline is days)."""
+    from transmissions.mesh_conformance.acknowledgements import mesh_unanswered_settle
+
+    return len(mesh_unanswered_settle())

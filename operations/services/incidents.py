@@ -193,3 +193,28 @@ def incident_raise_for_unclassified_reason(
         },
         actor=actor,
     )
+
+
+def incident_raise_for_suspicious_answer(
+    *, quarantined: Any, actor: Any = None
+) -> Raised:
+    """One incident per mailbox that answers for documents not sent to it, while it
+    is unresolved (a receiver of the MESH channel's ``suspicious_answer_received``):
+    somebody is spoofing or misrouting practice answers, and nothing was applied."""
+    sender = quarantined.sender_mailbox or "unknown"
+    return incident_raise(
+        kind=IncidentKind.MESH_ANSWER_SUSPICIOUS,
+        scope=f"mesh-sender:{sender}",
+        summary=(
+            f"MESH mailbox {sender} answered for a document sent to another "
+            "mailbox; the answer changed nothing and is kept in quarantine."
+        ),
+        severity=IncidentSeverity.WARNING,
+        details={
+            "sender_mailbox": sender,
+            "our_mailbox": quarantined.mailbox.mailbox_id,
+            "last_answer": str(quarantined.public_id),
+            "response_code": quarantined.response_code,
+        },
+        actor=actor,
+    )

@@ -172,14 +172,21 @@ def ready_document(mailbox: MeshMailbox, **overrides) -> Document:
     return prepared.document
 
 
+def resources_of(message) -> list[dict]:
+    """Every resource in the ITK3 message we sent, the Document Bundle's included."""
+    pending = [json.loads(message.content)]
+    found = []
+    while pending:
+        resource = pending.pop(0)
+        found.append(resource)
+        if resource.get("resourceType") == "Bundle":
+            pending.extend(entry["resource"] for entry in resource.get("entry", []))
+    return found
+
+
 def attachment_of(message) -> bytes:
     """The document's bytes inside the ITK3 message we sent."""
     import base64
 
-    bundle = json.loads(message.content)
-    [binary] = [
-        entry["resource"]
-        for entry in bundle["entry"]
-        if entry["resource"]["resourceType"] == "Binary"
-    ]
+    [binary] = [r for r in resources_of(message) if r["resourceType"] == "Binary"]
     return base64.b64decode(binary["content"])

@@ -183,6 +183,7 @@ ADMIN_MATRIX = {
     "transmissions.MeshEndpointLookup": {},
     "transmissions.MeshInboxMessage": {},
     "transmissions.MeshMailbox": {},
+    "transmissions.MeshQuarantinedAnswer": {},
     "transmissions.OutboundHalt": {OPERATOR: "vac"},
     "transmissions.Transmission": {IG: "v", OPERATOR: "v"},
 }

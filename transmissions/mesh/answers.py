@@ -32,10 +32,16 @@ class SendAnswer(_Answer):
     )
 
 
+class InboxLinks(_Answer):
+    next: str | None = None
+
+
 class InboxAnswer(_Answer):
-    """GET inbox: the ids of the messages waiting, oldest first."""
+    """GET inbox: the ids of the messages waiting, oldest first, and (v2) the
+    link to the next page when there are more than one page holds."""
 
     messages: list[str]
+    links: InboxLinks | None = None
 
 
 class LookupItem(_Answer):

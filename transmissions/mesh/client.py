@@ -345,6 +345,7 @@ class MeshMailboxClient:
         filename: str,
         subject: str = "",
         content_type: str = "application/octet-stream",
+        checksum: str = "",
     ) -> str:
         """Upload one message (chunked past the chunk size); returns its message id."""
         kwargs: dict[str, Any] = {
@@ -355,6 +356,8 @@ class MeshMailboxClient:
         }
         if subject:
             kwargs["subject"] = subject
+        if checksum:
+            kwargs["checksum"] = checksum
         chunked = len(content) > self.connection.chunk_size
         message_id = self._call(
             lambda: self._client.send_message(
@@ -430,6 +433,27 @@ class MeshMailboxClient:
         """Message ids waiting in our inbox, oldest first, at most ``limit``."""
         self._call(lambda: self._client.list_messages(max_results=max(limit, 10)))
         return self._read(answers.InboxAnswer).messages[:limit]
+
+    def inbox_page(
+        self, *, page_size: int = 500, next_link: str | None = None
+    ) -> tuple[list[str], str | None]:
+        """One page of the inbox (MESH gives at most 500 ids a request) and the
+        link to the next page, None on the last."""
+
+        def page() -> None:
+            if next_link:
+                self._client._inbox_v2_page(f"{self._client._url}{next_link}")
+            else:
+                self._client._inbox_v2_page(
+                    params={"max_results": max(min(page_size, 500), 10)}
+                )
+
+        self._call(page)
+        found = self._read(answers.InboxAnswer)
+        following = found.links.next if found.links is not None else None
+        if following and not following.startswith("/"):
+            raise classify(answers.AnswerUnreadable("links.next: not a path"))
+        return found.messages, following or None
 
     def retrieve(self, message_id: str) -> InboxMessage:
         """Download one message (every chunk) with its MESH headers."""

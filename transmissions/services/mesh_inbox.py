@@ -3,19 +3,25 @@
 Each message is downloaded, recorded and applied in one transaction, and only
 acknowledged in MESH (which removes it) once that has committed: a crash in between
 leaves it in the inbox, and the next poll finds it recorded and only acknowledges
-it. Messages that are neither reports nor acknowledgements are recorded once and
-left in the inbox for whoever they are for.
+it. A poll pages through the whole inbox (MESH lists at most 500 ids a request).
+Messages that are neither reports nor acknowledgements are recorded once and then
+acknowledged or left for whoever they are for (DOCFLOW_MESH_NOT_OURS); either way
+they never hide what comes after them. An answer that cannot be applied
+(unreadable, unmatched, or from a mailbox the document was not sent to) is kept in
+quarantine before it is acknowledged (``transmissions.mesh_conformance``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from docflow.models import Channel, DocumentStatus
 from transmissions.mesh import itk3
 from transmissions.mesh.client import InboxMessage, MeshMailboxClient
@@ -26,10 +32,16 @@ from transmissions.mesh.errors import (
     MeshMalformedRead,
     MeshNotFound,
 )
+from transmissions.mesh_conformance.acknowledgements import (
+    answer_decide,
+    answer_from_recipient,
+)
+from transmissions.mesh_conformance.quarantine import mesh_answer_quarantine
 from transmissions.models import (
     MeshInboxMessage,
     MeshInboxOutcome,
     MeshMailbox,
+    MeshQuarantineKind,
     Transmission,
 )
 from transmissions.services.mesh_halts import mesh_credentials_halt
@@ -50,6 +62,7 @@ class InboxPoll:
 
     outcomes: dict[str, int] = field(default_factory=dict)
     acknowledged: int = 0
+    pages: int = 0
     credentials_refused: bool = False
 
     def count(self, outcome: str) -> None:
@@ -79,23 +92,41 @@ def _transmission_for_response(
         public_id = uuid.UUID(response.response_to)
     except ValueError:
         return None
-    return Transmission.objects.filter(
-        public_id=public_id,
-        channel=Channel.MESH,
-        sending_organisation_id=mailbox.sending_organisation_id,
-    ).first()
+    return (
+        Transmission.objects.select_for_update(of=("self",))
+        .filter(
+            public_id=public_id,
+            channel=Channel.MESH,
+            sending_organisation_id=mailbox.sending_organisation_id,
+        )
+        .first()
+    )
 
 
-def _response_target(response: itk3.Itk3Response) -> str | None:
-    """Accepted, rejected, or None (an infrastructure acknowledgement while a
-    business acknowledgement is still to come)."""
-    if response.is_positive:
-        if response.code == itk3.INFRASTRUCTURE_OK and mesh_setting(
-            "BUSINESS_ACK_REQUIRED", True
-        ):
-            return None
-        return S.ACCEPTED
-    return S.REJECTED
+def _not_ours_acknowledged() -> bool:
+    return str(mesh_setting("NOT_OURS", "acknowledge")).lower() != "keep"
+
+
+def _answer_recorded(
+    transmission: Transmission, message: InboxMessage, response, decision, changed
+) -> None:
+    """Every answer is on the document's timeline with its code, applied or not."""
+    audit_record(
+        action="transmission.mesh_answer",
+        target_type="document",
+        target_id=str(transmission.document.public_id),
+        data={
+            "transmission": str(transmission.public_id),
+            "acknowledgement": message.message_id,
+            "itk3_code": response.code,
+            "description": itk3.DESCRIPTIONS.get(response.code, response.description)[
+                :255
+            ],
+            "from_mailbox": message.sender,
+            "applied": changed,
+            "waiting_for": list(decision.waiting_for),
+        },
+    )
 
 
 def _apply(mailbox: MeshMailbox, message: InboxMessage) -> tuple[str, dict]:
@@ -110,7 +141,14 @@ def _apply(mailbox: MeshMailbox, message: InboxMessage) -> tuple[str, dict]:
             return MeshInboxOutcome.STALE, record
         transmission = _transmission_for_report(mailbox, message)
         if transmission is None:
-            logger.warning("MESH report %s names no send of ours", message.message_id)
+            mesh_answer_quarantine(
+                mailbox=mailbox,
+                message=message,
+                kind=MeshQuarantineKind.UNMATCHED,
+                problem=f"MESH report {message.status_code} names no send of ours",
+                referenced_id=message.linked_message_id or message.local_id,
+                response_code=message.status_code,
+            )
             return MeshInboxOutcome.UNMATCHED, record
         record["transmission"] = transmission
         if message.status_code == NDR_STATUS_CODE:
@@ -136,18 +174,42 @@ def _apply(mailbox: MeshMailbox, message: InboxMessage) -> tuple[str, dict]:
     try:
         response = itk3.parse_response(message.content)
     except itk3.Itk3Unreadable as exc:
-        logger.warning("Unreadable ITK3 response %s: %s", message.message_id, exc)
+        mesh_answer_quarantine(
+            mailbox=mailbox,
+            message=message,
+            kind=MeshQuarantineKind.UNREADABLE,
+            problem=str(exc),
+        )
         return MeshInboxOutcome.UNREADABLE, {}
     record = {"response_code": response.code[:16]}
     transmission = _transmission_for_response(mailbox, response)
     if transmission is None:
-        logger.warning("ITK3 response %s names no send of ours", message.message_id)
+        mesh_answer_quarantine(
+            mailbox=mailbox,
+            message=message,
+            kind=MeshQuarantineKind.UNMATCHED,
+            problem="names no send of ours",
+            referenced_id=response.response_to,
+            response_code=response.code,
+        )
         return MeshInboxOutcome.UNMATCHED, record
+    if not answer_from_recipient(transmission=transmission, sender=message.sender):
+        # Another organisation's mailbox cannot accept or reject our document.
+        mesh_answer_quarantine(
+            mailbox=mailbox,
+            message=message,
+            kind=MeshQuarantineKind.SUSPICIOUS,
+            problem="from a mailbox the document was not sent to",
+            referenced_id=response.response_to,
+            response_code=response.code,
+            transmission=transmission,
+        )
+        return MeshInboxOutcome.SUSPICIOUS, record
     record["transmission"] = transmission
-    target = _response_target(response)
+    decision = answer_decide(transmission=transmission, response=response)
     changed = mesh_transmission_apply(
         transmission_id=transmission.pk,
-        target=target,
+        target=decision.target,
         reason=f"ITK-{response.code}",
         mesh_status=("business_ack" if response.is_business else "infrastructure_ack")
         if response.is_positive
@@ -160,6 +222,7 @@ def _apply(mailbox: MeshMailbox, message: InboxMessage) -> tuple[str, dict]:
             "from_mailbox": message.sender,
         },
     )
+    _answer_recorded(transmission, message, response, decision, changed)
     if not changed and not response.is_positive:
         # A practice's refusal that came too late to change anything still needs
         # a person to see it: it is recorded, and said out loud here.
@@ -184,6 +247,7 @@ def mesh_inbox_message_record(
                 message_id=message.message_id,
                 message_type=message.message_type[:16],
                 workflow_id=message.workflow_id[:64],
+                sender_mailbox=message.sender[:20],
                 outcome=outcome,
                 **record,
             )
@@ -207,7 +271,8 @@ def _acknowledge(client: MeshMailboxClient, message_id: str) -> bool:
 
 
 def mesh_inbox_poll(*, mailbox_id: int, limit: int = 500) -> InboxPoll:
-    """Download, record and apply what waits in one mailbox's inbox, and
+    """Download, record and apply everything waiting in one mailbox's inbox, page
+    after page until it is empty (within DOCFLOW_MESH_POLL_BUDGET_SECONDS), and
     acknowledge each message once its record has committed. Refused credentials
     stop the poll and halt the organisation once (not a failure per message)."""
     if connection.in_atomic_block:
@@ -222,38 +287,70 @@ def mesh_inbox_poll(*, mailbox_id: int, limit: int = 500) -> InboxPoll:
     return result
 
 
+def _settles(outcome: str) -> bool:
+    """Whether a recorded message is acknowledged (removed from the inbox)."""
+    return outcome != MeshInboxOutcome.NOT_OURS or _not_ours_acknowledged()
+
+
 def _poll(mailbox: MeshMailbox, result: InboxPoll, *, limit: int) -> None:
+    budget = float(mesh_setting("POLL_BUDGET_SECONDS", 240))
+    stop_at = time.monotonic() + budget
     with mesh_client_for(mailbox) as client:
-        ids = client.inbox(limit=limit)
-        known = dict(
-            MeshInboxMessage.objects.filter(message_id__in=ids).values_list(
-                "message_id", "outcome"
-            )
+        next_link: str | None = None
+        while True:
+            ids, next_link = client.inbox_page(page_size=limit, next_link=next_link)
+            if not _poll_page(client, mailbox, result, ids):
+                return
+            result.pages += 1
+            if not next_link:
+                return
+            if time.monotonic() > stop_at:
+                # The rest waits for the next poll, a few minutes away.
+                logger.warning(
+                    "MESH inbox %s: poll budget spent, more pages waiting",
+                    mailbox.mailbox_id,
+                )
+                return
+
+
+def _poll_page(
+    client: MeshMailboxClient,
+    mailbox: MeshMailbox,
+    result: InboxPoll,
+    ids: list[str],
+) -> bool:
+    """Handle one page of ids; False when MESH stopped answering."""
+    known = dict(
+        MeshInboxMessage.objects.filter(message_id__in=ids).values_list(
+            "message_id", "outcome"
         )
-        for message_id in ids:
-            if message_id in known:
-                # Recorded by an earlier poll whose acknowledgement was lost.
-                if known[message_id] != MeshInboxOutcome.NOT_OURS:
-                    result.acknowledged += _acknowledge(client, message_id)
-                continue
-            try:
-                message = client.retrieve(message_id)
-            except MeshNotFound:
-                continue  # expired or taken meanwhile
-            except MeshAuthFailed:
-                raise
-            except MeshMalformedRead as exc:
-                # This message's answer is unreadable: the others are not held
-                # up behind it, and it is asked for again on the next poll.
-                logger.warning("MESH message %s unreadable: %s", message_id, exc)
-                continue
-            except MeshChannelError as exc:
-                logger.warning("MESH inbox unavailable (%s)", exc.error_class)
-                break
-            recorded = mesh_inbox_message_record(mailbox=mailbox, message=message)
-            result.count(recorded.outcome)
-            if recorded.outcome != MeshInboxOutcome.NOT_OURS:
+    )
+    for message_id in ids:
+        if message_id in known:
+            # Recorded by an earlier poll whose acknowledgement was lost (or a
+            # message of another workflow left for its owner).
+            if _settles(known[message_id]):
                 result.acknowledged += _acknowledge(client, message_id)
+            continue
+        try:
+            message = client.retrieve(message_id)
+        except MeshNotFound:
+            continue  # expired or taken meanwhile
+        except MeshAuthFailed:
+            raise
+        except MeshMalformedRead as exc:
+            # This message's answer is unreadable: the others are not held
+            # up behind it, and it is asked for again on the next poll.
+            logger.warning("MESH message %s unreadable: %s", message_id, exc)
+            continue
+        except MeshChannelError as exc:
+            logger.warning("MESH inbox unavailable (%s)", exc.error_class)
+            return False
+        recorded = mesh_inbox_message_record(mailbox=mailbox, message=message)
+        result.count(recorded.outcome)
+        if _settles(recorded.outcome):
+            result.acknowledged += _acknowledge(client, message_id)
+    return True
 
 
 def mesh_inboxes_poll() -> dict[str, InboxPoll]:

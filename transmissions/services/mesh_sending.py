@@ -9,6 +9,7 @@ identifier). A retry reuses the pending transmission, its local id and its bytes
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -19,7 +20,6 @@ from django.utils import timezone
 from docflow.models import Channel, Document, DocumentType, PayloadVersion
 from docflow.payload_store import payload_blob_read
 from docflow.services import TransitionRefused
-from transmissions.mesh import itk3
 from transmissions.mesh.client import MeshMailboxClient
 from transmissions.mesh.connections import mesh_client_for, mesh_setting
 from transmissions.mesh.errors import (
@@ -28,6 +28,15 @@ from transmissions.mesh.errors import (
     MeshConfigurationError,
     MeshOutcomeUnknown,
     MeshRefused,
+)
+from transmissions.mesh_conformance.send_document import (
+    SendDocumentInput,
+    SendDocumentRefused,
+    send_document_message,
+)
+from transmissions.mesh_conformance.validation import (
+    SendDocumentInvalid,
+    send_document_validate,
 )
 from transmissions.models import (
     HaltKind,
@@ -54,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 NOT_CONFIGURED = "MESH-NOT-CONFIGURED"
 NO_MAILBOX = "MESH-NO-MAILBOX"
+MESSAGE_INVALID = "MESH-MESSAGE-INVALID"
 FHIR_JSON = "application/fhir+json"
 
 
@@ -99,30 +109,84 @@ def _hold_before_send(document: Document, reason: str, data: dict) -> SendResult
     return SendResult(SendOutcome.HELD, document.pk, reason)
 
 
+def _document_version(document: Document) -> int:
+    """1 for a first document, one more for each corrected version before it."""
+    version, current = 1, document
+    while current.replaces_id is not None and version < 100:
+        version += 1
+        current = Document.objects.only("replaces_id").get(pk=current.replaces_id)
+    return version
+
+
 def _message(
     document: Document, transmission: Transmission, payload: PayloadVersion, mailbox
 ) -> bytes:
+    """The GP Connect Send Document message, validated against the profiles it
+    claims before it may leave (``SendDocumentInvalid`` otherwise)."""
     content = payload_blob_read(
         storage_name=payload.storage_name, expected_sha256=payload.sha256
     )
-    return itk3.document_message(
-        itk3.OutboundMessage(
+    destination = document.destination
+    replaces = document.replaces
+    message = send_document_message(
+        SendDocumentInput(
             message_id=str(transmission.public_id),
             sender_mailbox=mailbox.mailbox_id,
             sender_ods_code=document.sending_organisation.ods_code,
+            sender_name=document.sending_organisation.name,
             recipient_ods_code=document.destination_ods_code,
+            recipient_name=destination.name if destination is not None else "",
             document_id=str(document.public_id),
+            document_version=_document_version(document),
+            replaces_document_id=str(replaces.public_id) if replaces else None,
+            source_system=document.source_system,
             document_type=document.document_type,
             description=document.description,
             event_date=document.event_date,
+            author_name=document.sender_person,
+            department=document.sender_department,
+            inpatient=document.inpatient,
             nhs_number=document.nhs_number,
             family_name=document.patient_family_name,
             given_names=document.patient_given_names,
             birth_date=document.patient_birth_date,
+            gender=document.patient_gender,
+            mrn=document.mrn,
+            payload_id=str(payload.public_id),
             media_type=payload.media_type,
             content=content,
         )
     )
+    return send_document_validate(message)
+
+
+def _hold_invalid(
+    document: Document, transmission: Transmission, exc: Exception
+) -> SendResult:
+    """A message that fails its own checks never leaves: the document is held
+    with the problems named (element paths, never values)."""
+    problems = getattr(exc, "problems", [str(exc)])
+    logger.error(
+        "Send Document message for %s not sent: %s",
+        transmission.public_id,
+        "; ".join(problems[:5]),
+    )
+    with transaction.atomic():
+        transmission.last_error_class = type(exc).__name__[:32]
+        transmission.state = TransmissionState.ABANDONED
+        transmission.save(update_fields=["last_error_class", "state", "updated_at"])
+        _transition(
+            document,
+            "hold_after_send_attempt",
+            reason=MESSAGE_INVALID,
+            data={
+                "codes": [MESSAGE_INVALID],
+                "problems": problems[:20],
+                "transmission": str(transmission.public_id),
+                "channel": "mesh",
+            },
+        )
+    return SendResult(SendOutcome.HELD, document.pk, MESSAGE_INVALID)
 
 
 def mesh_document_send(
@@ -185,18 +249,23 @@ def mesh_document_send(
         claimed_document, transmission, payload = claimed
         claimed_document.sending_organisation = document.sending_organisation
         try:
+            content = _message(claimed_document, transmission, payload, mailbox)
+        except (SendDocumentInvalid, SendDocumentRefused) as exc:
+            return _hold_invalid(claimed_document, transmission, exc)
+        try:
             # The claim is this worker's while it uploads (the lease renewed by a
             # heartbeat); a worker that dies here leaves a lease that expires, and
             # the claim goes to outcome unknown, settled by the message's local id.
             with claims_kept([transmission.pk]):
                 message_id = client.send(
                     recipient=transmission.recipient_mailbox or recipient,
-                    content=_message(claimed_document, transmission, payload, mailbox),
+                    content=content,
                     workflow_id=transmission.workflow_id or workflow_id,
                     local_id=transmission.idempotency_key,
                     filename=f"{claimed_document.public_id}.json",
                     subject=DocumentType(claimed_document.document_type).label,
                     content_type=FHIR_JSON,
+                    checksum=f"SHA256:{hashlib.sha256(content).hexdigest()}",
                 )
         except MeshAuthFailed as exc:
             # Refused before anything was accepted: one halt for the organisation,
