@@ -13,7 +13,7 @@ import uuid
 import pytest
 
 from docflow.models import DocumentStatus
-from docflow.payload_store import payload_blob_read
+from docflow.payloads.store import payload_blob_read
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import ready_document, resources_of
 from tests.samples import VALID_NHS_NUMBER

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from casework.models import WorkItemBucket
-from docflow.payload_store import payload_blob_read, payload_blob_write
+from docflow.payloads.store import payload_blob_read, payload_blob_write
 from transmissions.mesh.client import InboxMessage
 from transmissions.mesh.connections import mesh_setting
 from transmissions.mesh_conformance.signals import suspicious_answer_received

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from docflow.models import Channel, Document, DocumentType, PayloadVersion
-from docflow.payload_store import payload_blob_read
+from docflow.payloads.store import payload_blob_read
 from docflow.services import TransitionRefused
 from transmissions.mesh.client import MeshMailboxClient
 from transmissions.mesh.connections import mesh_client_for, mesh_setting

@@ -27,7 +27,7 @@ from docflow.models import (
     DocumentStatus,
     PayloadVersion,
 )
-from docflow.payload_store import payload_blob_read
+from docflow.payloads.store import payload_blob_read
 from docflow.selectors import document_current_payload
 from docflow.services import TransitionRefused, document_transition
 from transmissions.connect.adapter import OutboundDocument
