@@ -6,6 +6,7 @@ temporary hazard log and a temporary test tree."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -225,3 +226,9 @@ def test_parametrised_and_class_tests_are_named_by_their_node_ids(tmp_path):
         tmp_path, hazard(tests=("tests/area/test_shapes.py::test_numbers[2]",))
     )
     assert problems_for(log, tmp_path) == []
+
+
+def test_the_safety_page_lists_exactly_the_hazards_of_the_log():
+    text = (ROOT / "docs" / "safety" / "index.md").read_text(encoding="utf-8")
+    listed = dict(re.findall(r"^\| (HAZ-\d{3}) \| (.+?) \|$", text, flags=re.M))
+    assert listed == {h.id: h.title for h in hazard_log_load().hazards}
