@@ -481,28 +481,40 @@ def report(violations: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@pytest.fixture(scope="session")
-def axe_results():
-    """What axe found on each page and width in this session, written at its end to
-    the artefacts (and, after a full run with DOCFLOW_AXE_RESULTS_UPDATE=1, to the
-    committed copy the accessibility statement reads)."""
-    results: list[dict] = []
-    run = {"axe_version": ""}
-    yield results, run
-    if not results:
-        return
-    record = {
-        "tested_at": timezone.now().isoformat(timespec="seconds"),
-        "axe_version": run["axe_version"],
+AXE_DIR = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e" / "axe"
+
+
+def axe_results_merge() -> dict:
+    """The latest result of every page and width in AXE_DIR, as one record."""
+    results = []
+    for name in PAGES:
+        for viewport in VIEWPORTS:
+            path = AXE_DIR / f"{name}-{viewport}.json"
+            if path.is_file():
+                results.append(json.loads(path.read_text()))
+    return {
+        "tested_at": min((r["tested_at"] for r in results), default=""),
+        "axe_version": max((r["axe_version"] for r in results), default=""),
         "standard": "WCAG 2.2 AA",
         "tags": AXE_TAGS,
         "complete": len(results) == len(PAGES) * len(VIEWPORTS),
-        "results": sorted(results, key=lambda r: (r["page"], r["viewport"])),
+        "results": [
+            {k: r[k] for k in ("page", "viewport", "violations")} for r in results
+        ],
     }
+
+
+@pytest.fixture(scope="session")
+def axe_results():
+    """Each case writes what axe found to AXE_DIR; at the end of the session they
+    are merged into test-artifacts/e2e/axe-results.json and, once every page and
+    width has a result and DOCFLOW_AXE_RESULTS_UPDATE=1, into the committed copy
+    the accessibility statement reads."""
+    AXE_DIR.mkdir(parents=True, exist_ok=True)
+    yield AXE_DIR
+    record = axe_results_merge()
     text = json.dumps(record, indent=1) + "\n"
-    artefacts = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-    artefacts.mkdir(parents=True, exist_ok=True)
-    (artefacts / "axe-results.json").write_text(text)
+    (AXE_DIR.parent / "axe-results.json").write_text(text)
     if record["complete"] and os.environ.get("DOCFLOW_AXE_RESULTS_UPDATE") == "1":
         Path(settings.DOCFLOW_ACCESSIBILITY_RESULTS).write_text(text)
 
@@ -529,16 +541,18 @@ def test_page_has_no_wcag_violations_and_reflows(
             visit.then(page)
         page.add_script_tag(url=live_server.url + AXE_URL)
         violations = page.evaluate(AXE_RUN, AXE_TAGS)
-        results, run = axe_results
-        run["axe_version"] = page.evaluate("axe.version")
-        results.append(
-            {
-                "page": name,
-                "viewport": viewport,
-                "violations": [
-                    {k: v[k] for k in ("id", "impact", "help")} for v in violations
-                ],
-            }
+        (axe_results / f"{name}-{viewport}.json").write_text(
+            json.dumps(
+                {
+                    "page": name,
+                    "viewport": viewport,
+                    "tested_at": timezone.now().isoformat(timespec="seconds"),
+                    "axe_version": page.evaluate("axe.version"),
+                    "violations": [
+                        {k: v[k] for k in ("id", "impact", "help")} for v in violations
+                    ],
+                }
+            )
         )
         csp_refusals = page.evaluate("window.cspRefusals")
         widths = page.evaluate(WIDTHS)
