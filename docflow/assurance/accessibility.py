@@ -3,7 +3,8 @@
 tests/e2e/test_accessibility.py runs axe-core (WCAG 2.2 A and AA rules) on every
 staff and admin page at two widths and writes what it found as JSON; a full run can
 replace the committed last-known copy (DOCFLOW_ACCESSIBILITY_RESULTS). The service
-is "fully compliant" only when that run found no violation on any page.
+is "fully compliant" only when that run covered every page and found no
+violation on any.
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ class AccessibilityResults:
     pages: tuple[str, ...]
     viewports: tuple[str, ...]
     findings: tuple[Finding, ...]
+    complete: bool = True
 
     @property
     def compliance(self) -> str:
+        """Full compliance is claimed only from a run that covered every page."""
         if not self.pages:
             return "not yet tested"
-        return "partially compliant" if self.findings else "fully compliant"
+        if self.findings:
+            return "partially compliant"
+        return "fully compliant" if self.complete else "not fully tested"
 
 
 def accessibility_results_path() -> Path:
@@ -73,4 +78,5 @@ def accessibility_results_read(path: Path | None = None) -> AccessibilityResults
         pages=tuple(sorted({entry["page"] for entry in results})),
         viewports=tuple(sorted({entry["viewport"] for entry in results})),
         findings=findings,
+        complete=bool(raw.get("complete", True)),
     )
