@@ -10,7 +10,7 @@ PG_URL ?= postgres://postgres@127.0.0.1:5432/docflow_ci
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap venv run seed test test-postgres lint format lock ci
+.PHONY: help bootstrap venv run seed test test-postgres lint format lock ci docs
 
 help:
 	@echo "make run            install, migrate, seed demo data, serve on 127.0.0.1:8000"
@@ -20,6 +20,7 @@ help:
 	@echo "make format         ruff format and ruff check --fix"
 	@echo "make venv           create .venv and sync it with requirements.lock"
 	@echo "make lock           re-lock requirements.lock from pyproject.toml"
+	@echo "make docs           build the documentation site into site/ (warnings fail)"
 	@echo "make ci             what CI runs (.ci/run)"
 
 bootstrap:
@@ -72,6 +73,9 @@ format: venv
 lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -o requirements.lock \
 		--python-version 3.11
+
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 ci:
 	bash .ci/run

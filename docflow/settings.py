@@ -667,3 +667,18 @@ DOCFLOW_MESH_QUARANTINE_RETENTION_DAYS = int(
     os.environ.get("DOCFLOW_MESH_QUARANTINE_RETENTION_DAYS", "2190")
 )
 # --- end MESH as specified ---
+# --- Accessibility statement (/accessibility/): who runs the service and how to
+# reach them, and the axe results the statement reports (the browser suite's last
+# full run, committed; tests/e2e/test_accessibility.py with
+# DOCFLOW_AXE_RESULTS_UPDATE=1 rewrites it).
+DOCFLOW_SERVICE_OPERATOR = os.environ.get(
+    "DOCFLOW_SERVICE_OPERATOR", "the NHS organisation that runs this service"
+)
+DOCFLOW_ACCESSIBILITY_CONTACT = os.environ.get(
+    "DOCFLOW_ACCESSIBILITY_CONTACT", "your organisation's IT service desk"
+)
+DOCFLOW_ACCESSIBILITY_RESULTS = os.environ.get(
+    "DOCFLOW_ACCESSIBILITY_RESULTS",
+    str(BASE_DIR / "docflow" / "assurance" / "axe-results.json"),
+)
+# --- end accessibility statement ---

@@ -42,6 +42,7 @@ admin.site.__class__ = DocflowAdminSite
 urlpatterns = [
     path("", views.staff_home, name="staff-home"),
     path("documents/<uuid:public_id>/", views.staff_document, name="staff-document"),
+    path("accessibility/", views.accessibility_statement, name="accessibility"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(template_name="docflow/login.html"),

@@ -9,6 +9,7 @@ import json
 import uuid
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
@@ -16,6 +17,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
 
+from docflow.assurance.accessibility import accessibility_results_read
 from docflow.models import Document, DocumentStatus
 from docflow.selectors import (
     DocumentFilters,
@@ -125,5 +127,21 @@ def staff_document(request, public_id: uuid.UUID):
             "more_events": more,
             "timeline_rows": TIMELINE_ROWS,
             "transmissions": list(document.transmissions.all())[-TIMELINE_ROWS:],
+        },
+    )
+
+
+@require_GET
+def accessibility_statement(request):
+    """The accessibility statement (public sector bodies accessibility regulations
+    2018), open to everyone: compliance as the last axe run of the browser suite
+    found it."""
+    return render(
+        request,
+        "docflow/accessibility.html",
+        {
+            "results": accessibility_results_read(),
+            "operator": settings.DOCFLOW_SERVICE_OPERATOR,
+            "contact": settings.DOCFLOW_ACCESSIBILITY_CONTACT,
         },
     )

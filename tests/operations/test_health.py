@@ -28,6 +28,7 @@ def organisation(db):
     return SendingOrganisationFactory(ods_code="RX1", name="Example Hospitals")
 
 
+@pytest.mark.hazard("HAZ-016")
 def test_health_reports_acceptance_rejection_mix_and_unacknowledged(
     connected, organisation
 ):
@@ -46,6 +47,7 @@ def test_health_reports_acceptance_rejection_mix_and_unacknowledged(
     assert health["A81001"].unacknowledged == 0
 
 
+@pytest.mark.hazard("HAZ-016")
 def test_a_destination_that_keeps_not_acknowledging_is_paused_with_one_incident(
     connected, organisation, settings
 ):
