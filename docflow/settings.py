@@ -534,7 +534,7 @@ SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^healthz/(live|ready)/?$"]
 # --- end issue 13 (watch and state files) ---
 
 # --- Issue 13: retries on time, a circuit per destination, claims under a lease
-# (read in transmissions.services: clock, controls, leases) ---
+# (read in transmissions.pipeline.clock, engine.controls, engine.leases) ---
 # The clock (a round of the tracker's loop) queues due retries, due circuit trials
 # and expired claims this often; a retry it queued and nobody took is queued
 # again after DOCFLOW_CLOCK_REQUEUE_SECONDS.

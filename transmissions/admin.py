@@ -3,6 +3,11 @@ from django.contrib import admin, messages
 
 from docflow.admin import SendingOrganisationAdmin, SendingOrganisationScopedMixin
 from docflow.models import SendingOrganisation
+from transmissions.engine.controls import (
+    outbound_halt_close,
+    outbound_pause,
+    outbound_resume,
+)
 from transmissions.models import (
     HaltKind,
     MeshEndpointLookup,
@@ -10,11 +15,6 @@ from transmissions.models import (
     MeshMailbox,
     OutboundHalt,
     Transmission,
-)
-from transmissions.services.controls import (
-    outbound_halt_close,
-    outbound_pause,
-    outbound_resume,
 )
 
 

@@ -58,7 +58,7 @@ class Transmission(models.Model):
     last_error_class = models.CharField(max_length=32, blank=True)
     # While the document is ``sending``: the claim is its worker's until then, and
     # the worker renews it while it is alive; past it, the clock settles the claim
-    # by idempotency key (see ``transmissions.services.leases``).
+    # by idempotency key (see ``transmissions.engine.leases``).
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # When the clock last queued this transmission's retry (so it queues it once).
     send_queued_at = models.DateTimeField(null=True, blank=True)

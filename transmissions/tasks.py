@@ -5,19 +5,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
-from transmissions.services import (
-    clock,
-    converting,
-    mesh_mailboxes,
-    mesh_routing,
-    mesh_settling,
-    mesh_tracking,
-    pipeline,
-    reconciling,
-    resending,
-    sending,
-    tracker,
-)
+from transmissions.channels.connect import resending, sending
+from transmissions.channels.connect import settling as reconciling
+from transmissions.channels.mesh import mailboxes as mesh_mailboxes
+from transmissions.channels.mesh import routing as mesh_routing
+from transmissions.channels.mesh import settling as mesh_settling
+from transmissions.channels.mesh import tracking as mesh_tracking
+from transmissions.pipeline import clock, converting, tracker
+from transmissions.pipeline import sweep as pipeline
 
 
 def prepare_document(document_id: int) -> str:

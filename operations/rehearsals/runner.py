@@ -35,11 +35,11 @@ from operations.rehearsals.simulator import RehearsalRefused, SimulatorControl
 from operations.services.health import destination_pause_lift
 from operations.services.incidents import incident_resolve
 from operations.services.watch import operations_watch_run
+from transmissions.channels.connect.sending import document_send
+from transmissions.channels.connect.tracking.statuses import changes_feed_read
+from transmissions.engine.controls import outbound_halt_close
 from transmissions.models import OutboundHalt
-from transmissions.services.controls import outbound_halt_close
-from transmissions.services.pipeline import document_prepare_for_sending
-from transmissions.services.sending import document_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.pipeline.sweep import document_prepare_for_sending
 
 
 def rehearsal_begin(

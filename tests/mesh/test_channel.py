@@ -13,21 +13,21 @@ from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import attachment_of, ready_document
 from tests.samples import VALID_NHS_NUMBER, pdf_bytes
 from transmissions import tasks
-from transmissions.mesh import itk3
-from transmissions.mesh.demo_practice import answer_waiting
+from transmissions.channels.connect.sending import (
+    SendOutcome,
+    _claim,
+    document_send,
+)
+from transmissions.channels.connect.settling import sending_stuck_mark_unknown
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.demo_practice import answer_waiting
+from transmissions.channels.mesh.inbox import mesh_inbox_poll
 from transmissions.models import (
     MeshEndpointLookup,
     MeshInboxMessage,
     MeshInboxOutcome,
     Transmission,
     TransmissionState,
-)
-from transmissions.services.mesh_inbox import mesh_inbox_poll
-from transmissions.services.reconciling import sending_stuck_mark_unknown
-from transmissions.services.sending import (
-    SendOutcome,
-    _claim,
-    document_send,
 )
 
 S = DocumentStatus
@@ -247,8 +247,8 @@ def test_lost_answer_is_settled_by_local_id_without_a_second_message(
     mesh_db, practice, settings
 ):
     """The upload reached MESH but the worker died before recording it."""
-    from transmissions.mesh.connections import mesh_client_for
-    from transmissions.services.mesh_sending import _message
+    from transmissions.channels.mesh.connections import mesh_client_for
+    from transmissions.channels.mesh.sending import _message
 
     document = ready_document(mesh_db)
     claimed_document, transmission, payload = _claim(

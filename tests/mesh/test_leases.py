@@ -15,12 +15,12 @@ from docflow.models import Channel, DocumentStatus
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import ready_document
 from transmissions import tasks
-from transmissions.mesh.connections import mesh_client_for
+from transmissions.channels.connect.sending import SendOutcome, _claim
+from transmissions.channels.connect.settling import Settled, sending_claim_settle
+from transmissions.channels.mesh.connections import mesh_client_for
+from transmissions.channels.mesh.sending import _message
+from transmissions.engine.leases import claims_expired
 from transmissions.models import Transmission
-from transmissions.services.leases import claims_expired
-from transmissions.services.mesh_sending import _message
-from transmissions.services.reconciling import Settled, sending_claim_settle
-from transmissions.services.sending import SendOutcome, _claim
 
 S = DocumentStatus
 

@@ -12,9 +12,9 @@ from tests.mesh.conftest import ready_document
 from tests.samples import pdf_bytes
 from tests.transmissions.conftest import simulator  # noqa: F401 - fixture
 from tests.transmissions.engine import connect_to
+from transmissions.channels.connect.sending import SendOutcome, document_send
+from transmissions.channels.mesh.routing import RouteReason, mesh_route_for
 from transmissions.models import Transmission
-from transmissions.services.mesh_routing import RouteReason, mesh_route_for
-from transmissions.services.sending import SendOutcome, document_send
 
 S = DocumentStatus
 

@@ -115,7 +115,7 @@ def test_a_paused_destination_waits_in_ready_until_the_pause_is_lifted(
     connected, organisation
 ):
     from tests.transmissions.engine import ready_document, simulator_stats
-    from transmissions.services.sending import SendOutcome, document_send
+    from transmissions.channels.connect.sending import SendOutcome, document_send
 
     document = ready_document(organisation, "A81001")
     pause = DestinationPause.objects.create(

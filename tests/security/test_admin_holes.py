@@ -17,8 +17,8 @@ from operations.services.health import destination_pause_open
 from operations.services.incidents import incident_raise
 from tests.factories import UserFactory, make_api_key
 from tests.security.conftest import API_CLIENT, IG, OPERATOR, SYSADMIN
+from transmissions.engine.controls import outbound_pause
 from transmissions.models import MeshMailbox, OutboundHalt, Transmission
-from transmissions.services.controls import outbound_pause
 
 
 def change_url(obj) -> str:

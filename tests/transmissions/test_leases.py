@@ -20,19 +20,19 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
-from transmissions.connections import connect_client_for
-from transmissions.models import Transmission, TransmissionState
-from transmissions.queue import SEND, SETTLE, SETTLE_CLAIM
-from transmissions.services.clock import clock_round
-from transmissions.services.leases import claims_expired, transmission_leases_renew
-from transmissions.services.reconciling import Settled, sending_claim_settle
-from transmissions.services.sending import (
+from transmissions.channels.connect.batches import _claim_many
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.sending import (
     SendOutcome,
     _claim,
     _outbound,
     document_send,
 )
-from transmissions.services.sending_batches import _claim_many
+from transmissions.channels.connect.settling import Settled, sending_claim_settle
+from transmissions.engine.leases import claims_expired, transmission_leases_renew
+from transmissions.models import Transmission, TransmissionState
+from transmissions.pipeline.clock import clock_round
+from transmissions.queue import SEND, SETTLE, SETTLE_CLAIM
 
 S = DocumentStatus
 

@@ -16,13 +16,13 @@ from casework.models import WorkItem
 from docflow.models import DocumentStatus, Organisation, PreparationWakeUp
 from docflow.services import preparation_wake_up, preparation_wake_up_clear
 from tests.factories import OrganisationFactory, submit_document
+from transmissions.channels.connect.sending import _claim
+from transmissions.engine.controls import outbound_pause
 from transmissions.models import Transmission
-from transmissions.services.controls import outbound_pause
-from transmissions.services.pipeline import (
+from transmissions.pipeline.sweep import (
     document_prepare_for_sending,
     pipeline_dispatch_due,
 )
-from transmissions.services.sending import _claim
 
 S = DocumentStatus
 

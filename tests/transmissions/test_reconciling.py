@@ -19,22 +19,25 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
-from transmissions.connections import connect_client_for
-from transmissions.models import OutboundHalt, Transmission, TransmissionState
-from transmissions.services.reconciling import (
-    Settled,
-    organisations_reconcile,
-    outcome_unknown_settle,
-    sending_stuck_mark_unknown,
-)
-from transmissions.services.sending import (
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.sending import (
     SendOutcome,
     _claim,
     _outbound,
     document_send,
 )
-from transmissions.services.tracker import tracking_round
-from transmissions.services.tracking import changes_feed_read, transmissions_poll_due
+from transmissions.channels.connect.settling import (
+    Settled,
+    organisations_reconcile,
+    outcome_unknown_settle,
+    sending_stuck_mark_unknown,
+)
+from transmissions.channels.connect.tracking.statuses import (
+    changes_feed_read,
+    transmissions_poll_due,
+)
+from transmissions.models import OutboundHalt, Transmission, TransmissionState
+from transmissions.pipeline.tracker import tracking_round
 
 S = DocumentStatus
 

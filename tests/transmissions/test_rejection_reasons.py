@@ -21,14 +21,14 @@ from tests.transmissions.engine import (
     directory_from_scenario,
     ready_document,
 )
-from transmissions.connect.adapter import DocumentStatus as ConnectStatus
-from transmissions.connect.adapter import Rejection
-from transmissions.models import Transmission
-from transmissions.services.sending import document_send
-from transmissions.services.tracking import (
+from transmissions.channels.connect.adapter import DocumentStatus as ConnectStatus
+from transmissions.channels.connect.adapter import Rejection
+from transmissions.channels.connect.sending import document_send
+from transmissions.channels.connect.tracking.statuses import (
     changes_feed_read,
     transmission_apply_status,
 )
+from transmissions.models import Transmission
 
 
 @pytest.fixture

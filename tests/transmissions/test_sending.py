@@ -13,10 +13,10 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
+from transmissions.channels.connect.batches import documents_send
+from transmissions.channels.connect.sending import SendOutcome, document_send
+from transmissions.channels.connect.tracking.statuses import changes_feed_read
 from transmissions.models import Transmission, TransmissionState
-from transmissions.services.sending import SendOutcome, document_send
-from transmissions.services.sending_batches import documents_send
-from transmissions.services.tracking import changes_feed_read
 
 S = DocumentStatus
 

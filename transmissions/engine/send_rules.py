@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from docflow.models import Document, DocumentStatus
-from transmissions.services.controls import outbound_blocking_halt
+from transmissions.engine.controls import outbound_blocking_halt
 
 
 class SendOutcome:

@@ -34,16 +34,16 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from docflow.models import Channel, Document, DocumentStatus
-from transmissions.models import HaltKind, OutboundHalt, Transmission, TransmissionState
-from transmissions.queue import SEND, SETTLE, SETTLE_CLAIM, enqueue_on_commit
-from transmissions.services.controls import (
+from transmissions.channels.connect.settling import Settled, sending_claim_settle
+from transmissions.engine.controls import (
     circuit_waiting_documents,
     halt_blocks,
     outbound_blocking_halt,
 )
-from transmissions.services.converting import conversions_queue_waiting
-from transmissions.services.leases import claims_expired
-from transmissions.services.reconciling import Settled, sending_claim_settle
+from transmissions.engine.leases import claims_expired
+from transmissions.models import HaltKind, OutboundHalt, Transmission, TransmissionState
+from transmissions.pipeline.converting import conversions_queue_waiting
+from transmissions.queue import SEND, SETTLE, SETTLE_CLAIM, enqueue_on_commit
 
 # A document whose outcome became unknown is left this long to the changes feed
 # (which matches it by key) before it is settled by asking Connect; then again

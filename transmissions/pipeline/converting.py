@@ -25,9 +25,9 @@ from docflow.preparation import (
     conversions_waiting,
     document_prepare_converted,
 )
+from transmissions.channels.connect.batches import documents_send
+from transmissions.channels.connect.sending import SendResult
 from transmissions.queue import CONVERT, SEND, enqueue_on_commit
-from transmissions.services.sending import SendResult
-from transmissions.services.sending_batches import documents_send
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,10 @@ from docflow.preparation import (
     waiting_for_preparation,
 )
 from docflow.services import preparation_wake_up, preparation_wake_up_clear
+from transmissions.channels.connect.batches import documents_send
+from transmissions.channels.connect.sending import SendResult
 from transmissions.models import OutboundHalt, Transmission, TransmissionState
+from transmissions.pipeline.converting import conversions_wake
 from transmissions.queue import (
     CONVERT,
     PREPARE,
@@ -31,9 +34,6 @@ from transmissions.queue import (
     SETTLE,
     enqueue_on_commit,
 )
-from transmissions.services.converting import conversions_wake
-from transmissions.services.sending import SendResult
-from transmissions.services.sending_batches import documents_send
 
 S = DocumentStatus
 
@@ -94,7 +94,7 @@ def documents_prepare_and_send(
     more behind, so it wakes a successor for them.
 
     HTML and images are never converted here: the batch hands them to the isolated
-    conversion step (``transmissions.services.converting``), one conversion task
+    conversion step (``transmissions.pipeline.converting``), one conversion task
     each, so no render can delay, roll back or kill the batch. A task for a
     document already handed over (the dispatch sweep's, when a conversion was
     lost) wakes the oldest waiting conversions that the free slots can take."""

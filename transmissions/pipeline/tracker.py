@@ -23,10 +23,13 @@ from django.conf import settings
 from django.db import connection
 
 from docflow.models import Channel, Document, DocumentStatus, SendingOrganisation
+from transmissions.channels.connect.tracking.statuses import (
+    changes_feed_read,
+    transmissions_poll_due,
+)
 from transmissions.models import Transmission, TransmissionState
+from transmissions.pipeline.clock import clock_round
 from transmissions.queue import TRACK, enqueue_on_commit
-from transmissions.services.clock import clock_round
-from transmissions.services.tracking import changes_feed_read, transmissions_poll_due
 
 S = DocumentStatus
 logger = logging.getLogger(__name__)

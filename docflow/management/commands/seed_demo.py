@@ -310,7 +310,9 @@ class Command(BaseCommand):
             },
         )
         # By dotted path, as casework names tasks: docflow never imports transmissions.
-        seed = import_string("transmissions.mesh.demo_setup.mesh_demo_mailbox_seed")
+        seed = import_string(
+            "transmissions.channels.mesh.demo_setup.mesh_demo_mailbox_seed"
+        )
         self._say(f"  MESH: {seed(sending_organisation=senders['RX1'])} for RX1")
 
     def _users(self, senders: dict[str, SendingOrganisation]) -> dict[str, object]:

@@ -20,23 +20,13 @@ from django.db import transaction
 from docflow.models import Document, DocumentStatus, PayloadVersion
 from docflow.selectors import documents_current_payloads
 from docflow.transitions import DocumentTransitions
-from transmissions.connect.errors import (
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.errors import (
     ConnectAuthFailed,
     ConnectConfigurationError,
     ConnectError,
 )
-from transmissions.connections import connect_client_for
-from transmissions.models import HaltKind, Transmission, TransmissionState
-from transmissions.queue import SEND, enqueue_on_commit
-from transmissions.services.controls import (
-    ENDPOINT,
-    connect_success_record,
-    destinations_failing,
-    outbound_halts_open,
-)
-from transmissions.services.leases import claims_kept, lease_expiry
-from transmissions.services.mesh_routing import MeshRouteHints
-from transmissions.services.sending import (
+from transmissions.channels.connect.sending import (
     SendOutcome,
     SendResult,
     _after_failure,
@@ -48,7 +38,17 @@ from transmissions.services.sending import (
     document_not_sendable_now,
     document_send,
 )
-from transmissions.services.tracking import transmissions_record_posted
+from transmissions.channels.connect.tracking.statuses import transmissions_record_posted
+from transmissions.channels.mesh.routing import MeshRouteHints
+from transmissions.engine.controls import (
+    ENDPOINT,
+    connect_success_record,
+    destinations_failing,
+    outbound_halts_open,
+)
+from transmissions.engine.leases import claims_kept, lease_expiry
+from transmissions.models import HaltKind, Transmission, TransmissionState
+from transmissions.queue import SEND, enqueue_on_commit
 
 
 def documents_send(

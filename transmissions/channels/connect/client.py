@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from transmissions.connect import adapter
-from transmissions.connect.adapter import (
+from transmissions.channels.connect import adapter
+from transmissions.channels.connect.adapter import (
     ChangesPage,
     ConnectOrganisation,
     DocumentStatus,
     OutboundDocument,
 )
-from transmissions.connect.errors import (
+from transmissions.channels.connect.errors import (
     ConnectAuthFailed,
     ConnectConfigurationError,
     ConnectConflict,

@@ -8,7 +8,7 @@ from django.conf import settings
 
 from docflow.configuration import read_secret
 from docflow.models import SendingOrganisation
-from transmissions.connect.client import ConnectClient, Timeouts
+from transmissions.channels.connect.client import ConnectClient, Timeouts
 
 _clients: dict[tuple[int, str, str], ConnectClient] = {}
 _lock = threading.Lock()

@@ -15,7 +15,8 @@ from django.db import transaction
 from audit.services import audit_record
 from docflow.models import Document, DocumentStatus
 from docflow.services import TransitionRefused, document_transition
-from transmissions.connect.errors import (
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.errors import (
     ConnectAuthFailed,
     ConnectConfigurationError,
     ConnectError,
@@ -23,14 +24,7 @@ from transmissions.connect.errors import (
     ConnectRefused,
     ConnectUnavailable,
 )
-from transmissions.connections import connect_client_for
-from transmissions.models import HaltKind, Transmission, TransmissionState
-from transmissions.services.controls import (
-    connect_failure_record,
-    connect_success_record,
-    outbound_blocking_halt,
-)
-from transmissions.services.sending import (
+from transmissions.channels.connect.sending import (
     SendOutcome,
     SendResult,
     _after_failure,
@@ -38,10 +32,16 @@ from transmissions.services.sending import (
     _record_error,
     _transition,
 )
-from transmissions.services.tracking import (
+from transmissions.channels.connect.tracking.statuses import (
     transmission_apply_status,
     transmission_record_posted,
 )
+from transmissions.engine.controls import (
+    connect_failure_record,
+    connect_success_record,
+    outbound_blocking_halt,
+)
+from transmissions.models import HaltKind, Transmission, TransmissionState
 
 S = DocumentStatus
 

@@ -30,9 +30,10 @@ from docflow.models import (
 from docflow.payload_store import payload_blob_read
 from docflow.selectors import document_current_payload
 from docflow.services import TransitionRefused, document_transition
-from transmissions.connect.adapter import OutboundDocument
-from transmissions.connect.client import ConnectClient
-from transmissions.connect.errors import (
+from transmissions.channels.connect.adapter import OutboundDocument
+from transmissions.channels.connect.client import ConnectClient
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.errors import (
     ConnectAuthFailed,
     ConnectConfigurationError,
     ConnectError,
@@ -40,20 +41,19 @@ from transmissions.connect.errors import (
     ConnectRefused,
     ConnectUnavailable,
 )
-from transmissions.connections import connect_client_for
-from transmissions.models import HaltKind, Transmission, TransmissionState
-from transmissions.services.controls import (
+from transmissions.channels.connect.tracking.statuses import transmission_record_posted
+from transmissions.channels.mesh.routing import (
+    mesh_route_for,
+    mesh_route_when_connect_refuses,
+)
+from transmissions.engine.controls import (
     connect_failure_record,
     connect_success_record,
     outbound_halt_open,
     outbound_halts_open,
 )
-from transmissions.services.leases import claims_kept, lease_expiry
-from transmissions.services.mesh_routing import (
-    mesh_route_for,
-    mesh_route_when_connect_refuses,
-)
-from transmissions.services.send_rules import (
+from transmissions.engine.leases import claims_kept, lease_expiry
+from transmissions.engine.send_rules import (
     DESTINATION_PAUSED,
     SendOutcome,
     SendResult,
@@ -63,7 +63,7 @@ from transmissions.services.send_rules import (
     send_retry_ceiling,
     send_retry_delay,
 )
-from transmissions.services.tracking import transmission_record_posted
+from transmissions.models import HaltKind, Transmission, TransmissionState
 
 logger = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ def _after_post_error(
 def _send_over_mesh(document: Document, route, actor: Any) -> SendResult:
     # Imported here: the MESH sender builds on this module's claim and failure
     # handling.
-    from transmissions.services.mesh_sending import mesh_document_send
+    from transmissions.channels.mesh.sending import mesh_document_send
 
     return mesh_document_send(document=document, route=route, actor=actor)
 

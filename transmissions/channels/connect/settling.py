@@ -29,16 +29,16 @@ from docflow.models import (
     SendingOrganisation,
 )
 from docflow.services import TransitionRefused, document_transition
-from transmissions.connect.errors import (
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.errors import (
     ConnectAuthFailed,
     ConnectConfigurationError,
     ConnectError,
 )
-from transmissions.connections import connect_client_for
+from transmissions.channels.connect.tracking.statuses import transmission_record_posted
+from transmissions.engine.controls import outbound_halt_open
 from transmissions.models import HaltKind, Transmission, TransmissionState
 from transmissions.queue import SEND, SETTLE, enqueue_on_commit
-from transmissions.services.controls import outbound_halt_open
-from transmissions.services.tracking import transmission_record_posted
 
 logger = logging.getLogger(__name__)
 S = DocumentStatus

@@ -1,11 +1,11 @@
 """MESH's answers as types: every JSON body and the headers of every retrieved
 message are validated here (pydantic, strict) before anything reads them.
 
-``mesh_client`` sends the requests and returns what MESH said; the client in
-``transmissions.mesh.client`` hands each raw answer to one of these readers, and
-an answer that does not fit raises ``AnswerUnreadable``, which the client turns
-into ``MeshMalformedRead`` (retry later) or ``MeshMalformedAnswer`` (after an
-upload: outcome unknown). Messages name members, never their values.
+``mesh_client`` sends the requests and returns what MESH said; the client
+``transmissions.channels.mesh.client`` hands each raw answer to one of these
+readers, and an answer that does not fit raises ``AnswerUnreadable``, which the
+client turns into ``MeshMalformedRead`` (retry later) or ``MeshMalformedAnswer``
+(after an upload: outcome unknown). Messages name members, never their values.
 """
 
 from __future__ import annotations

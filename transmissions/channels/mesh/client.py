@@ -8,7 +8,8 @@ outcome is unknown, settled later by tracking the message's local id.
 
 Refused credentials (401/403, whether mesh_client raises an ``HTTPError`` or, for
 an upload, a bare ``MeshError``) are ``MeshAuthFailed`` before anything else is
-considered. Every answer is validated into its type (``transmissions.mesh.answers``);
+considered. Every answer is validated into its type
+(``transmissions.channels.mesh.answers``);
 one that breaks the contract is ``MeshMalformedAnswer`` after an upload (outcome
 unknown) and ``MeshMalformedRead`` after a read (retry later).
 """
@@ -25,8 +26,8 @@ import requests
 from mesh_client import MeshClient, MeshError
 from urllib3.exceptions import NewConnectionError, ResponseError
 
-from transmissions.mesh import answers
-from transmissions.mesh.errors import (
+from transmissions.channels.mesh import answers
+from transmissions.channels.mesh.errors import (
     MeshAmbiguousLocalId,
     MeshAuthFailed,
     MeshChannelError,
@@ -241,7 +242,7 @@ class MeshMailboxClient:
     Every call goes through ``_call``, which remembers the answer MESH gave (a
     response hook on mesh_client's session) so that a failure is classified by
     its HTTP status as well as its exception, and every JSON answer is then read
-    through ``transmissions.mesh.answers`` into its type."""
+    through ``transmissions.channels.mesh.answers`` into its type."""
 
     def __init__(self, connection: MeshConnection) -> None:
         if not connection.url.startswith("https://"):

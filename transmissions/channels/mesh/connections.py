@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 
 from docflow.configuration import read_secret
-from transmissions.mesh.client import MeshConnection, MeshMailboxClient
-from transmissions.mesh.errors import MeshConfigurationError
+from transmissions.channels.mesh.client import MeshConnection, MeshMailboxClient
+from transmissions.channels.mesh.errors import MeshConfigurationError
 from transmissions.models import MeshMailbox
 
 DEFAULT_BASE_URL = "https://msg.intspineservices.nhs.uk"

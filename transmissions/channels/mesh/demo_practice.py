@@ -3,7 +3,7 @@ and answers each message with ITK3 acknowledgements, as a practice system would.
 
 Run beside ``scripts/run-mesh-sandbox``::
 
-    .venv/bin/python -m transmissions.mesh.demo_practice
+    .venv/bin/python -m transmissions.channels.mesh.demo_practice
 
 It needs no Django; it speaks MESH only through our client. The answer is 20013
 then 30001 (filed, patient known) unless ``DOCFLOW_MESH_DEMO_ANSWER`` names another
@@ -16,9 +16,9 @@ import logging
 import os
 import time
 
-from transmissions.mesh import itk3
-from transmissions.mesh.client import MeshConnection, MeshMailboxClient
-from transmissions.mesh.errors import MeshChannelError
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.client import MeshConnection, MeshMailboxClient
+from transmissions.channels.mesh.errors import MeshChannelError
 
 logger = logging.getLogger("docflow.mesh.demo_practice")
 

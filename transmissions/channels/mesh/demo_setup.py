@@ -3,7 +3,7 @@ sandbox (``scripts/run-mesh-sandbox``), trusting the sandbox's own CA.
 
 The sandbox knows only its test mailboxes and workflows: we send as X26ABC1 under
 TEST_WORKFLOW to practice X26, whose mailbox X26ABC2 answers on TEST_WORKFLOW_ACK
-(``transmissions.mesh.demo_practice``). The secrets stay in the environment
+(``transmissions.channels.mesh.demo_practice``). The secrets stay in the environment
 (``MESH_PASSWORD_<ODS>``, ``MESH_SHARED_KEY``), set by ``scripts/run-dev``.
 """
 

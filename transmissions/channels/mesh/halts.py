@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 
-from transmissions.mesh.errors import MeshAuthFailed
+from transmissions.channels.mesh.errors import MeshAuthFailed
+from transmissions.engine.controls import outbound_halt_open
 from transmissions.models import HaltKind, MeshMailbox, OutboundHalt
-from transmissions.services.controls import outbound_halt_open
 
 logger = logging.getLogger(__name__)
 

@@ -17,26 +17,26 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from docflow.models import Channel, DocumentStatus
-from transmissions.mesh import itk3
-from transmissions.mesh.client import InboxMessage, MeshMailboxClient
-from transmissions.mesh.connections import mesh_client_for, mesh_setting
-from transmissions.mesh.errors import (
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.client import InboxMessage, MeshMailboxClient
+from transmissions.channels.mesh.connections import mesh_client_for, mesh_setting
+from transmissions.channels.mesh.errors import (
     MeshAuthFailed,
     MeshChannelError,
     MeshMalformedRead,
     MeshNotFound,
+)
+from transmissions.channels.mesh.halts import mesh_credentials_halt
+from transmissions.channels.mesh.outcomes import (
+    NDR_REASON,
+    NDR_STATUS_CODE,
+    mesh_transmission_apply,
 )
 from transmissions.models import (
     MeshInboxMessage,
     MeshInboxOutcome,
     MeshMailbox,
     Transmission,
-)
-from transmissions.services.mesh_halts import mesh_credentials_halt
-from transmissions.services.mesh_outcomes import (
-    NDR_REASON,
-    NDR_STATUS_CODE,
-    mesh_transmission_apply,
 )
 
 logger = logging.getLogger(__name__)

@@ -6,10 +6,10 @@ import logging
 
 from django.utils import timezone
 
-from transmissions.mesh.connections import mesh_client_for
-from transmissions.mesh.errors import MeshAuthFailed, MeshChannelError
+from transmissions.channels.mesh.connections import mesh_client_for
+from transmissions.channels.mesh.errors import MeshAuthFailed, MeshChannelError
+from transmissions.channels.mesh.halts import mesh_credentials_halt
 from transmissions.models import MeshMailbox
-from transmissions.services.mesh_halts import mesh_credentials_halt
 
 logger = logging.getLogger(__name__)
 

@@ -19,28 +19,7 @@ from django.utils import timezone
 from docflow.models import Channel, Document, DocumentType, PayloadVersion
 from docflow.payload_store import payload_blob_read
 from docflow.services import TransitionRefused
-from transmissions.mesh import itk3
-from transmissions.mesh.client import MeshMailboxClient
-from transmissions.mesh.connections import mesh_client_for, mesh_setting
-from transmissions.mesh.errors import (
-    MeshAuthFailed,
-    MeshChannelError,
-    MeshConfigurationError,
-    MeshOutcomeUnknown,
-    MeshRefused,
-)
-from transmissions.models import (
-    HaltKind,
-    MeshEndpointLookup,
-    MeshMailbox,
-    Transmission,
-    TransmissionState,
-)
-from transmissions.services.leases import claims_kept
-from transmissions.services.mesh_halts import mesh_credentials_halt
-from transmissions.services.mesh_outcomes import mesh_transmission_record_posted
-from transmissions.services.mesh_routing import MeshRoute
-from transmissions.services.sending import (
+from transmissions.channels.connect.sending import (
     SendOutcome,
     SendResult,
     _after_failure,
@@ -48,6 +27,27 @@ from transmissions.services.sending import (
     _claim,
     _record_error,
     _transition,
+)
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.client import MeshMailboxClient
+from transmissions.channels.mesh.connections import mesh_client_for, mesh_setting
+from transmissions.channels.mesh.errors import (
+    MeshAuthFailed,
+    MeshChannelError,
+    MeshConfigurationError,
+    MeshOutcomeUnknown,
+    MeshRefused,
+)
+from transmissions.channels.mesh.halts import mesh_credentials_halt
+from transmissions.channels.mesh.outcomes import mesh_transmission_record_posted
+from transmissions.channels.mesh.routing import MeshRoute
+from transmissions.engine.leases import claims_kept
+from transmissions.models import (
+    HaltKind,
+    MeshEndpointLookup,
+    MeshMailbox,
+    Transmission,
+    TransmissionState,
 )
 
 logger = logging.getLogger(__name__)

@@ -17,13 +17,13 @@ from django.utils import timezone
 
 from docflow.models import Channel, Document, DocumentStatus
 from docflow.services import TransitionRefused
-from transmissions.mesh.connections import mesh_client_for
-from transmissions.mesh.errors import MeshAuthFailed, MeshChannelError
+from transmissions.channels.connect.settling import Settled, _transition
+from transmissions.channels.mesh.connections import mesh_client_for
+from transmissions.channels.mesh.errors import MeshAuthFailed, MeshChannelError
+from transmissions.channels.mesh.halts import mesh_credentials_halt
+from transmissions.channels.mesh.outcomes import mesh_transmission_record_posted
 from transmissions.models import MeshMailbox, Transmission, TransmissionState
 from transmissions.queue import SEND, enqueue_on_commit
-from transmissions.services.mesh_halts import mesh_credentials_halt
-from transmissions.services.mesh_outcomes import mesh_transmission_record_posted
-from transmissions.services.reconciling import Settled, _transition
 
 logger = logging.getLogger(__name__)
 S = DocumentStatus

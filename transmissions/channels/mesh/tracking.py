@@ -15,11 +15,15 @@ from datetime import timedelta
 from django.utils import timezone
 
 from docflow.models import Channel
-from transmissions.mesh.connections import mesh_client_for, mesh_setting
-from transmissions.mesh.errors import MeshAuthFailed, MeshChannelError, MeshNotFound
+from transmissions.channels.mesh.connections import mesh_client_for, mesh_setting
+from transmissions.channels.mesh.errors import (
+    MeshAuthFailed,
+    MeshChannelError,
+    MeshNotFound,
+)
+from transmissions.channels.mesh.halts import mesh_credentials_halt
+from transmissions.channels.mesh.inbox import InboxPoll, mesh_inboxes_poll
 from transmissions.models import MeshMailbox, Transmission, TransmissionState
-from transmissions.services.mesh_halts import mesh_credentials_halt
-from transmissions.services.mesh_inbox import InboxPoll, mesh_inboxes_poll
 
 logger = logging.getLogger(__name__)
 

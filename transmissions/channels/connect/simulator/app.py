@@ -15,10 +15,23 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from transmissions.simulator.behaviours import Behaviour, BehaviourError
-from transmissions.simulator.malformed import FEED_CASES, malformed_answer
-from transmissions.simulator.store import SimulatorStore, Timings, status_body
-from transmissions.simulator.validation import failure_body, validate_inbound
+from transmissions.channels.connect.simulator.behaviours import (
+    Behaviour,
+    BehaviourError,
+)
+from transmissions.channels.connect.simulator.malformed import (
+    FEED_CASES,
+    malformed_answer,
+)
+from transmissions.channels.connect.simulator.store import (
+    SimulatorStore,
+    Timings,
+    status_body,
+)
+from transmissions.channels.connect.simulator.validation import (
+    failure_body,
+    validate_inbound,
+)
 
 ENDPOINT_TYPES = {
     "docman10": "Docman10",

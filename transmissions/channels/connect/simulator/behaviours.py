@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from transmissions.simulator.malformed import CASES as MALFORMED_CASES
+from transmissions.channels.connect.simulator.malformed import CASES as MALFORMED_CASES
 
 REJECTION_REASONS = {
     "REJ01": "Patient is no longer registered at this practice.",

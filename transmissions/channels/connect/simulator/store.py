@@ -15,7 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from transmissions.simulator.behaviours import REJECTION_REASONS, Behaviour
+from transmissions.channels.connect.simulator.behaviours import (
+    REJECTION_REASONS,
+    Behaviour,
+)
 
 STATUS_DESCRIPTIONS = {
     4002: "Received by Connect",

@@ -32,21 +32,21 @@ from docflow.models import (
 )
 from docflow.services import TransitionRefused, document_transition
 from docflow.transitions import DocumentTransitions
-from transmissions.connect.adapter import DocumentStatus as ConnectStatus
-from transmissions.connect.errors import (
+from transmissions.channels.connect.adapter import DocumentStatus as ConnectStatus
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.errors import (
     ConnectAuthFailed,
     ConnectConfigurationError,
     ConnectError,
     ConnectNotFound,
 )
-from transmissions.connections import connect_client_for
+from transmissions.engine.controls import outbound_halt_open, surge_check
 from transmissions.models import (
     ChangesCursor,
     HaltKind,
     Transmission,
     TransmissionState,
 )
-from transmissions.services.controls import outbound_halt_open, surge_check
 
 logger = logging.getLogger(__name__)
 
