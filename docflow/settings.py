@@ -426,11 +426,6 @@ DOCFLOW_TRACK_ROUND_SECONDS = float(os.environ.get("DOCFLOW_TRACK_ROUND_SECONDS"
 DOCFLOW_PREPARE_TASK = os.environ.get(
     "DOCFLOW_PREPARE_TASK", "transmissions.tasks.prepare_document"
 )
-# Asked before every send: is this destination paused (by operations' health
-# watch or an operator)? A dotted path, so transmissions never imports operations.
-DOCFLOW_DESTINATION_PAUSED_CHECK = os.environ.get(
-    "DOCFLOW_DESTINATION_PAUSED_CHECK", "operations.selectors.destination_is_paused"
-)
 
 # Operations (issue 6): incidents, alerts, watchdog, surges, health and metrics.
 # Alerts go to these addresses (comma-separated; empty: no email) and, as JSON, to

@@ -24,9 +24,9 @@ from tests.transmissions.engine import (
     ready_document,
 )
 from transmissions.channels.connect import adapter
-from transmissions.channels.connect.sending import document_send
-from transmissions.channels.connect.tracking.statuses import changes_feed_read
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import Transmission
+from transmissions.pipeline.sending import document_send
 
 S = DocumentStatus
 

@@ -7,7 +7,6 @@ import requests
 
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import ready_document
-from transmissions.channels.connect.sending import SendOutcome, document_send
 from transmissions.channels.mesh.client import (
     MeshConnection,
     MeshMailboxClient,
@@ -26,6 +25,7 @@ from transmissions.channels.mesh.mailboxes import mesh_mailbox_handshake
 from transmissions.channels.mesh.sending import mesh_recipient_resolve
 from transmissions.channels.mesh.tracking import mesh_transmissions_track
 from transmissions.models import MeshEndpointLookup, Transmission, TransmissionState
+from transmissions.pipeline.sending import SendOutcome, document_send
 
 
 def test_handshake_records_when_the_mailbox_was_validated(mesh_db):

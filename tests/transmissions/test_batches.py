@@ -21,11 +21,10 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
-from transmissions.channels.connect import batches as sending_batches
-from transmissions.channels.connect.batches import documents_send
-from transmissions.channels.connect.sending import SendOutcome
-from transmissions.channels.connect.tracking.statuses import changes_feed_read
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import Transmission, TransmissionState
+from transmissions.pipeline import sending as pipeline_sending
+from transmissions.pipeline.sending import SendOutcome, documents_send
 from transmissions.pipeline.sweep import documents_prepare_and_send
 
 S = DocumentStatus
@@ -67,7 +66,7 @@ def never_alone(monkeypatch) -> None:
     def refuse(**kwargs):
         raise AssertionError("a batchable document was sent alone")
 
-    monkeypatch.setattr(sending_batches, "document_send", refuse)
+    monkeypatch.setattr(pipeline_sending, "document_send", refuse)
 
 
 def history_reasons(document: Document) -> list[str]:

@@ -22,7 +22,6 @@ from tests.transmissions.engine import (
     simulator_stats,
 )
 from tests.transmissions.test_connect_client import outbound
-from transmissions.channels.connect.batches import documents_send
 from transmissions.channels.connect.client import ConnectClient, Timeouts, _TokenCache
 from transmissions.channels.connect.errors import (
     ConnectMalformedAnswer,
@@ -30,11 +29,11 @@ from transmissions.channels.connect.errors import (
     ConnectOutcomeUnknown,
     ConnectUnavailable,
 )
-from transmissions.channels.connect.sending import SendOutcome, document_send
-from transmissions.channels.connect.settling import Settled, outcome_unknown_settle
 from transmissions.channels.connect.simulator.malformed import CASES
-from transmissions.channels.connect.tracking.statuses import transmissions_poll_due
+from transmissions.channels.connect.tracking.polling import transmissions_poll_due
 from transmissions.models import Transmission, TransmissionState
+from transmissions.pipeline.sending import SendOutcome, document_send, documents_send
+from transmissions.pipeline.settling import Settled, outcome_unknown_settle
 
 S = DocumentStatus
 DESTINATION = "A81001"

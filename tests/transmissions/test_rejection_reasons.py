@@ -23,12 +23,10 @@ from tests.transmissions.engine import (
 )
 from transmissions.channels.connect.adapter import DocumentStatus as ConnectStatus
 from transmissions.channels.connect.adapter import Rejection
-from transmissions.channels.connect.sending import document_send
-from transmissions.channels.connect.tracking.statuses import (
-    changes_feed_read,
-    transmission_apply_status,
-)
+from transmissions.channels.connect.tracking.feed import changes_feed_read
+from transmissions.channels.connect.tracking.statuses import transmission_apply_status
 from transmissions.models import Transmission
+from transmissions.pipeline.sending import document_send
 
 
 @pytest.fixture

@@ -16,13 +16,12 @@ from tests.transmissions.engine import (
 )
 from transmissions.channels.connect.resending import (
     ResolveOutcome,
-    document_resend,
     rejection_resolve_at_connect,
 )
-from transmissions.channels.connect.sending import SendOutcome, document_send
-from transmissions.channels.connect.tracking.statuses import changes_feed_read
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.engine.controls import connect_failure_record
 from transmissions.models import HaltKind, OutboundHalt, Transmission
+from transmissions.pipeline.sending import SendOutcome, document_resend, document_send
 
 S = DocumentStatus
 

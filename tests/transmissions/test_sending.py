@@ -13,10 +13,9 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
-from transmissions.channels.connect.batches import documents_send
-from transmissions.channels.connect.sending import SendOutcome, document_send
-from transmissions.channels.connect.tracking.statuses import changes_feed_read
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import Transmission, TransmissionState
+from transmissions.pipeline.sending import SendOutcome, document_send, documents_send
 
 S = DocumentStatus
 

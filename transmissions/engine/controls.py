@@ -82,12 +82,14 @@ def outbound_blocking_halt(
     halts: list[OutboundHalt] | None = None,
 ) -> OutboundHalt | None:
     """The halt that stops a send to the destination now, if any: one of the
-    organisation's (or everyone's), or an open circuit for that destination; an
-    open circuit past its retry time lets sends through (half-open)."""
+    organisation's (or everyone's), an open circuit for that destination, or a
+    pause of the destination; an open circuit past its retry time lets sends
+    through (half-open)."""
     now = now or timezone.now()
     if halts is None:
         halts = outbound_halts_open(sending_organisation_id=sending_organisation_id)
-    for halt in halts:
+    # A pause of the destination is named only when nothing wider stops the send.
+    for halt in sorted(halts, key=lambda h: h.kind == HaltKind.DESTINATION_PAUSE):
         if halt_blocks(halt, destination_ods_code=destination_ods_code, now=now):
             return halt
     return None
@@ -162,6 +164,74 @@ def outbound_halt_close(
         actor=actor,
     )
     return halt
+
+
+@transaction.atomic
+def destination_pause_open(
+    *, destination_ods_code: str, reason: str, actor: Any = None
+) -> OutboundHalt:
+    """Pause every send to one destination (a halt with no sending organisation and
+    the destination's code); pausing a paused destination is a no-op."""
+    scope = {
+        "sending_organisation": None,
+        "destination_ods_code": destination_ods_code,
+        "kind": HaltKind.DESTINATION_PAUSE,
+        "closed_at__isnull": True,
+    }
+    existing = OutboundHalt.objects.select_for_update().filter(**scope).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            halt = OutboundHalt.objects.create(
+                destination_ods_code=destination_ods_code,
+                kind=HaltKind.DESTINATION_PAUSE,
+                reason=reason[:255],
+                opened_by=_actor_label(actor)[:150],
+            )
+    except IntegrityError:
+        return OutboundHalt.objects.get(**scope)
+    audit_record(
+        action="destination.paused",
+        target_type="organisation",
+        target_id=destination_ods_code,
+        data={"reason": halt.reason},
+        actor=actor,
+    )
+    return halt
+
+
+@transaction.atomic
+def destination_pause_close(
+    *, halt: OutboundHalt, reason: str, actor: Any = None
+) -> OutboundHalt:
+    """Resume sending to a paused destination; lifting a lifted pause is a no-op."""
+    halt = OutboundHalt.objects.select_for_update().get(
+        pk=halt.pk, kind=HaltKind.DESTINATION_PAUSE
+    )
+    if halt.closed_at is not None:
+        return halt
+    halt.closed_at = timezone.now()
+    halt.closed_by = _actor_label(actor)[:150]
+    halt.close_reason = reason[:255]
+    halt.save(update_fields=["closed_at", "closed_by", "close_reason"])
+    audit_record(
+        action="destination.resumed",
+        target_type="organisation",
+        target_id=halt.destination_ods_code,
+        data={"reason": halt.close_reason},
+        actor=actor,
+    )
+    return halt
+
+
+def destination_pauses_open():
+    """The open destination pauses (each a halt of every send to one destination)."""
+    return OutboundHalt.objects.filter(
+        kind=HaltKind.DESTINATION_PAUSE,
+        sending_organisation__isnull=True,
+        closed_at__isnull=True,
+    )
 
 
 def outbound_pause(

@@ -9,7 +9,6 @@ import random
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.utils.module_loading import import_string
 
 from docflow.models import Document, DocumentStatus
 from transmissions.engine.controls import outbound_blocking_halt
@@ -31,17 +30,6 @@ class SendResult:
     outcome: str
     document_id: int
     detail: str = ""
-
-
-DESTINATION_PAUSED = "destination_paused"
-
-
-def destination_paused(destination_ods_code: str) -> bool:
-    """Whether sending to this destination is paused. Pauses are decided above
-    transmissions (operations watches destination health), so the check is named
-    by dotted path in DOCFLOW_DESTINATION_PAUSED_CHECK; empty: never paused."""
-    check = settings.DOCFLOW_DESTINATION_PAUSED_CHECK
-    return bool(check) and bool(import_string(check)(destination_ods_code))
 
 
 def is_split_parent(document: Document) -> bool:
@@ -69,13 +57,11 @@ def send_retry_delay(*, attempts: int, retry_after: float | None = None) -> floa
     return max(delay, retry_after or 0.0)
 
 
-def document_not_sendable_now(
-    document: Document, *, halts: list, paused: dict[str, bool]
-) -> SendResult | None:
+def document_not_sendable_now(document: Document, *, halts: list) -> SendResult | None:
     """Why this document is not sent now, or None: not ready (or a split parent,
-    whose parts are sent), a halt on its organisation or an open circuit for its
-    destination (``halts``: its organisation's open halts), or a pause on its
-    destination (answers kept in ``paused``). A halted or paused document waits in
+    whose parts are sent), a halt on its organisation, an open circuit for its
+    destination or a pause of its destination (``halts``: the open halts covering
+    its organisation, everyone's included). A halted or paused document waits in
     ready until it is lifted."""
     if document.status != DocumentStatus.READY or is_split_parent(document):
         return SendResult(SendOutcome.NOT_READY, document.pk)
@@ -86,9 +72,4 @@ def document_not_sendable_now(
     )
     if halt is not None:
         return SendResult(SendOutcome.HALTED, document.pk, halt.kind)
-    code = document.destination_ods_code
-    if code not in paused:
-        paused[code] = destination_paused(code)
-    if paused[code]:
-        return SendResult(SendOutcome.HALTED, document.pk, DESTINATION_PAUSED)
     return None

@@ -34,7 +34,6 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from docflow.models import Channel, Document, DocumentStatus
-from transmissions.channels.connect.settling import Settled, sending_claim_settle
 from transmissions.engine.controls import (
     circuit_waiting_documents,
     halt_blocks,
@@ -43,6 +42,7 @@ from transmissions.engine.controls import (
 from transmissions.engine.leases import claims_expired
 from transmissions.models import HaltKind, OutboundHalt, Transmission, TransmissionState
 from transmissions.pipeline.converting import conversions_queue_waiting
+from transmissions.pipeline.settling import Settled, sending_claim_settle
 from transmissions.queue import SEND, SETTLE, SETTLE_CLAIM, enqueue_on_commit
 
 # A document whose outcome became unknown is left this long to the changes feed

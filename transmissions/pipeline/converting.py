@@ -15,7 +15,6 @@ from typing import Any
 
 from django.db import transaction
 
-from casework.services import work_item_sync_for_document
 from docflow.models import DocumentStatus
 from docflow.preparation import (
     conversion_claim,
@@ -25,8 +24,8 @@ from docflow.preparation import (
     conversions_waiting,
     document_prepare_converted,
 )
-from transmissions.channels.connect.batches import documents_send
-from transmissions.channels.connect.sending import SendResult
+from transmissions.engine.moves import work_item_follow
+from transmissions.pipeline.sending import SendResult, documents_send
 from transmissions.queue import CONVERT, SEND, enqueue_on_commit
 
 
@@ -96,7 +95,7 @@ def document_convert_and_send(*, document_id: int, actor: Any = None) -> Convert
             if prepared.converting:
                 enqueue_on_commit(CONVERT, document_id)
             elif document.status != DocumentStatus.READY:
-                work_item_sync_for_document(document=document, actor=actor)
+                work_item_follow(document=document, actor=actor)
             together = [d.pk for d in prepared.sendable]
             if len(together) > 1:
                 # The parts of a split document go out side by side.

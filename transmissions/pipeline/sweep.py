@@ -13,7 +13,6 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from casework.services import work_item_sync_for_document
 from docflow.models import Document, DocumentStatus
 from docflow.preparation import (
     Prepared,
@@ -23,10 +22,10 @@ from docflow.preparation import (
     waiting_for_preparation,
 )
 from docflow.services import preparation_wake_up, preparation_wake_up_clear
-from transmissions.channels.connect.batches import documents_send
-from transmissions.channels.connect.sending import SendResult
+from transmissions.engine.moves import work_item_follow
 from transmissions.models import OutboundHalt, Transmission, TransmissionState
 from transmissions.pipeline.converting import conversions_wake
+from transmissions.pipeline.sending import SendResult, documents_send
 from transmissions.queue import (
     CONVERT,
     PREPARE,
@@ -53,7 +52,7 @@ def document_prepare_for_sending(
     if not (prepared.sendable and prepared.document.status == S.READY):
         # Just prepared means submitted a moment ago: it never needed anybody, so
         # there is no item to close and none to open. Everything else is synced.
-        work_item_sync_for_document(document=prepared.document, actor=actor)
+        work_item_follow(document=prepared.document, actor=actor)
     if queue_sends:
         for document in prepared.sendable:
             enqueue_on_commit(SEND, document.pk)
@@ -111,7 +110,7 @@ def documents_prepare_and_send(
         together: list[int] = []
         for prepared in batch.prepared:
             if prepared.document.status != S.READY:
-                work_item_sync_for_document(document=prepared.document, actor=actor)
+                work_item_follow(document=prepared.document, actor=actor)
             if len(prepared.sendable) == 1:
                 together.append(prepared.sendable[0].pk)
             else:

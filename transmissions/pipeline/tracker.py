@@ -1,6 +1,7 @@
-"""The tracker: one loop, on one worker at a time, that applies Connect's statuses
-while anything is on its way, and keeps the clock (``clock``): each second it
-queues retries, circuit trials and the settling of expired claims as they come due.
+"""The tracker: one loop, on one worker at a time, that applies the channels'
+statuses (each channel's ``tracking_round``) while anything is on its way, and
+keeps the clock (``clock``): each second it queues retries, circuit trials and the
+settling of expired claims as they come due.
 
 Each run is a django-q2 task of at most ``seconds`` (inside the task timeout). On
 PostgreSQL a session advisory lock makes it the only tracker, and a run queues its
@@ -22,11 +23,8 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connection
 
-from docflow.models import Channel, Document, DocumentStatus, SendingOrganisation
-from transmissions.channels.connect.tracking.statuses import (
-    changes_feed_read,
-    transmissions_poll_due,
-)
+from docflow.models import Document, DocumentStatus
+from transmissions.channels import CHANNELS
 from transmissions.models import Transmission, TransmissionState
 from transmissions.pipeline.clock import clock_round
 from transmissions.queue import TRACK, enqueue_on_commit
@@ -84,20 +82,10 @@ def anything_on_its_way() -> bool:
 
 
 def tracking_round() -> int:
-    """Read the changes feed of every sending organisation with documents at
-    Connect, then poll what the feed left due; returns the changes applied. MESH
-    transmissions are tracked through their inboxes, never here."""
-    organisation_ids = (
-        Transmission.objects.filter(state__in=TRACKED, channel=Channel.CONNECT)
-        .values_list("sending_organisation_id", flat=True)
-        .distinct()
-    )
-    applied = 0
-    for organisation_id in SendingOrganisation.objects.filter(
-        pk__in=list(organisation_ids)
-    ).values_list("pk", flat=True):
-        applied += changes_feed_read(sending_organisation_id=organisation_id)
-    return applied + transmissions_poll_due()
+    """One tracking round of every channel that tracks here (Connect: its changes
+    feed, then the poll); returns the changes applied. MESH transmissions are
+    tracked through their inboxes on their own schedule, never here."""
+    return sum(channel.tracking_round() for channel in CHANNELS.values())
 
 
 def statuses_track(*, seconds: float, wait: float = 0.0) -> int:

@@ -1,9 +1,9 @@
-"""Sending in batches: ready documents of the usual kind (Connect, a first attempt,
-a destination checked within its TTL, no halt or pause) claimed in one transaction,
-posted one after another and recorded in one more. Anything else goes through
-``sending.document_send`` alone, whose rules (``document_not_sendable_now``, the
-destination check, the reading of a failed POST) this module shares rather than
-restates.
+"""Sending to Connect in batches: ready documents of the usual kind (Connect, a
+first attempt, a destination checked within its TTL, no halt or pause) claimed in
+one transaction, posted one after another and recorded in one more. The pipeline
+(``pipeline.sending.documents_send``) picks the usual kind; anything else goes
+through ``document_send`` alone. The destination check and the reading of a
+failed POST are ``sending``'s, shared rather than restated.
 
 Every claim of a batch carries a lease (``leases``) that the worker's heartbeat
 renews while it posts the batch one document after another: a worker killed half
@@ -12,7 +12,6 @@ way leaves claims that expire within one lease and are settled by key at once.""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -21,97 +20,59 @@ from docflow.models import Document, DocumentStatus, PayloadVersion
 from docflow.selectors import documents_current_payloads
 from docflow.transitions import DocumentTransitions
 from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.directory import destination_refusal
 from transmissions.channels.connect.errors import (
     ConnectAuthFailed,
     ConnectConfigurationError,
     ConnectError,
 )
 from transmissions.channels.connect.sending import (
-    SendOutcome,
-    SendResult,
-    _after_failure,
-    _after_post_error,
-    _destination_refusal,
-    _first_transmission,
-    _outbound,
-    _refused_destination,
-    document_not_sendable_now,
-    document_send,
+    destination_refused,
+    outbound_document,
+    post_error_read,
 )
-from transmissions.channels.connect.tracking.statuses import transmissions_record_posted
-from transmissions.channels.mesh.routing import MeshRouteHints
-from transmissions.engine.controls import (
-    ENDPOINT,
-    connect_success_record,
-    destinations_failing,
-    outbound_halts_open,
+from transmissions.channels.connect.tracking.statuses import (
+    transmissions_record_posted,
 )
+from transmissions.engine.channel import RefusedFallback
+from transmissions.engine.claims import transmission_first
+from transmissions.engine.controls import ENDPOINT, connect_success_record
 from transmissions.engine.leases import claims_kept, lease_expiry
-from transmissions.models import HaltKind, Transmission, TransmissionState
-from transmissions.queue import SEND, enqueue_on_commit
+from transmissions.engine.outcomes import send_failed
+from transmissions.engine.send_rules import SendOutcome, SendResult
+from transmissions.models import HaltKind, OutboundHalt, Transmission, TransmissionState
 
 
-def documents_send(
-    *, document_ids: Sequence[int], actor: Any = None
-) -> list[SendResult]:
-    """Send several ready documents. The usual case (Connect, a first attempt, a
-    destination checked within its TTL, no halt or pause) is claimed in one
-    transaction, posted one after another and recorded in one more; a document to
-    a destination that is failing now (a failure counted, or its circuit open)
-    goes in a task of its own, so a flaky practice's slow or failed POSTs never
-    hold up the batch; any other document goes through ``document_send`` alone,
-    after the batch."""
-    documents = list(
-        Document.objects.select_related("sending_organisation", "destination")
-        .filter(pk__in=list(document_ids))
-        .order_by("pk")
-    )
-    retrying = set(
-        Transmission.objects.filter(
-            document_id__in=[d.pk for d in documents], state=TransmissionState.PENDING
-        ).values_list("document_id", flat=True)
-    )
-    halts: dict[int, list] = {}
-    failing: dict[int, set[str]] = {}
-    paused: dict[str, bool] = {}
-    routes = MeshRouteHints()
+def connect_documents_send_together(
+    *,
+    documents: list[Document],
+    halts: dict[int, list[OutboundHalt]],
+    failing: dict[int, set[str]],
+    when_refused: RefusedFallback | None = None,
+    actor: Any = None,
+) -> tuple[list[SendResult], list[int]]:
+    """Send first attempts to Connect in batches, one per sending organisation
+    (``halts`` and ``failing``: each organisation's open halts and failing
+    destinations, read once by the caller): a destination checked within its TTL
+    is claimed in one transaction, posted one after another and recorded in one
+    more; a destination Connect does not serve is refused as for one send. Returns
+    the outcomes, and the documents to send alone (a failed destination look-up)."""
     checks = _DestinationChecks()
     results: list[SendResult] = []
     alone: list[int] = []
     together: list[Document] = []
     for document in documents:
-        organisation_id = document.sending_organisation_id
-        if organisation_id not in halts:
-            halts[organisation_id] = outbound_halts_open(
-                sending_organisation_id=organisation_id
-            )
-            failing[organisation_id] = destinations_failing(
-                sending_organisation_id=organisation_id, halts=halts[organisation_id]
-            )
-        stopped = document_not_sendable_now(
-            document, halts=halts[organisation_id], paused=paused
-        )
-        if stopped is not None:
-            results.append(stopped)
-            continue
-        if document.destination_ods_code in failing[organisation_id] - {ENDPOINT}:
-            enqueue_on_commit(SEND, document.pk)
-            results.append(SendResult(SendOutcome.QUEUED, document.pk))
-            continue
-        if (
-            document.pk in retrying
-            or document.destination is None
-            or routes.may_go_over_mesh(document)
-        ):
-            alone.append(document.pk)
-            continue
         verdict = checks.verdict(document)
         if verdict == _DestinationChecks.PASSES:
             together.append(document)
         elif verdict == _DestinationChecks.ALONE:
             alone.append(document.pk)
         else:
-            results.append(_refused_destination(document, verdict, actor))
+            results.append(
+                destination_refused(
+                    document=document, refusal=verdict, when_refused=when_refused
+                )
+            )
     by_organisation: dict[int, list[Document]] = defaultdict(list)
     for document in together:
         by_organisation[document.sending_organisation_id].append(document)
@@ -125,13 +86,11 @@ def documents_send(
             circuit_open=circuit_open,
             failing=failing[organisation_documents[0].sending_organisation_id],
         )
-    for document_id in alone:
-        results.append(document_send(document_id=document_id, actor=actor))
-    return results
+    return results, alone
 
 
 class _DestinationChecks:
-    """``_destination_refusal`` once per destination for a batch (a live look-up
+    """``destination_refusal`` once per destination for a batch (a live look-up
     only where ours is older than the TTL): its refusal (DC02, DC03) applies to
     all the destination's documents; a failed look-up sends them alone, where the
     check is made again and acted on as for any single send."""
@@ -147,7 +106,7 @@ class _DestinationChecks:
         if code not in self.verdicts:
             try:
                 client = connect_client_for(document.sending_organisation)
-                refusal = _destination_refusal(document, client)
+                refusal = destination_refusal(document, client)
             except ConnectError:
                 refusal = self.ALONE
             self.verdicts[code] = refusal or self.PASSES
@@ -192,7 +151,7 @@ def _post_each(claimed, organisation, client, posted, reached, results) -> None:
         document.sending_organisation = organisation
         if halted is not None:
             # The token was refused a moment ago: back to ready, unposted.
-            _after_failure(document, transmission, halted, count_attempt=False)
+            send_failed(document, transmission, halted, count_attempt=False)
             results.append(
                 SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
             )
@@ -200,10 +159,10 @@ def _post_each(claimed, organisation, client, posted, reached, results) -> None:
         try:
             status, _created = client.post_document(
                 idempotency_key=transmission.idempotency_key,
-                document=_outbound(document, payload),
+                document=outbound_document(document, payload),
             )
         except ConnectError as exc:
-            results.append(_after_post_error(document, transmission, exc))
+            results.append(post_error_read(document, transmission, exc))
             if isinstance(exc, (ConnectAuthFailed, ConnectConfigurationError)):
                 halted = exc
             continue
@@ -243,7 +202,7 @@ def _claim_many(
     lease = lease_expiry()
     transmissions = Transmission.objects.bulk_create(
         [
-            _first_transmission(
+            transmission_first(
                 document_id=document.pk,
                 payload=payloads[document.pk],
                 sending_organisation_id=document.sending_organisation_id,

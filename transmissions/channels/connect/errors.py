@@ -1,33 +1,39 @@
-"""One error hierarchy for Connect: each class says what is safe to do next."""
+"""Connect's errors: the engine's one hierarchy (``engine.errors``), named for
+Connect. Each class says what is safe to do next."""
 
 from __future__ import annotations
 
+from transmissions.engine.errors import (
+    ChannelAuthFailed,
+    ChannelConfigurationError,
+    ChannelError,
+    ChannelOutcomeUnknown,
+    ChannelRefused,
+    ChannelUnavailable,
+)
 
-class ConnectError(Exception):
+
+class ConnectError(ChannelError):
     """Base class. ``retry_safe`` is True only when resending cannot duplicate."""
 
     retry_safe = False
     error_class = "connect_error"
 
 
-class ConnectUnavailable(ConnectError):
+class ConnectUnavailable(ConnectError, ChannelUnavailable):
     """The request did not take effect (connection refused, 429, 5xx): retry later."""
 
     retry_safe = True
     error_class = "retryable"
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
-
-class ConnectOutcomeUnknown(ConnectError):
+class ConnectOutcomeUnknown(ConnectError, ChannelOutcomeUnknown):
     """The request was sent and no answer came: it may have taken effect."""
 
     error_class = "ambiguous"
 
 
-class ConnectRefused(ConnectError):
+class ConnectRefused(ConnectError, ChannelRefused):
     """Connect refused the request for a reason a retry will not change."""
 
     error_class = "permanent"
@@ -45,13 +51,13 @@ class ConnectNotFound(ConnectRefused):
     """404: no such document or organisation."""
 
 
-class ConnectAuthFailed(ConnectError):
+class ConnectAuthFailed(ConnectError, ChannelAuthFailed):
     """No valid credentials: stop outbound for this sending organisation."""
 
     error_class = "auth"
 
 
-class ConnectConfigurationError(ConnectError):
+class ConnectConfigurationError(ConnectError, ChannelConfigurationError):
     """The client is configured unsafely (e.g. plain HTTP to a remote host)."""
 
     error_class = "configuration"

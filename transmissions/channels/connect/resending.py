@@ -24,14 +24,6 @@ from transmissions.channels.connect.errors import (
     ConnectRefused,
     ConnectUnavailable,
 )
-from transmissions.channels.connect.sending import (
-    SendOutcome,
-    SendResult,
-    _after_failure,
-    _halt_for_credentials,
-    _record_error,
-    _transition,
-)
 from transmissions.channels.connect.tracking.statuses import (
     transmission_apply_status,
     transmission_record_posted,
@@ -41,6 +33,14 @@ from transmissions.engine.controls import (
     connect_success_record,
     outbound_blocking_halt,
 )
+from transmissions.engine.moves import document_move
+from transmissions.engine.outcomes import (
+    credentials_halt,
+    send_failed,
+    send_refused_hold,
+    transmission_error_record,
+)
+from transmissions.engine.send_rules import SendOutcome, SendResult
 from transmissions.models import HaltKind, Transmission, TransmissionState
 
 S = DocumentStatus
@@ -83,7 +83,7 @@ def _claim_resend(document_id: int, previous: Transmission):
     return document, transmission
 
 
-def document_resend(*, document_id: int, actor: Any = None) -> SendResult:
+def connect_document_resend(*, document_id: int, actor: Any = None) -> SendResult:
     """Ask Connect to resend the document it already holds (to the document's
     current destination, which a reroute may have changed); the new GUID is a new
     transmission linked to the old one. Same safety rules as a first send."""
@@ -115,8 +115,8 @@ def document_resend(*, document_id: int, actor: Any = None) -> SendResult:
             recipient_ods_code=transmission.destination_ods_code if rerouted else None,
         )
     except (ConnectAuthFailed, ConnectConfigurationError) as exc:
-        _halt_for_credentials(organisation, exc)
-        _after_failure(document, transmission, exc, count_attempt=False)
+        credentials_halt(sending_organisation=organisation, error=exc)
+        send_failed(document, transmission, exc, count_attempt=False)
         return SendResult(SendOutcome.HALTED, document_id, HaltKind.TOKEN_FAILURE)
     except ConnectUnavailable as exc:
         connect_failure_record(
@@ -124,28 +124,24 @@ def document_resend(*, document_id: int, actor: Any = None) -> SendResult:
             error=str(exc),
             destination_ods_code=transmission.destination_ods_code,
         )
-        return _after_failure(document, transmission, exc)
+        return send_failed(document, transmission, exc)
     except ConnectOutcomeUnknown as exc:
         with transaction.atomic():
-            _transition(
-                document,
-                "mark_outcome_unknown",
+            document_move(
+                document=document,
+                transition="mark_outcome_unknown",
                 reason="TIMEOUT_AFTER_RESEND",
                 data={"transmission": str(transmission.public_id)},
             )
-            _record_error(transmission, exc)
+            transmission_error_record(transmission, exc)
         return SendResult(SendOutcome.OUTCOME_UNKNOWN, document_id)
     except ConnectRefused as exc:
-        codes = exc.codes or [type(exc).__name__]
-        with transaction.atomic():
-            _record_error(transmission, exc, state=TransmissionState.ABANDONED)
-            _transition(
-                document,
-                "hold_after_send_attempt",
-                reason=codes[0],
-                data={"codes": codes, "transmission": str(transmission.public_id)},
-            )
-        return SendResult(SendOutcome.HELD, document_id, ",".join(codes))
+        return send_refused_hold(
+            document=document,
+            transmission=transmission,
+            error=exc,
+            codes=exc.codes or [type(exc).__name__],
+        )
     connect_success_record(
         sending_organisation_id=organisation.pk,
         destination_ods_codes=[transmission.destination_ods_code],
@@ -171,6 +167,8 @@ def document_resend(*, document_id: int, actor: Any = None) -> SendResult:
 
 
 class ResolveOutcome:
+    """What telling Connect about a resolved rejection came to."""
+
     RESOLVED = "resolved"
     NOT_RESOLVABLE = "not_resolvable"
     FAILED = "failed"

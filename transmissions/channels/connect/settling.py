@@ -1,34 +1,24 @@
-"""Reconciliation: settle uncertain sends by idempotency key, never by a blind resend,
-and re-check destinations so an inactive practice holds its waiting documents.
+"""Settling Connect sends by idempotency key, never by a blind resend.
 
-A claim whose lease expired (its worker died, see ``leases``) is settled at once by
-its key (``sending_claim_settle``); a document in ``sending`` past
-DOCFLOW_SENDING_TIMEOUT_SECONDS is only the last backstop (a claim without a lease:
-MESH, or rows from before leases)."""
+An ``outcome_unknown`` document is settled by asking Connect for its key
+(``connect_outcome_unknown_settle``); a claim whose lease expired (its worker
+died, see ``engine.leases``) is settled the same way at once
+(``connect_claim_settle``). Found: recorded as posted. Absent: back to ``ready``
+and sent again under the same key. The channel-neutral steps (the stuck-sending
+backstop, an expired claim that cannot be asked about) are ``engine.settling``'s;
+the pipeline dispatches to each channel's settling (``pipeline.settling``).
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from casework.services import work_item_sync_for_document
-from docflow.directory import organisation_record_lookup
-from docflow.models import (
-    Channel,
-    DestinationProfile,
-    Document,
-    DocumentStatus,
-    Organisation,
-    SendingOrganisation,
-)
-from docflow.services import TransitionRefused, document_transition
+from docflow.models import Document, DocumentStatus, SendingOrganisation
+from docflow.services import TransitionRefused
 from transmissions.channels.connect.connections import connect_client_for
 from transmissions.channels.connect.errors import (
     ConnectAuthFailed,
@@ -36,57 +26,21 @@ from transmissions.channels.connect.errors import (
     ConnectError,
 )
 from transmissions.channels.connect.tracking.statuses import transmission_record_posted
-from transmissions.engine.controls import outbound_halt_open
-from transmissions.models import HaltKind, Transmission, TransmissionState
-from transmissions.queue import SEND, SETTLE, enqueue_on_commit
+from transmissions.engine.moves import document_move
+from transmissions.engine.outcomes import credentials_halt
+from transmissions.engine.settling import (
+    Settled,
+    claim_expired,
+    claim_mark_unknown,
+)
+from transmissions.models import Transmission, TransmissionState
+from transmissions.queue import SEND, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 S = DocumentStatus
 
 
-class Settled:
-    FOUND = "found"
-    ABSENT = "absent"
-    NOT_UNKNOWN = "not_unknown"
-    FAILED = "failed"
-    # Expired claims only: still its worker's (renewed meanwhile, or settled), or
-    # left unknown because Connect could not be asked.
-    LIVE = "live"
-    UNKNOWN = "unknown"
-
-
-def _transition(document, transition, *, reason="", data=None, actor=None):
-    document = document_transition(
-        document=document, transition=transition, reason=reason, data=data, actor=actor
-    )
-    work_item_sync_for_document(document=document, actor=actor)
-    return document
-
-
-def sending_stuck_mark_unknown(*, actor: Any = None) -> list[int]:
-    """A document in ``sending`` longer than any POST can take was left by a worker that
-    died: its outcome is unknown until the idempotency key settles it."""
-    timeout = timedelta(seconds=settings.DOCFLOW_SENDING_TIMEOUT_SECONDS)
-    cutoff = timezone.now() - timeout
-    moved = []
-    for document_id in Document.objects.filter(
-        status=S.SENDING, status_changed_at__lt=cutoff
-    ).values_list("pk", flat=True)[:500]:
-        with transaction.atomic():
-            try:
-                _transition(
-                    Document(pk=document_id),
-                    "mark_outcome_unknown",
-                    reason="STUCK_SENDING",
-                    actor=actor,
-                )
-            except TransitionRefused:
-                continue  # its worker finished after all
-        moved.append(document_id)
-    return moved
-
-
-def outcome_unknown_settle(*, document_id: int, actor: Any = None) -> str:
+def connect_outcome_unknown_settle(*, document_id: int, actor: Any = None) -> str:
     """Ask Connect whether it holds our idempotency key: found -> tracked as received;
     absent -> back to ``ready`` to be sent again under the same key."""
     document = Document.objects.select_related("sending_organisation").get(
@@ -119,9 +73,9 @@ def outcome_unknown_settle(*, document_id: int, actor: Any = None) -> str:
         return Settled.FOUND
     with transaction.atomic():
         try:
-            _transition(
-                Document(pk=document_id),
-                "mark_proved_absent",
+            document_move(
+                document=Document(pk=document_id),
+                transition="mark_proved_absent",
                 reason="NOT_AT_CONNECT",
                 data={
                     "transmission": str(transmission.public_id),
@@ -138,27 +92,26 @@ def outcome_unknown_settle(*, document_id: int, actor: Any = None) -> str:
     return Settled.ABSENT
 
 
-def sending_claim_settle(*, document_id: int, actor: Any = None) -> str:
+def connect_claim_settle(*, document_id: int, actor: Any = None) -> str:
     """Settle a claim whose lease expired (its worker is dead) by its idempotency
     key, at once: Connect has it -> recorded as posted (received); Connect has
     not -> back to ``ready`` and sent again under the same key; Connect cannot be
-    asked -> ``outcome_unknown``, settled as any other. MESH claims (no key to ask
-    Connect about) go to ``outcome_unknown`` and are settled by their local id. A
-    claim whose lease was renewed meanwhile is its worker's: left alone."""
+    asked -> ``outcome_unknown``, settled as any other. A claim whose lease was
+    renewed meanwhile is its worker's: left alone."""
     transmission = (
         Transmission.objects.select_related("document__sending_organisation")
         .filter(document_id=document_id, state=TransmissionState.PENDING)
         .first()
     )
-    if not _claim_expired(transmission):
+    if not claim_expired(transmission):
         return Settled.LIVE
     document = transmission.document
-    if transmission.channel != Channel.CONNECT:
-        return _claim_unknown(document_id, transmission, actor)
     try:
         found = _held_at_connect(transmission, document.sending_organisation)
     except _Unanswered:
-        return _claim_unknown(document_id, transmission, actor)
+        return claim_mark_unknown(
+            document_id=document_id, transmission=transmission, actor=actor
+        )
     if found is not None:
         # Posted and never recorded: record it now (a no-op if the changes feed or
         # a late worker recorded it first).
@@ -173,12 +126,12 @@ def sending_claim_settle(*, document_id: int, actor: Any = None) -> str:
             .filter(pk=transmission.pk, state=TransmissionState.PENDING)
             .first()
         )
-        if not _claim_expired(locked):
+        if not claim_expired(locked):
             return Settled.LIVE
         try:
-            _transition(
-                Document(pk=document_id),
-                "retry_later",
+            document_move(
+                document=Document(pk=document_id),
+                transition="retry_later",
                 reason="CLAIM_RELEASED",
                 data={
                     "transmission": str(transmission.public_id),
@@ -213,131 +166,7 @@ def _held_at_connect(transmission: Transmission, organisation: SendingOrganisati
     try:
         return client.find_by_idempotency_key(transmission.idempotency_key)
     except (ConnectAuthFailed, ConnectConfigurationError) as exc:
-        outbound_halt_open(
-            kind=HaltKind.TOKEN_FAILURE,
-            reason=str(exc)[:255],
-            sending_organisation=organisation,
-        )
+        credentials_halt(sending_organisation=organisation, error=exc)
         raise _Unanswered from exc
     except ConnectError as exc:
         raise _Unanswered from exc
-
-
-def _claim_expired(transmission: Transmission | None) -> bool:
-    return (
-        transmission is not None
-        and transmission.document.status == S.SENDING
-        and transmission.lease_expires_at is not None
-        and transmission.lease_expires_at <= timezone.now()
-    )
-
-
-def _claim_unknown(document_id: int, transmission: Transmission, actor: Any) -> str:
-    with transaction.atomic():
-        try:
-            _transition(
-                Document(pk=document_id),
-                "mark_outcome_unknown",
-                reason="CLAIM_EXPIRED",
-                data={"transmission": str(transmission.public_id)},
-                actor=actor,
-            )
-        except TransitionRefused:
-            return Settled.LIVE
-        enqueue_on_commit(SETTLE, document_id)
-    return Settled.UNKNOWN
-
-
-@dataclass(frozen=True)
-class DirectoryCheck:
-    checked: int
-    inactive: int
-    held: int
-
-
-def organisations_reconcile(
-    *, stale_after_seconds: int = 86400, limit: int = 200, actor: Any = None
-) -> DirectoryCheck:
-    """Re-check destinations that documents are waiting for, and stale entries; a
-    destination that turned inactive holds its ready documents (one work item each)."""
-    stale = timezone.now() - timedelta(seconds=stale_after_seconds)
-    checked = inactive = held = 0
-    # Practices reached over MESH are not in Connect's directory: asking Connect
-    # about them would mark them inactive and hold their documents.
-    mesh_types = DestinationProfile.objects.filter(channel=Channel.MESH).values(
-        "endpoint_type"
-    )
-    over_mesh = set(
-        Organisation.objects.filter(endpoint_type__in=mesh_types).values_list(
-            "ods_code", flat=True
-        )
-    )
-    for organisation in SendingOrganisation.objects.filter(is_active=True).exclude(
-        connect_client_id=""
-    ):
-        waiting = set(
-            Document.objects.filter(
-                sending_organisation=organisation, status__in=(S.READY, S.SUBMITTED)
-            )
-            .values_list("destination_ods_code", flat=True)
-            .distinct()[:limit]
-        )
-        codes = waiting | set(
-            Organisation.objects.filter(
-                Q(last_verified_at__lt=stale) | Q(last_verified_at__isnull=True)
-            ).values_list("ods_code", flat=True)[:limit]
-        )
-        client = connect_client_for(organisation)
-        for ods_code in sorted(codes - over_mesh):
-            try:
-                found = client.organisation(ods_code)
-            except (ConnectAuthFailed, ConnectConfigurationError) as exc:
-                outbound_halt_open(
-                    kind=HaltKind.TOKEN_FAILURE,
-                    reason=str(exc)[:255],
-                    sending_organisation=organisation,
-                )
-                break
-            except ConnectError:
-                break
-            checked += 1
-            record = organisation_record_lookup(
-                ods_code=ods_code,
-                found=found is not None,
-                is_active=bool(found and found.is_active),
-                is_receiving=bool(found and found.is_receiving),
-                endpoint_type=found.endpoint_type if found else "",
-                name=found.name if found else "",
-                actor=actor,
-            )
-            if record.is_active:
-                continue
-            inactive += 1
-            code = "DC03" if found and found.is_active else "DC02"
-            held += _hold_ready_for(organisation, ods_code, code, actor)
-        codes.clear()
-    return DirectoryCheck(checked=checked, inactive=inactive, held=held)
-
-
-def _hold_ready_for(
-    organisation: SendingOrganisation, ods_code: str, code: str, actor: Any
-) -> int:
-    held = 0
-    for document_id in Document.objects.filter(
-        sending_organisation=organisation,
-        destination_ods_code=ods_code,
-        status=S.READY,
-    ).values_list("pk", flat=True):
-        with transaction.atomic():
-            try:
-                _transition(
-                    Document(pk=document_id),
-                    "hold_before_send",
-                    reason=code,
-                    data={"destination": ods_code, "found_by": "reconciliation"},
-                    actor=actor,
-                )
-            except TransitionRefused:
-                continue
-        held += 1
-    return held

@@ -1,29 +1,39 @@
-"""One error hierarchy for MESH: each class says what is safe to do next."""
+"""MESH's errors: the engine's one hierarchy (``engine.errors``), named for MESH.
+Each class says what is safe to do next."""
 
 from __future__ import annotations
 
+from transmissions.engine.errors import (
+    ChannelAuthFailed,
+    ChannelConfigurationError,
+    ChannelError,
+    ChannelOutcomeUnknown,
+    ChannelRefused,
+    ChannelUnavailable,
+)
 
-class MeshChannelError(Exception):
+
+class MeshChannelError(ChannelError):
     """Base class. ``retry_safe`` is True only when sending again cannot duplicate."""
 
     retry_safe = False
     error_class = "mesh_error"
 
 
-class MeshUnavailable(MeshChannelError):
+class MeshUnavailable(MeshChannelError, ChannelUnavailable):
     """The request did not take effect (no connection, 425/429): retry later."""
 
     retry_safe = True
     error_class = "retryable"
 
 
-class MeshOutcomeUnknown(MeshChannelError):
+class MeshOutcomeUnknown(MeshChannelError, ChannelOutcomeUnknown):
     """The upload was sent and no usable answer came: MESH may hold the message."""
 
     error_class = "ambiguous"
 
 
-class MeshRefused(MeshChannelError):
+class MeshRefused(MeshChannelError, ChannelRefused):
     """MESH refused the request for a reason a retry will not change."""
 
     error_class = "permanent"
@@ -41,14 +51,14 @@ class MeshAmbiguousLocalId(MeshRefused):
     """300: more than one message carries the local id."""
 
 
-class MeshAuthFailed(MeshChannelError):
+class MeshAuthFailed(MeshChannelError, ChannelAuthFailed):
     """MESH refused our mailbox credentials (401 or 403): nothing was accepted, and
     nothing will be until the credentials are fixed. Stop the organisation."""
 
     error_class = "auth"
 
 
-class MeshConfigurationError(MeshChannelError):
+class MeshConfigurationError(MeshChannelError, ChannelConfigurationError):
     """The mailbox is configured unsafely or incompletely (secret, TLS files)."""
 
     error_class = "configuration"

@@ -13,21 +13,10 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from docflow.models import Channel, Document, DocumentType, PayloadVersion
 from docflow.payload_store import payload_blob_read
-from docflow.services import TransitionRefused
-from transmissions.channels.connect.sending import (
-    SendOutcome,
-    SendResult,
-    _after_failure,
-    _after_unknown_outcome,
-    _claim,
-    _record_error,
-    _transition,
-)
 from transmissions.channels.mesh import itk3
 from transmissions.channels.mesh.client import MeshMailboxClient
 from transmissions.channels.mesh.connections import mesh_client_for, mesh_setting
@@ -41,7 +30,15 @@ from transmissions.channels.mesh.errors import (
 from transmissions.channels.mesh.halts import mesh_credentials_halt
 from transmissions.channels.mesh.outcomes import mesh_transmission_record_posted
 from transmissions.channels.mesh.routing import MeshRoute
+from transmissions.engine.claims import document_claim
 from transmissions.engine.leases import claims_kept
+from transmissions.engine.outcomes import (
+    send_failed,
+    send_hold_before,
+    send_outcome_unknown,
+    send_refused_hold,
+)
+from transmissions.engine.send_rules import SendOutcome, SendResult
 from transmissions.models import (
     HaltKind,
     MeshEndpointLookup,
@@ -90,18 +87,10 @@ def mesh_local_id(document: Document) -> str:
     return f"{document.public_id}.{sends + 1}"
 
 
-def _hold_before_send(document: Document, reason: str, data: dict) -> SendResult:
-    with transaction.atomic():
-        try:
-            _transition(document, "hold_before_send", reason=reason, data=data)
-        except TransitionRefused:
-            return SendResult(SendOutcome.NOT_READY, document.pk)
-    return SendResult(SendOutcome.HELD, document.pk, reason)
-
-
-def _message(
+def mesh_message(
     document: Document, transmission: Transmission, payload: PayloadVersion, mailbox
 ) -> bytes:
+    """The ITK3 message that carries one document's payload to the practice."""
     content = payload_blob_read(
         storage_name=payload.storage_name, expected_sha256=payload.sha256
     )
@@ -133,16 +122,20 @@ def mesh_document_send(
     mailbox: MeshMailbox | None = route.mailbox
     destination = document.destination_ods_code
     if mailbox is None:
-        return _hold_before_send(
-            document, NOT_CONFIGURED, {"route": route.reason, "channel": "mesh"}
+        return send_hold_before(
+            document=document,
+            reason=NOT_CONFIGURED,
+            data={"route": route.reason, "channel": "mesh"},
         )
     workflow_id = mailbox.workflow_for(document.document_type)
     try:
         client = mesh_client_for(mailbox)
     except MeshConfigurationError as exc:
         logger.error("MESH mailbox %s unusable: %s", mailbox.mailbox_id, exc)
-        return _hold_before_send(
-            document, NOT_CONFIGURED, {"route": route.reason, "channel": "mesh"}
+        return send_hold_before(
+            document=document,
+            reason=NOT_CONFIGURED,
+            data={"route": route.reason, "channel": "mesh"},
         )
     with client:
         pending = Transmission.objects.filter(
@@ -165,12 +158,12 @@ def mesh_document_send(
             logger.warning("MESH lookup failed (%s)", exc.error_class)
             return SendResult(SendOutcome.RETRY, document.pk, "mesh lookup failed")
         if recipient is None:
-            return _hold_before_send(
-                document,
-                NO_MAILBOX,
-                {"destination": destination, "workflow": workflow_id},
+            return send_hold_before(
+                document=document,
+                reason=NO_MAILBOX,
+                data={"destination": destination, "workflow": workflow_id},
             )
-        claimed = _claim(
+        claimed = document_claim(
             document.pk,
             channel=Channel.MESH,
             new_key=mesh_local_id(document),
@@ -191,7 +184,9 @@ def mesh_document_send(
             with claims_kept([transmission.pk]):
                 message_id = client.send(
                     recipient=transmission.recipient_mailbox or recipient,
-                    content=_message(claimed_document, transmission, payload, mailbox),
+                    content=mesh_message(
+                        claimed_document, transmission, payload, mailbox
+                    ),
                     workflow_id=transmission.workflow_id or workflow_id,
                     local_id=transmission.idempotency_key,
                     filename=f"{claimed_document.public_id}.json",
@@ -203,28 +198,22 @@ def mesh_document_send(
             # the attempt does not count, and the document waits in ready (no
             # hold, no work item), exactly as when Connect refuses a token.
             mesh_credentials_halt(mailbox=mailbox, error=exc)
-            _after_failure(claimed_document, transmission, exc, count_attempt=False)
+            send_failed(claimed_document, transmission, exc, count_attempt=False)
             return SendResult(SendOutcome.HALTED, document.pk, HaltKind.TOKEN_FAILURE)
         except MeshOutcomeUnknown as exc:
-            return _after_unknown_outcome(claimed_document, transmission, exc)
+            return send_outcome_unknown(claimed_document, transmission, exc)
         except MeshRefused as exc:
             code = f"MESH-{exc.code}" if exc.code else "MESH-REFUSED"
-            with transaction.atomic():
-                _record_error(transmission, exc, state=TransmissionState.ABANDONED)
-                _transition(
-                    claimed_document,
-                    "hold_after_send_attempt",
-                    reason=code,
-                    data={
-                        "codes": [code],
-                        "transmission": str(transmission.public_id),
-                        "channel": "mesh",
-                    },
-                )
-            return SendResult(SendOutcome.HELD, document.pk, code)
+            return send_refused_hold(
+                document=claimed_document,
+                transmission=transmission,
+                error=exc,
+                codes=[code],
+                data={"channel": "mesh"},
+            )
         except (MeshConfigurationError, MeshChannelError) as exc:
             # Nothing was accepted (unusable TLS files, no connection, 429).
-            return _after_failure(claimed_document, transmission, exc)
+            return send_failed(claimed_document, transmission, exc)
     mesh_transmission_record_posted(
         transmission_id=transmission.pk, message_id=message_id, actor=actor
     )

@@ -17,11 +17,12 @@ from django.utils import timezone
 
 from docflow.models import Channel, Document, DocumentStatus
 from docflow.services import TransitionRefused
-from transmissions.channels.connect.settling import Settled, _transition
 from transmissions.channels.mesh.connections import mesh_client_for
 from transmissions.channels.mesh.errors import MeshAuthFailed, MeshChannelError
 from transmissions.channels.mesh.halts import mesh_credentials_halt
 from transmissions.channels.mesh.outcomes import mesh_transmission_record_posted
+from transmissions.engine.moves import document_move
+from transmissions.engine.settling import Settled, claim_expired, claim_mark_unknown
 from transmissions.models import MeshMailbox, Transmission, TransmissionState
 from transmissions.queue import SEND, enqueue_on_commit
 
@@ -71,9 +72,9 @@ def mesh_outcome_unknown_settle(*, document_id: int, actor: Any = None) -> str:
         return Settled.FOUND
     with transaction.atomic():
         try:
-            _transition(
-                Document(pk=document_id),
-                "mark_proved_absent",
+            document_move(
+                document=Document(pk=document_id),
+                transition="mark_proved_absent",
                 reason="NOT_AT_MESH" if found is None else "MESH_UPLOAD_INCOMPLETE",
                 data={
                     "transmission": str(transmission.public_id),
@@ -94,3 +95,19 @@ def mesh_outcome_unknown_settle(*, document_id: int, actor: Any = None) -> str:
             )
         enqueue_on_commit(SEND, document_id)
     return Settled.ABSENT
+
+
+def mesh_claim_settle(*, document_id: int, actor: Any = None) -> str:
+    """A MESH claim whose lease expired (its worker died) goes to ``outcome_unknown``
+    at once, settled by the message's local id; one whose lease was renewed
+    meanwhile is its worker's: left alone."""
+    transmission = (
+        Transmission.objects.select_related("document")
+        .filter(document_id=document_id, state=TransmissionState.PENDING)
+        .first()
+    )
+    if not claim_expired(transmission):
+        return Settled.LIVE
+    return claim_mark_unknown(
+        document_id=document_id, transmission=transmission, actor=actor
+    )

@@ -1,8 +1,10 @@
-"""Tracking: apply what Connect reports about posted documents.
+"""Connect statuses: what one status means for a transmission and its document.
 
-The changes feed is read first; documents the feed has not settled are polled one by
-one, less often the older they get. Every status change goes through a document
-transition (audited) and the work item rule.
+A status is applied on a page (``StatusPage``): the document's transitions, its
+events, its transmission row, the work item rule (``engine.moves``), split
+parents (``parents``) and surge checks are written at the page's end, in one
+batch. The feed (``feed``) and the per-document poll (``polling``) bring the
+statuses; a POST's answer brings the first (``transmission_record_posted``).
 """
 
 from __future__ import annotations
@@ -20,30 +22,22 @@ from django.utils import timezone
 
 from casework.classification import reason_code_from_answer
 from casework.models import ACTIVE_STATUSES, WorkItem
-from casework.services import work_item_category_for, work_item_sync_for_document
+from casework.services import work_item_category_for
 from docflow.models import (
     FINAL_STATES,
-    Channel,
     DestinationProfile,
     Document,
     DocumentStatus,
     Organisation,
     SendingOrganisation,
 )
-from docflow.services import TransitionRefused, document_transition
+from docflow.services import TransitionRefused
 from docflow.transitions import DocumentTransitions
 from transmissions.channels.connect.adapter import DocumentStatus as ConnectStatus
-from transmissions.channels.connect.connections import connect_client_for
-from transmissions.channels.connect.errors import (
-    ConnectAuthFailed,
-    ConnectConfigurationError,
-    ConnectError,
-    ConnectNotFound,
-)
-from transmissions.engine.controls import outbound_halt_open, surge_check
+from transmissions.channels.connect.tracking.parents import split_parent_roll_up
+from transmissions.engine.controls import surge_check
+from transmissions.engine.moves import work_item_follow
 from transmissions.models import (
-    ChangesCursor,
-    HaltKind,
     Transmission,
     TransmissionState,
 )
@@ -119,7 +113,7 @@ def _tracking_finished(
 
 
 @dataclass
-class _Page:
+class StatusPage:
     """What the changes of one feed page share: profile answers, which documents
     have an active work item (read once, under the documents' locks; None: not
     read, so every document gets the work item rule), and the writes that wait for
@@ -159,38 +153,6 @@ TRANSMISSION_POSTED_FIELDS = (
 )
 
 
-def _roll_up_parent(parent_id: int, actor: Any) -> None:
-    """A split parent follows its parts: received, delivered, accepted once all are."""
-    # Called after the page's batch is written: it reads the parts as they are now.
-    order = [S.RECEIVED, S.DELIVERED, S.ACCEPTED]
-    states = list(
-        Document.objects.filter(parent_id=parent_id).values_list("status", flat=True)
-    )
-    if not states or any(state not in order for state in states):
-        return  # parts still travelling or needing attention: the parts carry it
-    reached = order[min(order.index(state) for state in states)]
-    parent = Document.objects.get(pk=parent_id)
-    steps = []
-    current = parent.status
-    if current == S.READY:
-        steps += ["claim_for_sending", "mark_received"]
-        current = S.RECEIVED
-    if current not in order or order.index(reached) <= order.index(current):
-        steps = steps if current in order else []
-    elif reached == S.DELIVERED:
-        steps.append("mark_delivered")
-    else:
-        steps.append("mark_accepted")
-    for step in steps:
-        parent = document_transition(
-            document=parent,
-            transition=step,
-            reason=f"all {len(states)} parts {reached}",
-            data={"parts": len(states)},
-            actor=actor,
-        )
-
-
 def transmission_apply_status(
     *,
     transmission: Transmission,
@@ -201,30 +163,30 @@ def transmission_apply_status(
     """Mirror one Connect status onto the transmission and its document (call inside
     a transaction, the transmission locked). Stale or out-of-order reports change
     nothing."""
-    page = _Page(profiles={} if profiles is None else profiles, with_items=None)
+    page = StatusPage(profiles={} if profiles is None else profiles, with_items=None)
     document = Document.objects.select_for_update(of=("self",)).get(
         pk=transmission.document_id
     )
     document.destination = transmission.document.destination
     transmission.document = document
-    document = _apply_status(
+    document = page_status_apply(
         transmission, status, actor=actor, profiles=page.profiles, page=page
     )
-    _page_finish(page)
+    page_finish(page)
     return document
 
 
-def _apply_status(
+def page_status_apply(
     transmission: Transmission,
     status: ConnectStatus,
     *,
     actor: Any,
     profiles: dict[str, bool],
-    page: _Page,
+    page: StatusPage,
 ) -> Document:
     """One status onto one transmission, in memory: the document's transitions,
     its events, its transmission row, its work item and the surge check are written
-    at the page's end (``_page_finish``)."""
+    at the page's end (``page_finish``)."""
     document = transmission.document
     # Fetched with the transmission; transitions return documents without it.
     destination = document.destination
@@ -307,7 +269,7 @@ def _advance(
     return document
 
 
-def _work_item_sync(document: Document, *, actor: Any, page: _Page) -> None:
+def _work_item_sync(document: Document, *, actor: Any, page: StatusPage) -> None:
     """The work item rule after a status report, at the page's end (once per
     document, on its last state). Skipped where it would find nothing to do: no
     active item and none called for."""
@@ -321,9 +283,11 @@ def _work_item_sync(document: Document, *, actor: Any, page: _Page) -> None:
     page.to_sync[document.pk] = (document, actor)
 
 
-def _record_posted(
-    transmission: Transmission, status: ConnectStatus, page: _Page
+def page_posted_record(
+    transmission: Transmission, status: ConnectStatus, page: StatusPage
 ) -> None:
+    """Record on the page that Connect holds the transmission (its GUID, once), and
+    audit which payload version went where."""
     now = page.now
     transmission.state = TransmissionState.POSTED
     transmission.external_id = status.guid
@@ -378,90 +342,19 @@ def transmissions_record_posted(
     )
     # The documents are read as they are now, under their locks (the changes feed
     # may have moved them on while we waited for the transmissions).
-    page = _Page(with_items=_lock_documents(transmissions))
+    page = StatusPage(with_items=page_documents_lock(transmissions))
     for transmission in transmissions:
         status = statuses[transmission.pk]
         if transmission.state == TransmissionState.PENDING:
-            _record_posted(transmission, status, page)
-        _apply_status(
+            page_posted_record(transmission, status, page)
+        page_status_apply(
             transmission, status, actor=actor, profiles=page.profiles, page=page
         )
-    _page_finish(page)
+    page_finish(page)
     return transmissions
 
 
-def _latest_per_guid(changes: list[ConnectStatus]) -> list[ConnectStatus]:
-    """Keep every change in order (each is a status change to audit), dropping exact
-    repeats of the same status for the same document."""
-    seen: set[tuple[str, int]] = set()
-    kept = []
-    for change in changes:
-        key = (change.guid, change.status_code)
-        if key not in seen:
-            seen.add(key)
-            kept.append(change)
-    return kept
-
-
-@transaction.atomic
-def _apply_changes_page(
-    organisation_id: int, changes: list[ConnectStatus], read_from: str, cursor: str
-) -> int:
-    position = ChangesCursor.objects.select_for_update().get(
-        sending_organisation_id=organisation_id
-    )
-    if position.cursor != read_from:
-        return 0  # another reader applied this page while we fetched it
-    changes = _latest_per_guid(changes)
-    by_guid = {
-        t.external_id: t
-        for t in Transmission.objects.select_for_update(of=("self",))
-        .select_related("payload_version")
-        .filter(
-            sending_organisation_id=organisation_id,
-            external_id__in={c.guid for c in changes},
-        )
-    }
-    # A change can arrive before the worker that posted has recorded the GUID (or
-    # after it died): match it by our idempotency key instead.
-    missing_keys = {
-        c.idempotency_key
-        for c in changes
-        if c.guid not in by_guid and c.idempotency_key
-    }
-    if missing_keys:
-        for t in (
-            Transmission.objects.select_for_update(of=("self",))
-            .select_related("payload_version")
-            .filter(
-                sending_organisation_id=organisation_id,
-                idempotency_key__in=missing_keys,
-            )
-        ):
-            by_guid.setdefault(t.external_id or t.idempotency_key, t)
-    by_key = {t.idempotency_key: t for t in by_guid.values()}
-    page = _Page(with_items=_lock_documents(by_key.values()))
-    applied = 0
-    for change in changes:
-        transmission = by_guid.get(change.guid) or by_key.get(change.idempotency_key)
-        if transmission is None:
-            continue
-        if transmission.state == TransmissionState.PENDING:
-            _record_posted(transmission, change, page)
-            by_guid[change.guid] = transmission
-        if transmission.state != TransmissionState.POSTED:
-            continue
-        _apply_status(
-            transmission, change, actor=None, profiles=page.profiles, page=page
-        )
-        applied += 1
-    position.cursor = cursor
-    position.save(update_fields=["cursor", "updated_at"])
-    _page_finish(page)
-    return applied
-
-
-def _lock_documents(transmissions) -> set[int]:
+def page_documents_lock(transmissions) -> set[int]:
     """Lock the page's documents (in id order, before any transition does), read
     them as they are now onto their transmissions, and say which have an active
     work item: casework takes the document lock before it touches an item, so the
@@ -488,7 +381,7 @@ def _lock_documents(transmissions) -> set[int]:
     )
 
 
-def _page_finish(page: _Page) -> None:
+def page_finish(page: StatusPage) -> None:
     """The page's deferred writes: every transmission row it changed (in one or two
     statements), its transitions and events in one batch (the events last but for
     what follows, since they hold the audit chain until commit), the work item
@@ -499,9 +392,9 @@ def _page_finish(page: _Page) -> None:
     )
     page.batch.flush()
     for document, actor in page.to_sync.values():
-        work_item_sync_for_document(document=document, actor=actor)
+        work_item_follow(document=document, actor=actor)
     for parent_id, actor in sorted(page.parents.items()):
-        _roll_up_parent(parent_id, actor)
+        split_parent_roll_up(parent_id, actor)
     for organisation in SendingOrganisation.objects.filter(pk__in=page.surges):
         surge_check(sending_organisation=organisation)
 
@@ -528,119 +421,3 @@ def _transmissions_write(changed: list[Transmission], fields: tuple[str, ...]) -
     Transmission.objects.filter(pk__in=[t.pk for t in changed]).update(**shared)
     if varying:
         Transmission.objects.bulk_update(changed, varying)
-
-
-def changes_feed_read(
-    *, sending_organisation_id: int, max_pages: int = 20, page_size: int = 500
-) -> int:
-    """Apply Connect's changes feed for one sending organisation from its saved
-    cursor; the cursor moves only with the changes it covers, in one transaction."""
-    organisation = SendingOrganisation.objects.get(pk=sending_organisation_id)
-    ChangesCursor.objects.get_or_create(sending_organisation=organisation)
-    client = connect_client_for(organisation)
-    applied = 0
-    for _ in range(max_pages):
-        saved = ChangesCursor.objects.get(sending_organisation=organisation)
-        cursor = saved.cursor
-        try:
-            page = client.changes(cursor=cursor, limit=page_size)
-        except (ConnectAuthFailed, ConnectConfigurationError) as exc:
-            outbound_halt_open(
-                kind=HaltKind.TOKEN_FAILURE,
-                reason=str(exc)[:255],
-                sending_organisation=organisation,
-            )
-            break
-        except ConnectError as exc:
-            # Connect is struggling, or its page cannot be read: the next round
-            # starts from the same cursor, the per-document poll tracks documents
-            # meanwhile, and the operations watch raises an incident if it lasts.
-            logger.warning("Changes feed unavailable: %s", exc)
-            changes_feed_failing(saved, failure=str(exc))
-            break
-        if saved.failing_since is not None:
-            changes_feed_reading(saved)
-        if not page.changes:
-            break
-        applied += _apply_changes_page(
-            organisation.pk, page.changes, cursor, page.next_cursor
-        )
-        if len(page.changes) < page_size:
-            break
-    return applied
-
-
-def changes_feed_failing(cursor: ChangesCursor, *, failure: str) -> None:
-    """Record that a read of the feed failed (since when, if it is the first)."""
-    now = timezone.now()
-    ChangesCursor.objects.filter(pk=cursor.pk, failing_since__isnull=True).update(
-        failing_since=now
-    )
-    ChangesCursor.objects.filter(pk=cursor.pk).update(last_failure=failure[:255])
-
-
-def changes_feed_reading(cursor: ChangesCursor) -> None:
-    """Record that the feed reads again after failing."""
-    ChangesCursor.objects.filter(pk=cursor.pk).update(
-        failing_since=None, last_failure=""
-    )
-
-
-def transmissions_poll_due(*, limit: int = 200) -> int:
-    """Poll, one by one, posted transmissions whose next poll is due (the feed's
-    fallback); returns how many were asked about."""
-    now = timezone.now()
-    due = list(
-        Transmission.objects.filter(
-            state=TransmissionState.POSTED,
-            channel=Channel.CONNECT,
-            next_poll_at__lte=now,
-        )
-        .select_related("sending_organisation")
-        .order_by("next_poll_at")[:limit]
-    )
-    grouped: dict[int, list[Transmission]] = defaultdict(list)
-    for transmission in due:
-        grouped[transmission.sending_organisation_id].append(transmission)
-    polled = 0
-    for items in grouped.values():
-        client = connect_client_for(items[0].sending_organisation)
-        for item in items:
-            try:
-                status = client.get_status(item.external_id)
-            except ConnectNotFound:
-                logger.warning("Connect does not know transmission %s", item.public_id)
-                _push_next_poll(item.pk)
-                continue
-            except (ConnectAuthFailed, ConnectConfigurationError) as exc:
-                outbound_halt_open(
-                    kind=HaltKind.TOKEN_FAILURE,
-                    reason=str(exc)[:255],
-                    sending_organisation=item.sending_organisation,
-                )
-                break
-            except ConnectError:
-                break  # Connect is struggling: leave the rest for the next round
-            _apply_polled(item.pk, status)
-            polled += 1
-    return polled
-
-
-@transaction.atomic
-def _apply_polled(transmission_id: int, status: ConnectStatus) -> None:
-    transmission = (
-        Transmission.objects.select_for_update(of=("self",))
-        .select_related("document", "payload_version", "document__destination")
-        .get(pk=transmission_id)
-    )
-    if transmission.state == TransmissionState.POSTED:
-        transmission_apply_status(transmission=transmission, status=status)
-
-
-def _push_next_poll(transmission_id: int) -> None:
-    now = timezone.now()
-    transmission = Transmission.objects.get(pk=transmission_id)
-    age = now - (transmission.posted_at or now)
-    Transmission.objects.filter(pk=transmission_id).update(
-        next_poll_at=now + poll_interval(age=age)
-    )
