@@ -12,8 +12,8 @@ from tests.mesh.conftest import ready_document
 from tests.samples import pdf_bytes
 from tests.transmissions.conftest import simulator  # noqa: F401 - fixture
 from tests.transmissions.engine import connect_to
-from transmissions.channels import document_route
 from transmissions.channels.mesh.routing import RouteReason
+from transmissions.channels.registry import document_route
 from transmissions.models import Transmission
 from transmissions.pipeline.sending import SendOutcome, document_send
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from docflow.models import Document
-from transmissions.channels import (
+from transmissions.channels.registry import (
     DEFAULT,
     BatchRouting,
     channel_sent_last,

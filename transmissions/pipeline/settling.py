@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transmissions.channels import channel_pending
+from transmissions.channels.registry import channel_pending
 from transmissions.engine.settling import Settled, sending_stuck_mark_unknown
 
 __all__ = [

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection
 
 from docflow.models import Document, DocumentStatus
-from transmissions.channels import CHANNELS
+from transmissions.channels.registry import CHANNELS
 from transmissions.models import Transmission, TransmissionState
 from transmissions.pipeline.clock import clock_round
 from transmissions.queue import TRACK, enqueue_on_commit
