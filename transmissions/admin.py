@@ -1,3 +1,6 @@
+"""IG screens for transmissions: read-only rows, and admin actions that call the
+engine's services (halts)."""
+
 from django import forms
 from django.contrib import admin, messages
 

@@ -17,9 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
-from casework.services import work_item_sync_for_document
 from docflow.models import Document, DocumentStatus
 from docflow.services import TransitionRefused, document_transition
+from transmissions.engine.moves import work_item_follow
 from transmissions.models import Transmission, TransmissionState
 
 S = DocumentStatus
@@ -78,7 +78,7 @@ def _walk(
             data=data,
             actor=actor,
         )
-    work_item_sync_for_document(document=document, actor=actor)
+    work_item_follow(document=document, actor=actor)  # once, on the last state
     return document
 
 

@@ -5,6 +5,8 @@ The upload is never repeated blindly: a failure before any bytes left goes back 
 outcome unknown, settled by tracking the message's local id (the transmission's
 idempotency key: the document's public id and the send's number, no patient
 identifier). A retry reuses the pending transmission, its local id and its bytes.
+Where a retry is queued (the clock when it is due, the pipeline sweep as the
+backstop): ``pipeline.sending``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The simulator's HTTP surface: the Connect contract plus a small control API."""
+"""The simulator's HTTP surface: the Connect contract plus a small control API.
+
+Over 500 lines because it is one HTTP surface: every route of the contract and
+the control API side by side, each a few lines over ``store`` and ``behaviours``.
+"""
 
 from __future__ import annotations
 
