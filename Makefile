@@ -16,7 +16,7 @@ help:
 	@echo "make run            install, migrate, seed demo data, serve on 127.0.0.1:8000"
 	@echo "make test           run the whole test suite (DATABASE_URL honoured)"
 	@echo "make test-postgres  the suite on a local PostgreSQL ($(PG_URL))"
-	@echo "make lint           ruff check, ruff format --check, the import layers"
+	@echo "make lint           ruff check, ruff format --check, the import contracts"
 	@echo "make format         ruff format and ruff check --fix"
 	@echo "make venv           create .venv and sync it with requirements.lock"
 	@echo "make lock           re-lock requirements.lock from pyproject.toml"
@@ -65,6 +65,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) scripts/check-private-imports transmissions
 
 format: venv
 	$(VENV)/bin/ruff format .

@@ -432,11 +432,6 @@ DOCFLOW_TRACK_ROUND_SECONDS = float(os.environ.get("DOCFLOW_TRACK_ROUND_SECONDS"
 DOCFLOW_PREPARE_TASK = os.environ.get(
     "DOCFLOW_PREPARE_TASK", "transmissions.tasks.prepare_document"
 )
-# Asked before every send: is this destination paused (by operations' health
-# watch or an operator)? A dotted path, so transmissions never imports operations.
-DOCFLOW_DESTINATION_PAUSED_CHECK = os.environ.get(
-    "DOCFLOW_DESTINATION_PAUSED_CHECK", "operations.selectors.destination_is_paused"
-)
 
 # Operations (issue 6): incidents, alerts, watchdog, surges, health and metrics.
 # Alerts go to these addresses (comma-separated; empty: no email) and, as JSON, to
@@ -540,7 +535,7 @@ SECURE_REDIRECT_EXEMPT = [*SECURE_REDIRECT_EXEMPT, r"^healthz/(live|ready)/?$"]
 # --- end issue 13 (watch and state files) ---
 
 # --- Issue 13: retries on time, a circuit per destination, claims under a lease
-# (read in transmissions.services: clock, controls, leases) ---
+# (read in transmissions.pipeline.clock, engine.controls, engine.leases) ---
 # The clock (a round of the tracker's loop) queues due retries, due circuit trials
 # and expired claims this often; a retry it queued and nobody took is queued
 # again after DOCFLOW_CLOCK_REQUEUE_SECONDS.

@@ -15,12 +15,12 @@ from operations.models import (
     IncidentNotification,
     IncidentState,
 )
-from operations.services.health import destination_pause_lift
 from operations.services.incidents import (
     IncidentTransitionRefused,
     incident_acknowledge,
     incident_resolve,
 )
+from transmissions.engine.controls import destination_pause_close
 
 
 class IncidentNotificationInline(admin.TabularInline):
@@ -164,8 +164,8 @@ def _as_get(request):
 
 @admin.register(DestinationPause)
 class DestinationPauseAdmin(admin.ModelAdmin):
-    list_display = ("destination_ods_code", "reason", "opened_at", "lifted_at")
-    list_filter = ("lifted_at",)
+    list_display = ("destination_ods_code", "reason", "opened_at", "closed_at")
+    list_filter = ("closed_at",)
     search_fields = ("destination_ods_code",)
     readonly_fields = [f.name for f in DestinationPause._meta.fields]
     actions = ["lift"]
@@ -182,8 +182,8 @@ class DestinationPauseAdmin(admin.ModelAdmin):
     )
     def lift(self, request, queryset):
         for pause in queryset:
-            destination_pause_lift(
-                pause=pause,
+            destination_pause_close(
+                halt=pause,
                 reason=f"Lifted by {request.user.get_username()}",
                 actor=request.user,
             )

@@ -33,7 +33,9 @@ class OperationsConfig(AppConfig):
         # transmissions sits below operations too: it announces an answer from a
         # mailbox a document was not sent to, and operations raises the incident.
         from operations.services.incidents import incident_raise_for_suspicious_answer
-        from transmissions.mesh_conformance.signals import suspicious_answer_received
+        from transmissions.channels.mesh.conformance.signals import (
+            suspicious_answer_received,
+        )
         from transmissions.models import MeshQuarantinedAnswer
 
         def raise_suspicious(sender, *, quarantined, actor=None, **_):

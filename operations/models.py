@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import Q
 from django_fsm import FSMField, FSMModelMixin, transition
 
+from transmissions.models import HaltKind, OutboundHalt
+
 
 class IncidentKind(models.TextChoices):
     STUCK_DOCUMENTS = "stuck_documents", "Documents stuck in a state"
@@ -159,34 +161,29 @@ class IncidentNotification(models.Model):
         return f"{self.get_event_display()}: {self.incident}"
 
 
-class DestinationPause(models.Model):
-    """Sending to one destination is paused (automatically or by an operator) until
-    somebody lifts it."""
+class DestinationPauseManager(models.Manager):
+    def get_queryset(self):
+        return (
+            super()
+            .get_queryset()
+            .filter(kind=HaltKind.DESTINATION_PAUSE, sending_organisation__isnull=True)
+        )
 
-    destination_ods_code = models.CharField(max_length=10)
-    reason = models.CharField(max_length=255)
-    opened_at = models.DateTimeField(auto_now_add=True)
-    opened_by = models.CharField(max_length=150)
-    lifted_at = models.DateTimeField(null=True, blank=True)
-    lifted_by = models.CharField(max_length=150, blank=True)
-    lift_reason = models.CharField(max_length=255, blank=True)
+
+class DestinationPause(OutboundHalt):
+    """A pause of every send to one destination, as operations shows it: an
+    ``OutboundHalt`` of kind ``destination_paused`` (no table of its own; opened
+    and lifted through transmissions' ``destination_pause_open`` and
+    ``destination_pause_close``)."""
+
+    objects = DestinationPauseManager()
 
     class Meta:
+        proxy = True
         ordering = ["-opened_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["destination_ods_code"],
-                condition=Q(lifted_at__isnull=True),
-                name="destination_pause_one_open_per_destination",
-            ),
-        ]
 
     def __str__(self) -> str:
         return f"pause of {self.destination_ods_code}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.lifted_at is None
 
 
 class HourlyCount(models.Model):

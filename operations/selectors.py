@@ -13,7 +13,6 @@ from django.utils import timezone
 from casework.models import ACTIVE_STATUSES, WorkItem
 from docflow.models import Document, DocumentStatus
 from operations.models import (
-    DestinationPause,
     HourlyCount,
     HourlyStateCount,
     Incident,
@@ -21,7 +20,7 @@ from operations.models import (
     Snapshot,
 )
 from operations.watched import stuck_documents_find
-from transmissions.models import OutboundHalt
+from transmissions.models import HaltKind, OutboundHalt
 
 UNRESOLVED = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
 # A document counts as "through" an hour when it reached one of these.
@@ -83,14 +82,6 @@ def incidents_open_list(*, limit: int = 20) -> list[Incident]:
     return list(Incident.objects.filter(state__in=UNRESOLVED)[:limit])
 
 
-def destination_is_paused(destination_ods_code: str) -> bool:
-    """Whether sending to one destination is paused (for the send path to ask by
-    dotted name; see operations/README.md)."""
-    return DestinationPause.objects.filter(
-        destination_ods_code=destination_ods_code, lifted_at__isnull=True
-    ).exists()
-
-
 def work_items_open_by_category() -> dict[str, int]:
     return dict(
         WorkItem.objects.filter(status__in=ACTIVE_STATUSES)
@@ -104,6 +95,7 @@ def work_items_open_by_category() -> dict[str, int]:
 def outbound_halts_open_counts() -> dict[str, int]:
     return dict(
         OutboundHalt.objects.filter(closed_at__isnull=True)
+        .exclude(kind=HaltKind.DESTINATION_PAUSE)  # shown as pauses, not halts
         .order_by()
         .values_list("kind")
         .annotate(n=Count("id"))

@@ -1,8 +1,16 @@
+"""IG screens for transmissions: read-only rows, and admin actions that call the
+engine's services (halts)."""
+
 from django import forms
 from django.contrib import admin, messages
 
 from docflow.admin import SendingOrganisationAdmin, SendingOrganisationScopedMixin
 from docflow.models import SendingOrganisation
+from transmissions.engine.controls import (
+    outbound_halt_close,
+    outbound_pause,
+    outbound_resume,
+)
 from transmissions.models import (
     HaltKind,
     MeshEndpointLookup,
@@ -11,11 +19,6 @@ from transmissions.models import (
     MeshQuarantinedAnswer,
     OutboundHalt,
     Transmission,
-)
-from transmissions.services.controls import (
-    outbound_halt_close,
-    outbound_pause,
-    outbound_resume,
 )
 
 

@@ -1,6 +1,6 @@
 """Reading what an outside system answered into a type: the one rule both
-channels' readers (``transmissions.connect.adapter`` for Connect,
-``transmissions.mesh.answers`` for MESH) share.
+channels' readers (``transmissions.channels.connect.adapter`` for Connect,
+``transmissions.channels.mesh.answers`` for MESH) share.
 
 A body is taken only with a JSON media type and is validated by pydantic into the
 model of its contract shape; one that does not fit raises ``AnswerUnreadable``,

@@ -1,3 +1,5 @@
+"""The transmissions app."""
+
 from django.apps import AppConfig
 
 

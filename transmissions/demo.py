@@ -8,7 +8,7 @@ from django.db import transaction
 
 from docflow.demo.context import DemoContext
 from docflow.models import Channel, DestinationProfile
-from transmissions.mesh.demo_setup import mesh_demo_mailbox_seed
+from transmissions.channels.mesh.demo_setup import mesh_demo_mailbox_seed
 
 
 @transaction.atomic

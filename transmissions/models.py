@@ -58,7 +58,7 @@ class Transmission(models.Model):
     last_error_class = models.CharField(max_length=32, blank=True)
     # While the document is ``sending``: the claim is its worker's until then, and
     # the worker renews it while it is alive; past it, the clock settles the claim
-    # by idempotency key (see ``transmissions.services.leases``).
+    # by idempotency key (see ``transmissions.engine.leases``).
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # When the clock last queued this transmission's retry (so it queues it once).
     send_queued_at = models.DateTimeField(null=True, blank=True)
@@ -101,11 +101,14 @@ class HaltKind(models.TextChoices):
     TOKEN_FAILURE = "token_failure", "Connect refused our credentials"
     CIRCUIT_OPEN = "circuit_open", "Repeated failures (circuit open)"
     SURGE = "surge", "Surge of system errors or on-hold statuses"
+    DESTINATION_PAUSE = "destination_paused", "Destination paused"
 
 
 class OutboundHalt(models.Model):
-    """One reason outbound sending is stopped, for everyone, one sending org, or
-    one sending org's sends to one destination (a circuit per destination).
+    """One reason outbound sending is stopped, for everyone, one sending org, one
+    sending org's sends to one destination (a circuit per destination), or every
+    send to one destination (a destination pause: no sending organisation, the
+    destination's ODS code).
 
     While any halt is open for its scope nothing is posted; documents wait in `ready`.
     A circuit halt lets sends through again at `retry_at` (the clock queues a trial
@@ -125,9 +128,12 @@ class OutboundHalt(models.Model):
         max_length=10,
         blank=True,
         default="",
-        help_text="Circuit only: the one destination it stops; empty: every one.",
+        help_text=(
+            "Circuit or destination pause: the one destination it stops; empty: "
+            "every one."
+        ),
     )
-    kind = models.CharField(max_length=16, choices=HaltKind.choices)
+    kind = models.CharField(max_length=24, choices=HaltKind.choices)
     reason = models.CharField(max_length=255)
     opened_at = models.DateTimeField(auto_now_add=True)
     opened_by = models.CharField(max_length=150)
@@ -150,9 +156,9 @@ class OutboundHalt(models.Model):
                 name="outbound_halt_one_open_per_scope_and_kind",
             ),
             models.UniqueConstraint(
-                fields=["kind"],
+                fields=["kind", "destination_ods_code"],
                 condition=Q(closed_at__isnull=True, sending_organisation__isnull=True),
-                name="outbound_halt_one_open_global_per_kind",
+                name="outbound_halt_one_open_global_per_kind_and_destination",
             ),
         ]
 

@@ -5,19 +5,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
-from transmissions.services import (
-    clock,
-    converting,
-    mesh_mailboxes,
-    mesh_routing,
-    mesh_settling,
-    mesh_tracking,
-    pipeline,
-    reconciling,
-    resending,
-    sending,
-    tracker,
-)
+from transmissions.channels.connect import directory
+from transmissions.channels.mesh import mailboxes as mesh_mailboxes
+from transmissions.channels.mesh import tracking as mesh_tracking
+from transmissions.engine import settling as engine_settling
+from transmissions.pipeline import clock, converting, sending, settling, tracker
+from transmissions.pipeline import sweep as pipeline
 
 
 def prepare_document(document_id: int) -> str:
@@ -41,15 +34,13 @@ def send_document(document_id: int) -> str:
 def settle_outcome_unknown(document_id: int) -> str:
     """Settle one document whose outcome is unknown, by idempotency key (over
     MESH: by the message's local id)."""
-    if mesh_settling.mesh_pending_transmission(document_id=document_id):
-        return mesh_settling.mesh_outcome_unknown_settle(document_id=document_id)
-    return reconciling.outcome_unknown_settle(document_id=document_id)
+    return settling.outcome_unknown_settle(document_id=document_id)
 
 
 def settle_expired_claim(document_id: int) -> str:
     """Settle one claim whose lease expired by its idempotency key (no-op while its
     worker still holds it)."""
-    return reconciling.sending_claim_settle(document_id=document_id)
+    return settling.sending_claim_settle(document_id=document_id)
 
 
 def dispatch_due() -> str:
@@ -61,12 +52,12 @@ def reconcile_sending() -> int:
     """The backstop behind the clock: queue the settling of expired claims, and
     move documents stuck in sending without a lease to outcome unknown."""
     queued = clock.claims_expired_queue(now=timezone.now())
-    return queued + len(reconciling.sending_stuck_mark_unknown())
+    return queued + len(engine_settling.sending_stuck_mark_unknown())
 
 
 def reconcile_organisations() -> str:
     """Re-check destinations in Connect's directory."""
-    return str(reconciling.organisations_reconcile())
+    return str(directory.organisations_reconcile())
 
 
 def track(seconds: float | None = None, wait: float = 0.0) -> int:
@@ -83,17 +74,13 @@ def track(seconds: float | None = None, wait: float = 0.0) -> int:
 def resend_document(document_id: int) -> str:
     """Ask Connect to resend a document it holds (after casework requeued it); one
     last sent over MESH goes again as a new message."""
-    if mesh_routing.mesh_sent_last(document_id=document_id):
-        return sending.document_send(document_id=document_id).outcome
-    return resending.document_resend(document_id=document_id).outcome
+    return sending.document_resend(document_id=document_id).outcome
 
 
 def resolve_rejection_at_connect(document_id: int, note: str) -> str:
     """Mark a rejection resolved at Connect and mirror it (nothing to tell Connect
     about a document last sent over MESH)."""
-    if mesh_routing.mesh_sent_last(document_id=document_id):
-        return "not_at_connect"
-    return resending.rejection_resolve_at_connect(document_id=document_id, note=note)
+    return sending.rejection_resolve(document_id=document_id, note=note)
 
 
 def mesh_poll_inboxes() -> str:
@@ -111,6 +98,8 @@ def mesh_handshake() -> int:
 def mesh_settle_unanswered() -> int:
     """MESH sends without both acknowledgements by the deadline become undelivered
     (hourly; the deadline is days)."""
-    from transmissions.mesh_conformance.acknowledgements import mesh_unanswered_settle
+    from transmissions.channels.mesh.conformance.acknowledgements import (
+        mesh_unanswered_settle,
+    )
 
     return len(mesh_unanswered_settle())

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from casework.models import WorkItem
 from operations.models import DestinationPause, Incident, NotificationEvent
 from operations.rehearsals.scenarios import Context, Expected
-from transmissions.models import OutboundHalt
+from transmissions.models import HaltKind, OutboundHalt
 
 
 @dataclass
@@ -58,9 +58,9 @@ def rehearsal_outcome(ctx: Context) -> Outcome:
         )
     )
     halts = set(
-        OutboundHalt.objects.filter(opened_at__gte=ctx.started_at).values_list(
-            "kind", flat=True
-        )
+        OutboundHalt.objects.filter(opened_at__gte=ctx.started_at)
+        .exclude(kind=HaltKind.DESTINATION_PAUSE)  # counted as pauses below
+        .values_list("kind", flat=True)
     )
     paused = set(
         DestinationPause.objects.filter(opened_at__gte=ctx.started_at).values_list(

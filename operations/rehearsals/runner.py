@@ -21,7 +21,7 @@ from docflow.models import (
 )
 from docflow.sample_pdf import text_pdf
 from docflow.services import DocumentSubmission, document_submit
-from operations.models import DestinationPause, Incident, IncidentState
+from operations.models import Incident, IncidentState
 from operations.rehearsals.checks import rehearsal_outcome
 from operations.rehearsals.scenarios import (
     REHEARSAL_ENDPOINT_TYPE,
@@ -32,14 +32,17 @@ from operations.rehearsals.scenarios import (
     Scenario,
 )
 from operations.rehearsals.simulator import RehearsalRefused, SimulatorControl
-from operations.services.health import destination_pause_lift
 from operations.services.incidents import incident_resolve
 from operations.services.watch import operations_watch_run
-from transmissions.models import OutboundHalt
-from transmissions.services.controls import outbound_halt_close
-from transmissions.services.pipeline import document_prepare_for_sending
-from transmissions.services.sending import document_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.channels.connect.tracking.feed import changes_feed_read
+from transmissions.engine.controls import (
+    destination_pause_close,
+    destination_pauses_open,
+    outbound_halt_close,
+)
+from transmissions.models import HaltKind, OutboundHalt
+from transmissions.pipeline.sending import document_send
+from transmissions.pipeline.sweep import document_prepare_for_sending
 
 
 def rehearsal_begin(
@@ -149,14 +152,12 @@ def rehearsal_restore(scenario: Scenario, ctx: Context) -> list[str]:
     done.append(f"{scenario.destination} accepts again at the simulator")
     for halt in OutboundHalt.objects.filter(
         opened_at__gte=ctx.started_at, closed_at__isnull=True
-    ):
+    ).exclude(kind=HaltKind.DESTINATION_PAUSE):
         outbound_halt_close(halt=halt, reason=f"Rehearsal {scenario.name} finished")
         done.append(f"halt {halt.kind} lifted")
-    for pause in DestinationPause.objects.filter(
-        opened_at__gte=ctx.started_at, lifted_at__isnull=True
-    ):
-        destination_pause_lift(
-            pause=pause, reason=f"Rehearsal {scenario.name} finished", actor=None
+    for pause in destination_pauses_open().filter(opened_at__gte=ctx.started_at):
+        destination_pause_close(
+            halt=pause, reason=f"Rehearsal {scenario.name} finished", actor=None
         )
         done.append(f"pause of {pause.destination_ods_code} lifted")
     for incident in Incident.objects.filter(opened_at__gte=ctx.started_at).filter(

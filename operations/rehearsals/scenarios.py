@@ -17,8 +17,8 @@ from docflow.models import DestinationProfile, Document, SendingOrganisation
 from operations.models import IncidentKind
 from operations.rehearsals.simulator import SimulatorControl
 from operations.watched import threshold_for
-from transmissions.connect.client import TOKENS
-from transmissions.connections import connect_clients_close
+from transmissions.channels.connect.client import TOKENS
+from transmissions.channels.connect.connections import connect_clients_close
 from transmissions.models import HaltKind
 
 SOURCE_SYSTEM = "rehearsal"

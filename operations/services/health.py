@@ -7,18 +7,13 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from audit.actors import actor_for
-from audit.services import audit_record
 from docflow.models import DestinationProfile, Document, DocumentStatus
 from operations.models import (
-    DestinationPause,
     Incident,
     IncidentKind,
     IncidentSeverity,
@@ -26,6 +21,10 @@ from operations.models import (
 )
 from operations.services.incidents import incident_raise, incidents_resolve_cleared
 from operations.watched import threshold_for
+from transmissions.engine.controls import (
+    destination_pause_open,
+    destination_pauses_open,
+)
 from transmissions.models import Transmission
 
 ACCEPTED_CODE = 4010
@@ -124,61 +123,6 @@ def destination_health_list(*, now=None) -> list[DestinationHealth]:
     )
 
 
-@transaction.atomic
-def destination_pause_open(
-    *, destination_ods_code: str, reason: str, actor: Any = None
-) -> DestinationPause:
-    """Pause sending to one destination; pausing a paused destination is a no-op."""
-    existing = (
-        DestinationPause.objects.select_for_update()
-        .filter(destination_ods_code=destination_ods_code, lifted_at__isnull=True)
-        .first()
-    )
-    if existing is not None:
-        return existing
-    try:
-        with transaction.atomic():
-            pause = DestinationPause.objects.create(
-                destination_ods_code=destination_ods_code,
-                reason=reason[:255],
-                opened_by=(actor_for(actor).label or "system")[:150],
-            )
-    except IntegrityError:
-        return DestinationPause.objects.get(
-            destination_ods_code=destination_ods_code, lifted_at__isnull=True
-        )
-    audit_record(
-        action="destination.paused",
-        target_type="organisation",
-        target_id=destination_ods_code,
-        data={"reason": pause.reason},
-        actor=actor,
-    )
-    return pause
-
-
-@transaction.atomic
-def destination_pause_lift(
-    *, pause: DestinationPause, reason: str, actor: Any
-) -> DestinationPause:
-    """Resume sending to a paused destination; lifting a lifted pause is a no-op."""
-    pause = DestinationPause.objects.select_for_update().get(pk=pause.pk)
-    if pause.lifted_at is not None:
-        return pause
-    pause.lifted_at = timezone.now()
-    pause.lifted_by = (actor_for(actor).label or "system")[:150]
-    pause.lift_reason = reason[:255]
-    pause.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
-    audit_record(
-        action="destination.resumed",
-        target_type="organisation",
-        target_id=pause.destination_ods_code,
-        data={"reason": pause.lift_reason},
-        actor=actor,
-    )
-    return pause
-
-
 def destinations_watch(*, now=None) -> dict[str, set[str]]:
     """Pause (when enabled) and raise an incident for each destination with too many
     unacknowledged documents, and raise one for each destination refusing documents
@@ -190,9 +134,7 @@ def destinations_watch(*, now=None) -> dict[str, set[str]]:
         if count >= settings.DOCFLOW_OPS_UNACKNOWLEDGED_PAUSE_THRESHOLD
     }
     paused = set(
-        DestinationPause.objects.filter(lifted_at__isnull=True).values_list(
-            "destination_ods_code", flat=True
-        )
+        destination_pauses_open().values_list("destination_ods_code", flat=True)
     )
     for code, count in unacknowledged.items():
         auto = settings.DOCFLOW_OPS_AUTO_PAUSE_DESTINATIONS

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from operations.models import Incident, IncidentKind, IncidentSeverity, IncidentState
 from operations.services.incidents import incident_raise, incidents_resolve_cleared
+from transmissions.engine.controls import outbound_pause
 from transmissions.models import HaltKind, OutboundHalt, Transmission
-from transmissions.services.controls import outbound_pause
 
 SYSTEM_ERROR_CODES = (5000, 7000)
 REJECTED_CODE = 4005

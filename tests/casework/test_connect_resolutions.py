@@ -23,10 +23,10 @@ from tests.transmissions.engine import (
     directory_from_scenario,
     ready_document,
 )
-from transmissions.connect import adapter
+from transmissions.channels.connect import adapter
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import Transmission
-from transmissions.services.sending import document_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.pipeline.sending import document_send
 
 S = DocumentStatus
 

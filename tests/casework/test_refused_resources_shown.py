@@ -11,7 +11,7 @@ from casework.models import WorkItem
 from docflow.models import DestinationProfile
 from governance.ig import ig_document_timeline
 from tests.factories import submit_document
-from transmissions.services.pipeline import document_prepare_for_sending
+from transmissions.pipeline.sweep import document_prepare_for_sending
 
 pytestmark = pytest.mark.django_db
 

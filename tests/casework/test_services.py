@@ -25,7 +25,7 @@ from casework.services import (
 from docflow.services import document_transition
 from tests.casework.factories import TeamFactory, document_in, open_item
 from tests.factories import submit_document
-from transmissions.services.pipeline import pipeline_dispatch_due
+from transmissions.pipeline.sweep import pipeline_dispatch_due
 
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 

@@ -77,7 +77,9 @@ def connect_members() -> set[str]:
 
 
 def mesh_members() -> set[str]:
-    itk3 = first_module("transmissions.channels.mesh.itk3", "transmissions.mesh.itk3")
+    itk3 = first_module(
+        "transmissions.channels.mesh.itk3", "transmissions.channels.mesh.itk3"
+    )
     return set(members(json.loads(itk3.document_message(filled(itk3.OutboundMessage)))))
 
 

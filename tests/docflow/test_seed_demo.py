@@ -38,6 +38,8 @@ ROLES = [
 SCENARIO = (
     Path(__file__).resolve().parents[2]
     / "transmissions"
+    / "channels"
+    / "connect"
     / "simulator"
     / "scenarios"
     / "demo.json"

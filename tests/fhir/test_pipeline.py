@@ -11,10 +11,10 @@ from tests.factories import consume_prepare_task
 from tests.fhir.conftest import document_reference
 from tests.transmissions.conftest import simulator  # noqa: F401 (fixture)
 from tests.transmissions.engine import connect_to, directory_from_scenario
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import Transmission
-from transmissions.services.pipeline import document_prepare_for_sending
-from transmissions.services.sending import document_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.pipeline.sending import document_send
+from transmissions.pipeline.sweep import document_prepare_for_sending
 
 pytestmark = pytest.mark.django_db
 

@@ -26,9 +26,9 @@ from tests.transmissions.engine import (
     directory_from_scenario,
     ready_document,
 )
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import Transmission
-from transmissions.services.sending import document_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.pipeline.sending import document_send
 
 pytestmark = pytest.mark.django_db
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"

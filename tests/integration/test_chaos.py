@@ -40,8 +40,8 @@ from docflow.models import Document, DocumentStatus
 from tests.factories import submit_document
 from tests.integration.conftest import wait_for
 from transmissions.models import Transmission
+from transmissions.pipeline.tracker import TRACKER_LOCK
 from transmissions.queue import TRACK
-from transmissions.services.tracker import TRACKER_LOCK
 
 pytestmark = [
     pytest.mark.integration,

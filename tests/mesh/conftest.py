@@ -23,10 +23,10 @@ from docflow.models import (
 from tests.conftest import reference_data_seed
 from tests.factories import submit_document
 from tests.mesh import sandbox as mesh_sandbox
-from transmissions.mesh import itk3
-from transmissions.mesh.client import MeshConnection, MeshMailboxClient
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.client import MeshConnection, MeshMailboxClient
 from transmissions.models import MeshMailbox
-from transmissions.services.pipeline import document_prepare_for_sending
+from transmissions.pipeline.sweep import document_prepare_for_sending
 
 MESH_PROFILE = "gp_mesh"
 MB = 1024 * 1024

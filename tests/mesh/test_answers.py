@@ -9,10 +9,10 @@ import pytest
 import requests
 from mesh_client import MeshError
 
-from transmissions.mesh import answers, itk3
-from transmissions.mesh.answers import AnswerUnreadable
-from transmissions.mesh.client import classify
-from transmissions.mesh.errors import (
+from transmissions.channels.mesh import answers, itk3
+from transmissions.channels.mesh.answers import AnswerUnreadable
+from transmissions.channels.mesh.client import classify
+from transmissions.channels.mesh.errors import (
     MeshAuthFailed,
     MeshMalformedAnswer,
     MeshMalformedRead,

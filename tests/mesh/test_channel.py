@@ -13,8 +13,10 @@ from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import attachment_of, ready_document
 from tests.samples import VALID_NHS_NUMBER, pdf_bytes
 from transmissions import tasks
-from transmissions.mesh import itk3
-from transmissions.mesh.demo_practice import answer_waiting
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.demo_practice import answer_waiting
+from transmissions.channels.mesh.inbox import mesh_inbox_poll
+from transmissions.engine.claims import document_claim
 from transmissions.models import (
     MeshEndpointLookup,
     MeshInboxMessage,
@@ -22,13 +24,8 @@ from transmissions.models import (
     Transmission,
     TransmissionState,
 )
-from transmissions.services.mesh_inbox import mesh_inbox_poll
-from transmissions.services.reconciling import sending_stuck_mark_unknown
-from transmissions.services.sending import (
-    SendOutcome,
-    _claim,
-    document_send,
-)
+from transmissions.pipeline.sending import SendOutcome, document_send
+from transmissions.pipeline.settling import sending_stuck_mark_unknown
 
 S = DocumentStatus
 
@@ -247,11 +244,11 @@ def test_lost_answer_is_settled_by_local_id_without_a_second_message(
     mesh_db, practice, settings
 ):
     """The upload reached MESH but the worker died before recording it."""
-    from transmissions.mesh.connections import mesh_client_for
-    from transmissions.services.mesh_sending import _message
+    from transmissions.channels.mesh.connections import mesh_client_for
+    from transmissions.channels.mesh.sending import mesh_message
 
     document = ready_document(mesh_db)
-    claimed_document, transmission, payload = _claim(
+    claimed_document, transmission, payload = document_claim(
         document.pk,
         channel=Channel.MESH,
         new_key=f"{document.public_id}.1",
@@ -264,7 +261,7 @@ def test_lost_answer_is_settled_by_local_id_without_a_second_message(
     with mesh_client_for(mesh_db) as client:
         message_id = client.send(
             recipient=mesh_sandbox.GP_MAILBOX,
-            content=_message(claimed_document, transmission, payload, mesh_db),
+            content=mesh_message(claimed_document, transmission, payload, mesh_db),
             workflow_id=mesh_sandbox.WORKFLOW,
             local_id=transmission.idempotency_key,
             filename="lost.json",
@@ -286,7 +283,7 @@ def test_upload_that_never_arrived_is_sent_again_under_the_same_local_id(
     mesh_db, practice, settings
 ):
     document = ready_document(mesh_db)
-    _claim(
+    document_claim(
         document.pk,
         channel=Channel.MESH,
         new_key=f"{document.public_id}.1",

@@ -12,13 +12,12 @@ from operations.models import Incident, IncidentKind, IncidentState
 from operations.services.surges import outbound_halts_watch
 from tests.mesh.conftest import ready_document
 from tests.samples import VALID_NHS_NUMBER
-from transmissions.mesh import itk3
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.inbox import mesh_inbox_poll
+from transmissions.channels.mesh.mailboxes import mesh_mailbox_handshake
+from transmissions.engine.controls import outbound_resume
 from transmissions.models import HaltKind, OutboundHalt, Transmission
-from transmissions.services.controls import outbound_resume
-from transmissions.services.mesh_inbox import mesh_inbox_poll
-from transmissions.services.mesh_mailboxes import mesh_mailbox_handshake
-from transmissions.services.sending import SendOutcome, document_send
-from transmissions.services.sending_batches import documents_send
+from transmissions.pipeline.sending import SendOutcome, document_send, documents_send
 
 S = DocumentStatus
 WRONG = "not-the-mailbox-password"

@@ -18,15 +18,18 @@ from docflow.selectors import document_timeline
 from operations.models import Incident, IncidentKind
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import _connection, ready_document
-from transmissions.mesh import itk3
-from transmissions.mesh.client import InboxMessage, MeshMailboxClient
-from transmissions.mesh_conformance.acknowledgements import mesh_unanswered_settle
-from transmissions.mesh_conformance.quarantine import (
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.client import InboxMessage, MeshMailboxClient
+from transmissions.channels.mesh.conformance.acknowledgements import (
+    mesh_unanswered_settle,
+)
+from transmissions.channels.mesh.conformance.quarantine import (
     QuarantineStateError,
     mesh_answer_quarantine,
     mesh_quarantined_answer_close,
     mesh_quarantined_content,
 )
+from transmissions.channels.mesh.inbox import mesh_inbox_poll
 from transmissions.models import (
     MeshEndpointLookup,
     MeshInboxMessage,
@@ -35,8 +38,7 @@ from transmissions.models import (
     Transmission,
     TransmissionState,
 )
-from transmissions.services.mesh_inbox import mesh_inbox_poll
-from transmissions.services.sending import SendOutcome, document_send
+from transmissions.pipeline.sending import SendOutcome, document_send
 
 S = DocumentStatus
 OTHER_MAILBOX = "X26ABC3"  # the sandbox's mailbox of another organisation (X27)

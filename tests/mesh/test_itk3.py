@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.samples import VALID_NHS_NUMBER, pdf_bytes
-from transmissions.mesh import itk3
+from transmissions.channels.mesh import itk3
 
 
 def _message() -> itk3.OutboundMessage:

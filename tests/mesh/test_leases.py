@@ -15,19 +15,20 @@ from docflow.models import Channel, DocumentStatus
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import ready_document
 from transmissions import tasks
-from transmissions.mesh.connections import mesh_client_for
+from transmissions.channels.mesh.connections import mesh_client_for
+from transmissions.channels.mesh.sending import mesh_message
+from transmissions.engine.claims import document_claim
+from transmissions.engine.leases import claims_expired
 from transmissions.models import Transmission
-from transmissions.services.leases import claims_expired
-from transmissions.services.mesh_sending import _message
-from transmissions.services.reconciling import Settled, sending_claim_settle
-from transmissions.services.sending import SendOutcome, _claim
+from transmissions.pipeline.sending import SendOutcome
+from transmissions.pipeline.settling import Settled, sending_claim_settle
 
 S = DocumentStatus
 
 
 def _claimed(mesh_db):
     document = ready_document(mesh_db)
-    claimed_document, transmission, payload = _claim(
+    claimed_document, transmission, payload = document_claim(
         document.pk,
         channel=Channel.MESH,
         new_key=f"{document.public_id}.1",
@@ -60,7 +61,7 @@ def test_a_dead_workers_uploaded_mesh_claim_is_found_by_local_id_after_its_lease
     with mesh_client_for(mesh_db) as client:
         message_id = client.send(
             recipient=mesh_sandbox.GP_MAILBOX,
-            content=_message(claimed_document, transmission, payload, mesh_db),
+            content=mesh_message(claimed_document, transmission, payload, mesh_db),
             workflow_id=mesh_sandbox.WORKFLOW,
             local_id=transmission.idempotency_key,
             filename="uploaded.json",

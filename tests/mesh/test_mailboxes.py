@@ -7,21 +7,25 @@ import requests
 
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import ready_document
-from transmissions.mesh.client import MeshConnection, MeshMailboxClient, classify
-from transmissions.mesh.connections import mesh_connection_for
-from transmissions.mesh.demo_setup import mesh_demo_mailbox_seed
-from transmissions.mesh.errors import (
+from transmissions.channels.mesh.client import (
+    MeshConnection,
+    MeshMailboxClient,
+    classify,
+)
+from transmissions.channels.mesh.connections import mesh_connection_for
+from transmissions.channels.mesh.demo_setup import mesh_demo_mailbox_seed
+from transmissions.channels.mesh.errors import (
     MeshAuthFailed,
     MeshConfigurationError,
     MeshOutcomeUnknown,
     MeshRefused,
     MeshUnavailable,
 )
+from transmissions.channels.mesh.mailboxes import mesh_mailbox_handshake
+from transmissions.channels.mesh.sending import mesh_recipient_resolve
+from transmissions.channels.mesh.tracking import mesh_transmissions_track
 from transmissions.models import MeshEndpointLookup, Transmission, TransmissionState
-from transmissions.services.mesh_mailboxes import mesh_mailbox_handshake
-from transmissions.services.mesh_sending import mesh_recipient_resolve
-from transmissions.services.mesh_tracking import mesh_transmissions_track
-from transmissions.services.sending import SendOutcome, document_send
+from transmissions.pipeline.sending import SendOutcome, document_send
 
 
 def test_handshake_records_when_the_mailbox_was_validated(mesh_db):

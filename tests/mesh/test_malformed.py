@@ -14,12 +14,12 @@ from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import ready_document
 from tests.mesh.spoiling import CASES, spoiling_proxy
 from transmissions import tasks
-from transmissions.mesh import itk3
-from transmissions.mesh.client import MeshConnection, MeshMailboxClient
-from transmissions.mesh.errors import MeshMalformedAnswer, MeshMalformedRead
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.client import MeshConnection, MeshMailboxClient
+from transmissions.channels.mesh.errors import MeshMalformedAnswer, MeshMalformedRead
+from transmissions.channels.mesh.inbox import mesh_inbox_poll, mesh_inboxes_poll
 from transmissions.models import MeshInboxMessage, Transmission, TransmissionState
-from transmissions.services.mesh_inbox import mesh_inbox_poll, mesh_inboxes_poll
-from transmissions.services.sending import SendOutcome, document_send
+from transmissions.pipeline.sending import SendOutcome, document_send
 
 S = DocumentStatus
 

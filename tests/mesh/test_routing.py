@@ -12,9 +12,10 @@ from tests.mesh.conftest import ready_document
 from tests.samples import pdf_bytes
 from tests.transmissions.conftest import simulator  # noqa: F401 - fixture
 from tests.transmissions.engine import connect_to
+from transmissions.channels.mesh.routing import RouteReason
+from transmissions.channels.registry import document_route
 from transmissions.models import Transmission
-from transmissions.services.mesh_routing import RouteReason, mesh_route_for
-from transmissions.services.sending import SendOutcome, document_send
+from transmissions.pipeline.sending import SendOutcome, document_send
 
 S = DocumentStatus
 
@@ -31,7 +32,7 @@ def connect_practice(mesh_db):
 def test_connect_destination_stays_on_connect_without_a_rule(connect_practice):
     document = ready_document(connect_practice)
 
-    assert mesh_route_for(document=document) is None
+    assert document_route(document=document)[0].name == Channel.CONNECT
 
 
 def test_payload_too_large_for_connect_goes_over_mesh(connect_practice):
@@ -42,7 +43,7 @@ def test_payload_too_large_for_connect_goes_over_mesh(connect_practice):
         connect_practice, content=pdf_bytes("Scanned letter", pad_to=40 * 1024)
     )
 
-    assert mesh_route_for(document=small) is None
+    assert document_route(document=small)[0].name == Channel.CONNECT
     result = document_send(document_id=large.pk)
 
     assert result.outcome == SendOutcome.POSTED

@@ -17,16 +17,16 @@ from docflow.payloads.store import payload_blob_read
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import ready_document, resources_of
 from tests.samples import VALID_NHS_NUMBER
-from transmissions.mesh import itk3
-from transmissions.mesh_conformance import send_document as sd
-from transmissions.mesh_conformance.validation import (
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.conformance import send_document as sd
+from transmissions.channels.mesh.conformance.validation import (
     SendDocumentInvalid,
     profiles,
     send_document_problems,
     send_document_validate,
 )
 from transmissions.models import Transmission
-from transmissions.services.sending import SendOutcome, document_send
+from transmissions.pipeline.sending import SendOutcome, document_send
 
 S = DocumentStatus
 

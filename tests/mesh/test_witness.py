@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 
 from audit.models import AuditEvent
 from tests.mesh import sandbox as mesh_sandbox
-from transmissions.mesh_conformance.witness import STEPS
+from transmissions.channels.mesh.conformance.witness import STEPS
 
 
 def test_every_witnessed_step_passes_against_mesh_sandbox(mesh, our_inbox):

@@ -120,8 +120,8 @@ def connected(simulator, settings, monkeypatch):  # noqa: F811 - the fixture abo
 def send_and_track(organisation, destinations: list[str], **overrides) -> list:
     """Send one ready document to each destination and read Connect's answers."""
     from tests.transmissions.engine import ready_document
-    from transmissions.services.sending import document_send
-    from transmissions.services.tracking import changes_feed_read
+    from transmissions.channels.connect.tracking.feed import changes_feed_read
+    from transmissions.pipeline.sending import document_send
 
     documents = [
         ready_document(organisation, destination, **overrides)

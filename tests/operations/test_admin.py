@@ -6,9 +6,9 @@ import pytest
 
 from audit.models import AuditEvent
 from operations.models import IncidentKind, IncidentSeverity, IncidentState
-from operations.services.health import destination_pause_open
 from operations.services.incidents import incident_raise
 from tests.factories import UserFactory
+from transmissions.engine.controls import destination_pause_open
 
 pytestmark = pytest.mark.django_db
 
@@ -140,5 +140,5 @@ def test_lifting_a_pause_is_audited(admin_client):
     )
 
     pause.refresh_from_db()
-    assert pause.lifted_at is not None and pause.lifted_by == "admin"
+    assert pause.closed_at is not None and pause.closed_by == "admin"
     assert AuditEvent.objects.filter(action="destination.resumed").count() == 1

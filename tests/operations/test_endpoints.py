@@ -17,8 +17,8 @@ from operations.services.incidents import incident_raise
 from tests.casework.factories import document_in
 from tests.factories import SendingOrganisationFactory
 from tests.operations.conftest import T0, document_at
+from transmissions.engine.controls import outbound_halt_open
 from transmissions.models import HaltKind
-from transmissions.services.controls import outbound_halt_open
 
 pytestmark = pytest.mark.django_db
 

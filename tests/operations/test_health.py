@@ -12,11 +12,14 @@ from docflow.models import DocumentStatus
 from operations.models import DestinationPause, Incident, IncidentKind, IncidentState
 from operations.services.health import (
     destination_health_list,
-    destination_pause_lift,
     destinations_watch,
 )
 from tests.factories import SendingOrganisationFactory
 from tests.operations.conftest import send_and_track
+from transmissions.engine.controls import (
+    destination_pause_close,
+    destination_pause_open,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +66,7 @@ def test_a_destination_that_keeps_not_acknowledging_is_paused_with_one_incident(
     assert destinations_watch(now=later)["unacknowledged"] == {"A81012"}
     destinations_watch(now=later)
 
-    (pause,) = DestinationPause.objects.filter(lifted_at__isnull=True)
+    (pause,) = DestinationPause.objects.filter(closed_at__isnull=True)
     assert pause.destination_ods_code == "A81012"
     (incident,) = Incident.objects.filter(kind=IncidentKind.DESTINATION_UNACKNOWLEDGED)
     assert incident.state == IncidentState.OPEN
@@ -83,8 +86,8 @@ def test_the_pause_incident_stays_open_until_a_person_lifts_the_pause(
     incident = Incident.objects.get(kind=IncidentKind.DESTINATION_UNACKNOWLEDGED)
     assert incident.state == IncidentState.OPEN
 
-    destination_pause_lift(
-        pause=DestinationPause.objects.get(), reason="practice fixed", actor=None
+    destination_pause_close(
+        halt=DestinationPause.objects.get(), reason="practice fixed", actor=None
     )
     destinations_watch(now=timezone.now())
     incident.refresh_from_db()
@@ -117,13 +120,11 @@ def test_a_paused_destination_waits_in_ready_until_the_pause_is_lifted(
     connected, organisation
 ):
     from tests.transmissions.engine import ready_document, simulator_stats
-    from transmissions.services.sending import SendOutcome, document_send
+    from transmissions.pipeline.sending import SendOutcome, document_send
 
     document = ready_document(organisation, "A81001")
-    pause = DestinationPause.objects.create(
-        destination_ods_code="A81001",
-        reason="practice not acknowledging",
-        opened_by="t",
+    pause = destination_pause_open(
+        destination_ods_code="A81001", reason="practice not acknowledging"
     )
 
     result = document_send(document_id=document.pk)
@@ -136,7 +137,7 @@ def test_a_paused_destination_waits_in_ready_until_the_pause_is_lifted(
     assert document.status == DocumentStatus.READY
     assert simulator_stats(connected)["documents"] == 0
 
-    destination_pause_lift(pause=pause, reason="practice fixed", actor=None)
+    destination_pause_close(halt=pause, reason="practice fixed", actor=None)
     assert document_send(document_id=document.pk).outcome == SendOutcome.POSTED
     document.refresh_from_db()
     assert document.status == DocumentStatus.RECEIVED

@@ -46,7 +46,7 @@ def test_each_rehearsal_passes_and_restores_normal_behaviour(
     assert report.rstrip().endswith("PASSED"), report
     assert "MISSING" not in report
     assert not OutboundHalt.objects.filter(closed_at__isnull=True).exists()
-    assert not DestinationPause.objects.filter(lifted_at__isnull=True).exists()
+    assert not DestinationPause.objects.filter(closed_at__isnull=True).exists()
     assert not Incident.objects.exclude(state=IncidentState.RESOLVED).exists()
     for incident in Incident.objects.all():
         events = list(incident.notifications.values_list("event", flat=True))

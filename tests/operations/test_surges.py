@@ -14,8 +14,8 @@ from operations.services.surges import (
 )
 from tests.factories import SendingOrganisationFactory
 from tests.operations.conftest import send_and_track
+from transmissions.engine.controls import outbound_halt_open, outbound_resume
 from transmissions.models import HaltKind, OutboundHalt
-from transmissions.services.controls import outbound_halt_open, outbound_resume
 
 pytestmark = pytest.mark.django_db
 

@@ -13,12 +13,11 @@ from guardian.shortcuts import assign_perm
 
 from docflow.models import ApiKey
 from operations.models import DestinationPause, Incident, IncidentState
-from operations.services.health import destination_pause_open
 from operations.services.incidents import incident_raise
 from tests.factories import UserFactory, make_api_key
 from tests.security.conftest import API_CLIENT, IG, OPERATOR, SYSADMIN
+from transmissions.engine.controls import destination_pause_open, outbound_pause
 from transmissions.models import MeshMailbox, OutboundHalt, Transmission
-from transmissions.services.controls import outbound_pause
 
 
 def change_url(obj) -> str:
@@ -321,11 +320,11 @@ def test_viewing_destination_pauses_is_not_enough_to_lift_one(world):
 
     run_action(world.principals[SYSADMIN].client(), DestinationPause, "lift", [pause])
     pause.refresh_from_db()
-    assert pause.lifted_at is None
+    assert pause.closed_at is None
 
     run_action(world.principals[OPERATOR].client(), DestinationPause, "lift", [pause])
     pause.refresh_from_db()
-    assert pause.lifted_at is not None
+    assert pause.closed_at is not None
 
 
 def test_changing_organisations_is_not_enough_to_pause_or_resume_their_sending(world):

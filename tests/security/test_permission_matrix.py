@@ -397,7 +397,7 @@ def an_instance(model, *, organisation=None):
 
 @pytest.fixture
 def admin_rows(world):
-    from transmissions.services.controls import outbound_pause
+    from transmissions.engine.controls import outbound_pause
 
     outbound_pause(reason="matrix", actor=None, sending_organisation=world.organisation)
     # RX1's rows: the admin hides other organisations' rows from principals not

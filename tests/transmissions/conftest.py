@@ -11,11 +11,13 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from transmissions.simulator.app import ConnectSimulator, Scenario
+from transmissions.channels.connect.simulator.app import ConnectSimulator, Scenario
 
 SCENARIO = (
     Path(__file__).resolve().parents[2]
     / "transmissions"
+    / "channels"
+    / "connect"
     / "simulator"
     / "scenarios"
     / "demo.json"

@@ -11,9 +11,9 @@ import httpx
 from docflow.models import Document, DocumentStatus, Organisation, OrganisationStatus
 from tests.factories import consume_prepare_task, submit_document
 from tests.transmissions.conftest import SCENARIO
-from transmissions.connect.client import TOKENS
-from transmissions.connections import connect_clients_close
-from transmissions.services.pipeline import document_prepare_for_sending
+from transmissions.channels.connect.client import TOKENS
+from transmissions.channels.connect.connections import connect_clients_close
+from transmissions.pipeline.sweep import document_prepare_for_sending
 
 SCENARIO_ORGANISATIONS = json.loads(SCENARIO.read_text())["organisations"]
 

@@ -21,12 +21,11 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import Transmission, TransmissionState
-from transmissions.services import sending_batches
-from transmissions.services.pipeline import documents_prepare_and_send
-from transmissions.services.sending import SendOutcome
-from transmissions.services.sending_batches import documents_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.pipeline import sending as pipeline_sending
+from transmissions.pipeline.sending import SendOutcome, documents_send
+from transmissions.pipeline.sweep import documents_prepare_and_send
 
 S = DocumentStatus
 
@@ -67,7 +66,7 @@ def never_alone(monkeypatch) -> None:
     def refuse(**kwargs):
         raise AssertionError("a batchable document was sent alone")
 
-    monkeypatch.setattr(sending_batches, "document_send", refuse)
+    monkeypatch.setattr(pipeline_sending, "document_send", refuse)
 
 
 def history_reasons(document: Document) -> list[str]:
@@ -330,7 +329,7 @@ def test_a_document_whose_preparation_breaks_stays_submitted_alone(
 def test_a_task_lingers_for_company_only_when_fewer_than_a_batch_wait(
     connected, sending_organisation, settings, monkeypatch
 ):
-    from transmissions.services import pipeline
+    from transmissions.pipeline import sweep as pipeline
 
     verified("A81001")
     settings.DOCFLOW_PREPARE_LINGER_SECONDS = 0.05

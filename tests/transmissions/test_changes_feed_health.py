@@ -20,10 +20,10 @@ from tests.transmissions.engine import (
     directory_from_scenario,
     ready_document,
 )
+from transmissions.channels.connect.simulator.malformed import FEED_CASES
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import ChangesCursor
-from transmissions.services.sending import SendOutcome, document_send
-from transmissions.services.tracking import changes_feed_read
-from transmissions.simulator.malformed import FEED_CASES
+from transmissions.pipeline.sending import SendOutcome, document_send
 
 DESTINATION = "A81001"
 

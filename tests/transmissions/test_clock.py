@@ -21,18 +21,13 @@ from tests.transmissions.engine import (
     directory_from_scenario,
     ready_document,
 )
+from transmissions.engine.controls import connect_failure_record
+from transmissions.engine.send_rules import send_retry_ceiling, send_retry_delay
 from transmissions.models import HaltKind, OutboundHalt, Transmission
+from transmissions.pipeline.clock import clock_round
+from transmissions.pipeline.sending import SendOutcome, document_send, documents_send
+from transmissions.pipeline.sweep import pipeline_dispatch_due
 from transmissions.queue import SEND
-from transmissions.services.clock import clock_round
-from transmissions.services.controls import connect_failure_record
-from transmissions.services.pipeline import pipeline_dispatch_due
-from transmissions.services.sending import (
-    SendOutcome,
-    document_send,
-    send_retry_ceiling,
-    send_retry_delay,
-)
-from transmissions.services.sending_batches import documents_send
 
 S = DocumentStatus
 FLAKY = "A81010"

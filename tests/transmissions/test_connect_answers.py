@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from transmissions.connect import adapter
-from transmissions.connect.adapter import AnswerUnreadable
+from transmissions.channels.connect import adapter
+from transmissions.channels.connect.adapter import AnswerUnreadable
 
 JSON = "application/json"
 GUID = "0b7c2a44-9c8e-4a57-9d0c-2f1e5d3b6a10"

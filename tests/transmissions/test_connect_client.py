@@ -8,9 +8,9 @@ import sqlite3
 import httpx
 import pytest
 
-from transmissions.connect.adapter import OutboundDocument
-from transmissions.connect.client import ConnectClient, Timeouts, _TokenCache
-from transmissions.connect.errors import (
+from transmissions.channels.connect.adapter import OutboundDocument
+from transmissions.channels.connect.client import ConnectClient, Timeouts, _TokenCache
+from transmissions.channels.connect.errors import (
     ConnectAuthFailed,
     ConnectConfigurationError,
     ConnectConflict,

@@ -22,19 +22,18 @@ from tests.transmissions.engine import (
     simulator_stats,
 )
 from tests.transmissions.test_connect_client import outbound
-from transmissions.connect.client import ConnectClient, Timeouts, _TokenCache
-from transmissions.connect.errors import (
+from transmissions.channels.connect.client import ConnectClient, Timeouts, _TokenCache
+from transmissions.channels.connect.errors import (
     ConnectMalformedAnswer,
     ConnectMalformedRead,
     ConnectOutcomeUnknown,
     ConnectUnavailable,
 )
+from transmissions.channels.connect.simulator.malformed import CASES
+from transmissions.channels.connect.tracking.polling import transmissions_poll_due
 from transmissions.models import Transmission, TransmissionState
-from transmissions.services.reconciling import Settled, outcome_unknown_settle
-from transmissions.services.sending import SendOutcome, document_send
-from transmissions.services.sending_batches import documents_send
-from transmissions.services.tracking import transmissions_poll_due
-from transmissions.simulator.malformed import CASES
+from transmissions.pipeline.sending import SendOutcome, document_send, documents_send
+from transmissions.pipeline.settling import Settled, outcome_unknown_settle
 
 S = DocumentStatus
 DESTINATION = "A81001"

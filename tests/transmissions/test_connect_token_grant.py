@@ -9,9 +9,9 @@ import pytest
 
 from tests.transmissions.engine import connect_to
 from tests.transmissions.test_connect_client import outbound, tokens_issued
-from transmissions.connect.client import ConnectClient, Timeouts, _TokenCache
-from transmissions.connect.errors import ConnectAuthFailed
-from transmissions.connections import connect_client_for
+from transmissions.channels.connect.client import ConnectClient, Timeouts, _TokenCache
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.errors import ConnectAuthFailed
 
 
 def client_for(simulator, *, grant: str, secret: str = "demo-secret-RX1"):

@@ -19,10 +19,10 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
+from transmissions.channels.connect.tracking.feed import changes_feed_read
+from transmissions.engine.controls import outbound_pause, outbound_resume
 from transmissions.models import HaltKind, OutboundHalt, Transmission
-from transmissions.services.controls import outbound_pause, outbound_resume
-from transmissions.services.sending import SendOutcome, document_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.pipeline.sending import SendOutcome, document_send
 
 S = DocumentStatus
 

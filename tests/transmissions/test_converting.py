@@ -19,9 +19,9 @@ from tests.transmissions.engine import (
     directory_from_scenario,
     simulator_stats,
 )
-from transmissions.services.clock import clock_round
-from transmissions.services.converting import document_convert_and_send
-from transmissions.services.pipeline import documents_prepare_and_send
+from transmissions.pipeline.clock import clock_round
+from transmissions.pipeline.converting import document_convert_and_send
+from transmissions.pipeline.sweep import documents_prepare_and_send
 
 pytestmark = pytest.mark.django_db
 

@@ -16,12 +16,12 @@ from docflow.models import Channel, Document, DocumentStatus, SendingOrganisatio
 from tests.mesh import sandbox as mesh_sandbox
 from tests.mesh.conftest import _connection, sandbox  # noqa: F401 - a fixture
 from tests.transmissions.engine import connect_to, simulator_stats
-from transmissions.mesh.client import MeshMailboxClient
-from transmissions.mesh.demo_practice import answer_waiting
-from transmissions.services.mesh_inbox import mesh_inboxes_poll
-from transmissions.services.pipeline import document_prepare_for_sending
-from transmissions.services.sending import document_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.channels.connect.tracking.feed import changes_feed_read
+from transmissions.channels.mesh.client import MeshMailboxClient
+from transmissions.channels.mesh.demo_practice import answer_waiting
+from transmissions.channels.mesh.inbox import mesh_inboxes_poll
+from transmissions.pipeline.sending import document_send
+from transmissions.pipeline.sweep import document_prepare_for_sending
 
 S = DocumentStatus
 

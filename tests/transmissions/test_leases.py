@@ -20,19 +20,16 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
-from transmissions.connections import connect_client_for
+from transmissions.channels.connect.batches import _claim_many
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.sending import outbound_document
+from transmissions.engine.claims import document_claim
+from transmissions.engine.leases import claims_expired, transmission_leases_renew
 from transmissions.models import Transmission, TransmissionState
+from transmissions.pipeline.clock import clock_round
+from transmissions.pipeline.sending import SendOutcome, document_send
+from transmissions.pipeline.settling import Settled, sending_claim_settle
 from transmissions.queue import SEND, SETTLE, SETTLE_CLAIM
-from transmissions.services.clock import clock_round
-from transmissions.services.leases import claims_expired, transmission_leases_renew
-from transmissions.services.reconciling import Settled, sending_claim_settle
-from transmissions.services.sending import (
-    SendOutcome,
-    _claim,
-    _outbound,
-    document_send,
-)
-from transmissions.services.sending_batches import _claim_many
 
 S = DocumentStatus
 
@@ -60,7 +57,7 @@ def test_a_claim_carries_a_lease_and_a_batch_claim_too(connected, sending_organi
     batch = [ready_document(sending_organisation, "A81001") for _ in range(2)]
     now = timezone.now()
 
-    _claim(alone.pk)
+    document_claim(alone.pk)
     _claim_many([document.pk for document in batch])
 
     for transmission in Transmission.objects.all():
@@ -72,7 +69,7 @@ def test_an_expired_claim_absent_at_connect_is_released_and_sent_under_its_key(
     connected, sending_organisation, django_capture_on_commit_callbacks
 ):
     document = ready_document(sending_organisation, "A81001")
-    _claim(document.pk)  # ... and the worker died before its POST
+    document_claim(document.pk)  # ... and the worker died before its POST
     key = Transmission.objects.get(document=document).idempotency_key
 
     capture = django_capture_on_commit_callbacks
@@ -103,10 +100,10 @@ def test_an_expired_claim_posted_but_unrecorded_is_found_and_recorded(
     connected, sending_organisation
 ):
     document = ready_document(sending_organisation, "A81001")
-    document, transmission, payload = _claim(document.pk)
+    document, transmission, payload = document_claim(document.pk)
     connect_client_for(sending_organisation).post_document(
         idempotency_key=transmission.idempotency_key,
-        document=_outbound(document, payload),
+        document=outbound_document(document, payload),
     )  # ... and the worker died before recording Connect's answer
 
     with after_the_lease():
@@ -129,7 +126,7 @@ def test_an_expired_claim_with_connect_unreachable_becomes_outcome_unknown(
     django_capture_on_commit_callbacks,
 ):
     document = ready_document(sending_organisation, "A81001")
-    _claim(document.pk)
+    document_claim(document.pk)
     settings.DOCFLOW_CONNECT_BASE_URL = f"http://127.0.0.1:{unused_tcp_port}"
 
     with after_the_lease(), django_capture_on_commit_callbacks(execute=True):
@@ -148,7 +145,7 @@ def test_a_live_worker_renewing_its_lease_is_never_settled_under_it(
     connected, sending_organisation
 ):
     document = ready_document(sending_organisation, "A81001")
-    _, transmission, _ = _claim(document.pk)
+    _, transmission, _ = document_claim(document.pk)
     start = timezone.now()
 
     for beat in (5, 10, 15, 20, 25):

@@ -15,6 +15,8 @@ from tests.pds_simulator import demo_patients
 SCENARIO = (
     Path(__file__).resolve().parents[2]
     / "transmissions"
+    / "channels"
+    / "connect"
     / "simulator"
     / "scenarios"
     / "demo.json"

@@ -16,13 +16,13 @@ from casework.models import WorkItem
 from docflow.models import DocumentStatus, Organisation, PreparationWakeUp
 from docflow.services import preparation_wake_up, preparation_wake_up_clear
 from tests.factories import OrganisationFactory, submit_document
+from transmissions.engine.claims import document_claim
+from transmissions.engine.controls import outbound_pause
 from transmissions.models import Transmission
-from transmissions.services.controls import outbound_pause
-from transmissions.services.pipeline import (
+from transmissions.pipeline.sweep import (
     document_prepare_for_sending,
     pipeline_dispatch_due,
 )
-from transmissions.services.sending import _claim
 
 S = DocumentStatus
 
@@ -181,7 +181,7 @@ def test_sweep_queues_lost_and_due_work_but_not_fresh_or_halted_work(
     document_prepare_for_sending(document_id=ready.pk)
     unknown = submit_document(sending_organisation=sending_organisation)
     document_prepare_for_sending(document_id=unknown.pk)
-    _claim(unknown.pk)
+    document_claim(unknown.pk)
     from docflow.services import document_transition
 
     document_transition(document=unknown, transition="mark_outcome_unknown")
@@ -190,7 +190,7 @@ def test_sweep_queues_lost_and_due_work_but_not_fresh_or_halted_work(
         destination_ods_code=other.ods_code,
     )
     document_prepare_for_sending(document_id=backing_off.pk)
-    _claim(backing_off.pk)
+    document_claim(backing_off.pk)
     document_transition(document=backing_off, transition="retry_later")
     Transmission.objects.filter(document=backing_off).update(
         next_attempt_at=timezone.now() + dt.timedelta(hours=3)

@@ -19,22 +19,20 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
-from transmissions.connections import connect_client_for
+from transmissions.channels.connect.connections import connect_client_for
+from transmissions.channels.connect.directory import organisations_reconcile
+from transmissions.channels.connect.sending import outbound_document
+from transmissions.channels.connect.tracking.feed import changes_feed_read
+from transmissions.channels.connect.tracking.polling import transmissions_poll_due
+from transmissions.engine.claims import document_claim
 from transmissions.models import OutboundHalt, Transmission, TransmissionState
-from transmissions.services.reconciling import (
+from transmissions.pipeline.sending import SendOutcome, document_send
+from transmissions.pipeline.settling import (
     Settled,
-    organisations_reconcile,
     outcome_unknown_settle,
     sending_stuck_mark_unknown,
 )
-from transmissions.services.sending import (
-    SendOutcome,
-    _claim,
-    _outbound,
-    document_send,
-)
-from transmissions.services.tracker import tracking_round
-from transmissions.services.tracking import changes_feed_read, transmissions_poll_due
+from transmissions.pipeline.tracker import tracking_round
 
 S = DocumentStatus
 
@@ -78,7 +76,7 @@ def test_worker_died_before_posting_is_proved_absent_and_resent_under_the_same_k
     connected, settings, sending_organisation
 ):
     document = ready_document(sending_organisation, "A81001")
-    _claim(document.pk)  # the worker claimed, then died before its POST
+    document_claim(document.pk)  # the worker claimed, then died before its POST
     key = Transmission.objects.get(document=document).idempotency_key
 
     later = timezone.now() + dt.timedelta(
@@ -106,11 +104,11 @@ def test_worker_died_after_posting_is_settled_by_the_changes_feed(
     connected, sending_organisation
 ):
     document = ready_document(sending_organisation, "A81001")
-    document, transmission, payload = _claim(document.pk)
+    document, transmission, payload = document_claim(document.pk)
     client = connect_client_for(sending_organisation)
     client.post_document(
         idempotency_key=transmission.idempotency_key,
-        document=_outbound(document, payload),
+        document=outbound_document(document, payload),
     )  # ... and the worker died before recording Connect's answer
 
     changes_feed_read(sending_organisation_id=sending_organisation.pk)

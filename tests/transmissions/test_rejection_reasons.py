@@ -21,14 +21,12 @@ from tests.transmissions.engine import (
     directory_from_scenario,
     ready_document,
 )
-from transmissions.connect.adapter import DocumentStatus as ConnectStatus
-from transmissions.connect.adapter import Rejection
+from transmissions.channels.connect.adapter import DocumentStatus as ConnectStatus
+from transmissions.channels.connect.adapter import Rejection
+from transmissions.channels.connect.tracking.feed import changes_feed_read
+from transmissions.channels.connect.tracking.statuses import transmission_apply_status
 from transmissions.models import Transmission
-from transmissions.services.sending import document_send
-from transmissions.services.tracking import (
-    changes_feed_read,
-    transmission_apply_status,
-)
+from transmissions.pipeline.sending import document_send
 
 
 @pytest.fixture

@@ -14,15 +14,14 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
-from transmissions.models import HaltKind, OutboundHalt, Transmission
-from transmissions.services.controls import connect_failure_record
-from transmissions.services.resending import (
+from transmissions.channels.connect.resending import (
     ResolveOutcome,
-    document_resend,
     rejection_resolve_at_connect,
 )
-from transmissions.services.sending import SendOutcome, document_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.channels.connect.tracking.feed import changes_feed_read
+from transmissions.engine.controls import connect_failure_record
+from transmissions.models import HaltKind, OutboundHalt, Transmission
+from transmissions.pipeline.sending import SendOutcome, document_resend, document_send
 
 S = DocumentStatus
 

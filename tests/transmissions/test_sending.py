@@ -13,10 +13,9 @@ from tests.transmissions.engine import (
     ready_document,
     simulator_stats,
 )
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import Transmission, TransmissionState
-from transmissions.services.sending import SendOutcome, document_send
-from transmissions.services.sending_batches import documents_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.pipeline.sending import SendOutcome, document_send, documents_send
 
 S = DocumentStatus
 

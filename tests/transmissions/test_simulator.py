@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from transmissions.simulator.app import ConnectSimulator
-from transmissions.simulator.behaviours import Behaviour, BehaviourError
-from transmissions.simulator.malformed import CASES as MALFORMED_CASES
+from transmissions.channels.connect.simulator.app import ConnectSimulator
+from transmissions.channels.connect.simulator.behaviours import (
+    Behaviour,
+    BehaviourError,
+)
+from transmissions.channels.connect.simulator.malformed import CASES as MALFORMED_CASES
 
 CONTENT = b"%PDF-1.4 simulated letter"
 

@@ -11,6 +11,8 @@ from tests.schemathesis_run import run_schemathesis
 CONTRACT = (
     Path(__file__).resolve().parents[2]
     / "transmissions"
+    / "channels"
+    / "connect"
     / "simulator"
     / "connect-api.yaml"
 )

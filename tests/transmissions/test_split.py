@@ -9,10 +9,10 @@ from docflow.models import DestinationProfile, Document, DocumentStatus, Organis
 from tests.docflow.test_preparation import multi_page_pdf
 from tests.factories import submit_document
 from tests.transmissions.engine import connect_to, simulator_stats
+from transmissions.channels.connect.tracking.feed import changes_feed_read
 from transmissions.models import Transmission
-from transmissions.services.pipeline import document_prepare_for_sending
-from transmissions.services.sending import SendOutcome, document_send
-from transmissions.services.tracking import changes_feed_read
+from transmissions.pipeline.sending import SendOutcome, document_send
+from transmissions.pipeline.sweep import document_prepare_for_sending
 
 S = DocumentStatus
 

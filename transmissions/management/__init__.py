@@ -1,0 +1,1 @@
+"""transmissions' management commands."""

@@ -1,0 +1,1 @@
+"""Commands: the simulators, and the outbound kill switch."""

@@ -8,10 +8,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from werkzeug.serving import run_simple
 
-from transmissions.simulator.app import ConnectSimulator, Scenario
+from transmissions.channels.connect.simulator.app import ConnectSimulator, Scenario
 
 DEFAULT_SCENARIO = (
-    Path(__file__).resolve().parents[2] / "simulator" / "scenarios" / "demo.json"
+    Path(__file__).resolve().parents[2]
+    / "channels"
+    / "connect"
+    / "simulator"
+    / "scenarios"
+    / "demo.json"
 )
 
 

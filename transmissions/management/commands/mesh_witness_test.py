@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from transmissions.mesh_conformance.witness import STEPS, mesh_witness_run
+from transmissions.channels.mesh.conformance.witness import STEPS, mesh_witness_run
 from transmissions.models import MeshMailbox
 
 

@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.actors import Actor
 from docflow.models import SendingOrganisation
+from transmissions.engine.controls import outbound_pause, outbound_resume
 from transmissions.models import OutboundHalt
-from transmissions.services.controls import outbound_pause, outbound_resume
 
 
 class Command(BaseCommand):
