@@ -2,14 +2,14 @@
 every member of the messages docflow sends, and nothing that does not exist.
 
 The outgoing members are read from the messages the builders produce (Connect's
-Inbound Document Model and the ITK3 bundle for MESH), built from an outbound value
-with every field filled, so a new field that reaches a message shows up here."""
+Inbound Document Model and the GP Connect Send Document message for MESH), built
+from an outbound value with every field filled, so a new field that reaches a
+message shows up here."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib
 import json
 import re
 import typing
@@ -17,6 +17,16 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
+
+from docflow.models import DocumentType, Gender
+from transmissions.channels.connect.adapter import (
+    OutboundDocument,
+    inbound_document_body,
+)
+from transmissions.channels.mesh.conformance.send_document import (
+    SendDocumentInput,
+    send_document_message,
+)
 
 DPIA = Path(settings.BASE_DIR) / "docs" / "ig" / "dpia.md"
 MODELS = (
@@ -35,23 +45,20 @@ SAMPLE = {
     bool: True,
     bytes: b"%PDF-1.4 sample",
     datetime.date: datetime.date(2020, 2, 29),
+    int: 2,
 }
 
 
-def first_module(*names: str):
-    """The first of these modules that imports (the channel modules may move)."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-    raise AssertionError(f"none of {names} imports")
-
-
-def filled(cls):
-    """An instance of a dataclass with every field set to a non-empty value."""
+def filled(cls, **values):
+    """An instance of a dataclass with every field set to a non-empty value (an
+    optional field as its type; ``values`` where a field takes only some)."""
     hints = typing.get_type_hints(cls)
-    return cls(**{f.name: SAMPLE[hints[f.name]] for f in dataclasses.fields(cls)})
+    sample = {}
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        kind = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+        sample[f.name] = SAMPLE[kind]
+    return cls(**{**sample, **values})
 
 
 def members(value, prefix: str = ""):
@@ -70,17 +77,25 @@ def members(value, prefix: str = ""):
 
 
 def connect_members() -> set[str]:
-    adapter = first_module(
-        "transmissions.channels.connect.adapter", "transmissions.connect.adapter"
-    )
-    return set(members(adapter.inbound_document_body(filled(adapter.OutboundDocument))))
+    return set(members(inbound_document_body(filled(OutboundDocument))))
 
 
 def mesh_members() -> set[str]:
-    itk3 = first_module(
-        "transmissions.channels.mesh.itk3", "transmissions.channels.mesh.itk3"
+    """The members of a GP Connect Send Document message with every input filled
+    (a corrected version, so the replaced document is named too)."""
+    message = send_document_message(
+        filled(
+            SendDocumentInput,
+            message_id="0b0c7d1e-1111-4222-8333-444455556661",
+            document_id="0b0c7d1e-1111-4222-8333-444455556662",
+            payload_id="0b0c7d1e-1111-4222-8333-444455556663",
+            replaces_document_id="0b0c7d1e-1111-4222-8333-444455556664",
+            gender=Gender.FEMALE,
+            document_type=DocumentType.CLINIC_LETTER,
+            confidential=False,
+        )
     )
-    return set(members(json.loads(itk3.document_message(filled(itk3.OutboundMessage)))))
+    return set(members(json.loads(message)))
 
 
 def documented() -> list[str]:
@@ -124,16 +139,13 @@ def test_every_member_sent_to_connect_has_a_dpia_row_and_no_row_is_stale():
 
 def test_every_member_sent_over_mesh_has_a_dpia_row_and_no_row_is_stale():
     sent = mesh_members()
-    assert "entry[Patient].resource.identifier[].value" in sent
+    assert "entry[Bundle].resource.entry[Patient].resource.identifier[].value" in sent
     assert sorted(sent - documented_with("mesh:")) == []
     assert sorted(documented_with("mesh:") - sent) == []
 
 
 def test_a_new_outgoing_field_without_a_dpia_row_is_caught():
-    adapter = first_module(
-        "transmissions.channels.connect.adapter", "transmissions.connect.adapter"
-    )
-    body = adapter.inbound_document_body(filled(adapter.OutboundDocument))
+    body = inbound_document_body(filled(OutboundDocument))
     body["Patient"]["Address"] = "1 High Street"
     undocumented = set(members(body)) - documented_with("connect:")
     assert undocumented == {"Patient.Address"}
