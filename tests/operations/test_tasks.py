@@ -99,7 +99,13 @@ def test_each_app_declares_its_own_schedules_and_the_command_collects_them():
         name: func.split(".")[0] for name, (func, _m) in declared_schedules().items()
     }
 
-    assert set(by_app.values()) == {"audit", "docflow", "operations", "transmissions"}
+    assert set(by_app.values()) == {
+        "audit",
+        "casework",
+        "docflow",
+        "operations",
+        "transmissions",
+    }
     for name, func_app in by_app.items():
         module = __import__(f"{func_app}.schedules", fromlist=["SCHEDULES"])
         assert name in module.SCHEDULES  # declared by the app whose task it runs
