@@ -168,9 +168,14 @@ def main(argv: list[str] | None = None) -> int:
 
     # The scheduled watch takes the snapshots the page reads (documents by state,
     # stuck counts); it runs every minute in production.
-    started = time.perf_counter()
-    watched = watch()
-    watchdog_ms = (time.perf_counter() - started) * 1000
+    # The first run on a fresh database opens every incident it finds (a change);
+    # the next ones join them and pay only for what changed since: both are timed.
+    watch_runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        watched = watch()
+        watch_runs.append((time.perf_counter() - started) * 1000)
+    watchdog_ms = min(watch_runs[1:])
 
     client = Client()
     client.force_login(operator())
@@ -194,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  data           {bench_queue.table_sizes(args.database_url)}; {build}",
         f"                 {description}, {bench_queue.redact(args.database_url)}",
         f"  roll-up        {roll_up}",
-        f"  watch run      {watchdog_ms:.0f} ms ({watched})",
+        f"  watch runs     {', '.join(f'{ms:.0f}' for ms in watch_runs)} ms "
+        f"(first, then again; {watched})",
     ]
     for result in results:
         lines.append(
@@ -207,6 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         f"  target         /ops/ p95 < {TARGET_P95_MS:.0f} ms: "
         + ("met" if met else "MISSED")
     )
+    # One watch run in well under its one-minute schedule: < 1 s at a million
+    # documents, < 2 s at ten million (the repeated run, once incidents are open).
+    watch_target = 1000.0 if args.documents <= 1_000_000 else 2000.0
+    watch_met = watchdog_ms < watch_target
+    lines.append(
+        f"  target         watch run < {watch_target:.0f} ms at "
+        f"{args.documents:,} documents: " + ("met" if watch_met else "MISSED")
+    )
+    met = met and watch_met
     print("\n".join(lines))
     return 3 if args.enforce_target and not met else 0
 

@@ -3,6 +3,7 @@ django-guardian grants on teams and sending organisations decide the items."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import QuerySet
@@ -41,20 +42,44 @@ def visible_team_ids(*, user: Any) -> list[int] | None:
     return list(granted.values_list("id", flat=True))
 
 
+@dataclass(frozen=True)
+class Visibility:
+    """What a user may see of casework: nothing, or the items (and the queue's
+    counts) of these teams and sending organisations (None: every one)."""
+
+    nothing: bool
+    team_ids: list[int] | None = None
+    organisation_ids: list[int] | None = None
+
+    def narrow(self, queryset: QuerySet) -> QuerySet:
+        """Any queryset of rows with a team and a sending organisation, narrowed."""
+        if self.nothing:
+            return queryset.none()
+        if self.team_ids is not None:
+            queryset = queryset.filter(team_id__in=self.team_ids)
+        if self.organisation_ids is not None:
+            queryset = queryset.filter(
+                sending_organisation_id__in=self.organisation_ids
+            )
+        return queryset
+
+
+def visibility(*, user: Any) -> Visibility:
+    """Roles that view items see those of granted teams and sending organisations."""
+    if not _is_staff_user(user) or not user.has_perm(VIEW):
+        return Visibility(nothing=True)
+    if user.is_superuser:
+        return Visibility(nothing=False)
+    return Visibility(
+        nothing=False,
+        team_ids=visible_team_ids(user=user),
+        organisation_ids=visible_sending_organisation_ids(user=user),
+    )
+
+
 def work_items_visible_to(*, user: Any) -> QuerySet[WorkItem]:
     """Items of granted teams and sending organisations, for roles that view items."""
-    queryset = WorkItem.objects.all()
-    if not _is_staff_user(user) or not user.has_perm(VIEW):
-        return queryset.none()
-    if user.is_superuser:
-        return queryset
-    teams = visible_team_ids(user=user)
-    if teams is not None:
-        queryset = queryset.filter(team_id__in=teams)
-    organisations = visible_sending_organisation_ids(user=user)
-    if organisations is not None:
-        queryset = queryset.filter(sending_organisation_id__in=organisations)
-    return queryset
+    return visibility(user=user).narrow(WorkItem.objects.all())
 
 
 def can_see(*, user: Any, work_item: WorkItem) -> bool:

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
@@ -193,6 +193,12 @@ class OtherRouteChannel(models.TextChoices):
 
 S = WorkItemStatus
 
+# The fields an item's place in the queue's counts depends on (casework.counting).
+COUNTED_FIELDS = frozenset(
+    {"status", "bucket_id", "team_id", "sending_organisation_id", "due_at"}
+)
+NOT_LOADED = ("not loaded",)
+
 
 class WorkItem(FSMModelMixin, models.Model):
     """One problem with one document that needs (or needed) a person."""
@@ -268,6 +274,12 @@ class WorkItem(FSMModelMixin, models.Model):
     version = models.PositiveIntegerField(default=1)
 
     history = HistoricalRecords()
+
+    # The queue's counts (WorkItemCount) follow every save and delete of an item:
+    # what the row was counted under when loaded, and what it is counted under now.
+    # Bulk writes (QuerySet.update, bulk_create, COPY) bypass this: after one, call
+    # casework.counting.work_item_counts_rebuild().
+    _counted_under: tuple | None = None
 
     class Meta:
         ordering = ["-opened_at", "-id"]
@@ -346,9 +358,63 @@ class WorkItem(FSMModelMixin, models.Model):
     def __str__(self) -> str:
         return f"{self.get_category_display()} ({self.status})"
 
+    def save(self, *args, **kwargs) -> None:
+        # The item and its change to the counts commit together (no savepoint when
+        # the caller's transaction already holds both).
+        from casework.counting import work_item_counts_move
+
+        before = self._counted_before(kwargs.get("using"))
+        if transaction.get_connection(kwargs.get("using")).in_atomic_block:
+            super().save(*args, **kwargs)
+            work_item_counts_move(before=before, after=self.counted_under())
+        else:
+            with transaction.atomic(using=kwargs.get("using")):
+                super().save(*args, **kwargs)
+                work_item_counts_move(before=before, after=self.counted_under())
+        self._counted_under = self.counted_under()
+
+    def delete(self, *args, **kwargs):
+        from casework.counting import work_item_counts_move
+
+        with transaction.atomic(using=kwargs.get("using")):
+            before = self._counted_before(kwargs.get("using"))
+            deleted = super().delete(*args, **kwargs)
+            work_item_counts_move(before=before, after=None)
+        self._counted_under = None
+        return deleted
+
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        item = super().from_db(db, field_names, values)
+        # A row loaded without the counted fields (``only()``) is looked up on save.
+        if COUNTED_FIELDS.issubset(field_names):
+            item._counted_under = item.counted_under()
+        else:
+            item._counted_under = NOT_LOADED
+        return item
+
+    def counted_under(self) -> tuple | None:
+        """The key this item adds one to in the queue's counts; None once ended."""
+        from casework.counting import count_key
+
+        return count_key(self)
+
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self._counted_under = self.counted_under()
+
+    def _counted_before(self, using) -> tuple | None:
+        from casework.counting import count_key_of_row
+
+        if self._state.adding:
+            return None
+        if self._counted_under is NOT_LOADED:
+            return count_key_of_row(self.pk, using=using)
+        return self._counted_under
 
     # Transitions: only services call them; they change this row's fields only.
 
@@ -413,6 +479,46 @@ class WorkItem(FSMModelMixin, models.Model):
         self.resolution_reason = ""
         self.resolution_details = {}
         self.due_at = due_at
+
+
+class WorkItemCount(models.Model):
+    """A change of +n or -n to the number of active items of one bucket, team,
+    sending organisation and due day (UTC; none when the item has no due date).
+
+    The queue's counts per bucket are the sums of these rows (``casework.counting``):
+    every item save adds its rows in the item's own transaction, appended rather than
+    updated so that concurrent writers never wait on (or deadlock over) a shared
+    counter; the scheduled compaction folds them into one row per key.
+    """
+
+    bucket = models.ForeignKey(
+        WorkItemBucket,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    sending_organisation = models.ForeignKey(
+        "docflow.SendingOrganisation",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    due_on = models.DateField(null=True)
+    delta = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.bucket_id}/{self.team_id}/{self.due_on}: {self.delta:+d}"
 
 
 # Patient re-traces (PDS) live in their own module; imported so Django finds them.

@@ -24,6 +24,7 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 
 from audit.selectors import audit_events_for_target
 from casework import access
+from casework.counting import work_item_counts_by_bucket
 from casework.errors import DocumentStateError
 from casework.models import (
     ACTIVE_STATUSES,
@@ -31,6 +32,7 @@ from casework.models import (
     Team,
     WorkItem,
     WorkItemBucket,
+    WorkItemCount,
     WorkItemResolution,
     WorkItemStatus,
 )
@@ -206,26 +208,38 @@ def _queue(visible: QuerySet[WorkItem], filters: WorkItemFilters) -> QuerySet:
 
 
 def _counts(
-    visible: QuerySet[WorkItem],
+    seen: access.Visibility,
     filters: WorkItemFilters,
     buckets: list[WorkItemBucket] | None = None,
+    *,
+    visible: QuerySet[WorkItem] | None = None,
 ) -> list[BucketCount]:
-    # Exact counts: for active items, one index-only scan of the partial index
-    # work_item_active_counts (bucket, grants, due date and the filtered columns;
-    # only the destination filter reads documents).
+    # Unfiltered (the queue as it opens, or one bucket of it): the kept counts
+    # (casework.counting), a few thousand rows summed whatever the number of items.
+    # Narrowed by other filters: exact counts from one index-only scan of the
+    # partial index work_item_active_counts (only the destination filter reads
+    # documents).
     now = timezone.now()
-    rows = (
-        _filtered(
-            visible, dataclasses.replace(filters, bucket=None, buckets=(), after=None)
+    if visible is None:
+        visible = seen.narrow(WorkItem.objects.all())
+    unbucketed = dataclasses.replace(filters, bucket=None, buckets=(), after=None)
+    if unbucketed == WorkItemFilters():
+        by_bucket = work_item_counts_by_bucket(
+            counts=seen.narrow(WorkItemCount.objects.all()), items=visible, now=now
         )
-        .order_by()
-        .values("bucket_id")
-        .annotate(
-            active=Count("*"),
-            overdue=Count("due_at", filter=Q(due_at__lt=now)),
-        )
-    )
-    by_bucket = {row["bucket_id"]: row for row in rows}
+    else:
+        by_bucket = {
+            row["bucket_id"]: row
+            for row in (
+                _filtered(visible, unbucketed)
+                .order_by()
+                .values("bucket_id")
+                .annotate(
+                    active=Count("*"),
+                    overdue=Count("due_at", filter=Q(due_at__lt=now)),
+                )
+            )
+        }
     if buckets is None:
         buckets = work_item_buckets()
     counts = [
@@ -263,7 +277,7 @@ def work_item_bucket_counts(
 ) -> list[BucketCount]:
     """Active and overdue visible items per bucket, every bucket listed."""
     # Zeros included, in bucket order; unclassified items last if there are any.
-    return _counts(_visible(user=user), filters or WorkItemFilters())
+    return _counts(access.visibility(user=user), filters or WorkItemFilters())
 
 
 def work_item_buckets() -> list[WorkItemBucket]:
@@ -288,7 +302,8 @@ def work_queue_page(
     visibility read once; the same statements for every order and page."""
     # ``after`` of another order is ignored (the first page of this one); the
     # buckets, when the caller has read them already, are not read again.
-    visible = _visible(user=user)
+    seen = access.visibility(user=user)
+    visible = seen.narrow(WorkItem.objects.all())
     if after is not None and (after.sort != sort or not after.is_valid()):
         after = None
     as_of = now or timezone.now()
@@ -309,7 +324,7 @@ def work_queue_page(
     return WorkQueuePage(
         items=items,
         more=more,
-        counts=_counts(visible, filters, buckets),
+        counts=_counts(seen, filters, buckets, visible=visible),
         next_position=next_position,
     )
 

@@ -90,6 +90,14 @@ class Transmission(models.Model):
             models.Index(fields=["document", "state"]),
             models.Index(fields=["state", "next_attempt_at"]),
             models.Index(fields=["state", "lease_expires_at"]),
+            # The operations watch's surge checks read the statuses of the last
+            # window only (and, from the index alone, their codes and destinations):
+            # the cost follows the traffic, not the table.
+            models.Index(
+                fields=["last_status_at"],
+                include=["status_code", "destination_ods_code"],
+                name="transmission_recent_status",
+            ),
         ]
 
     def __str__(self) -> str:

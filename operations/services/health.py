@@ -19,7 +19,11 @@ from operations.models import (
     IncidentSeverity,
     IncidentState,
 )
-from operations.services.incidents import incident_raise, incidents_resolve_cleared
+from operations.services.incidents import (
+    Found,
+    incidents_raise_many,
+    incidents_resolve_cleared,
+)
 from operations.watched import threshold_for
 from transmissions.engine.controls import (
     destination_pause_open,
@@ -136,17 +140,16 @@ def destinations_watch(*, now=None) -> dict[str, set[str]]:
     paused = set(
         destination_pauses_open().values_list("destination_ods_code", flat=True)
     )
+    auto = settings.DOCFLOW_OPS_AUTO_PAUSE_DESTINATIONS
+    found = {}
     for code, count in unacknowledged.items():
-        auto = settings.DOCFLOW_OPS_AUTO_PAUSE_DESTINATIONS
-        if auto:
+        if auto and code not in paused:
             destination_pause_open(
                 destination_ods_code=code,
                 reason=f"{count} documents not acknowledged in time",
             )
             paused.add(code)
-        incident_raise(
-            kind=IncidentKind.DESTINATION_UNACKNOWLEDGED,
-            scope=code,
+        found[code] = Found(
             severity=IncidentSeverity.MAJOR,
             summary=(
                 f"{code} has not acknowledged {count} document(s) in time"
@@ -154,6 +157,8 @@ def destinations_watch(*, now=None) -> dict[str, set[str]]:
             ),
             details={"unacknowledged": count, "paused": auto},
         )
+    # Only new, changed or reminding incidents are written one by one.
+    incidents_raise_many(kind=IncidentKind.DESTINATION_UNACKNOWLEDGED, found=found)
     # An automatic pause needs a person to lift it: its incident stays open until then.
     active = set(unacknowledged) | (
         paused
@@ -175,17 +180,20 @@ def destinations_watch(*, now=None) -> dict[str, set[str]]:
         .values("destination_ods_code")
         .annotate(n=Count("id"))
     }
-    for code, count in refusing.items():
-        incident_raise(
-            kind=IncidentKind.DESTINATION_REFUSING,
-            scope=code,
-            severity=IncidentSeverity.MAJOR,
-            summary=(
-                f"{code} is inactive or not receiving: {count} document(s) held "
-                "for a person to reroute"
-            ),
-            details={"held": count},
-        )
+    incidents_raise_many(
+        kind=IncidentKind.DESTINATION_REFUSING,
+        found={
+            code: Found(
+                severity=IncidentSeverity.MAJOR,
+                summary=(
+                    f"{code} is inactive or not receiving: {count} document(s) held "
+                    "for a person to reroute"
+                ),
+                details={"held": count},
+            )
+            for code, count in refusing.items()
+        },
+    )
     incidents_resolve_cleared(
         kind=IncidentKind.DESTINATION_REFUSING,
         active_scopes=set(refusing),

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_fsm import can_proceed
 from django_q.tasks import async_task
@@ -109,6 +110,65 @@ def incident_raise(
         _notify(incident, NotificationEvent.REMINDER)
     incident.save(update_fields=fields)
     return Raised(incident, False)
+
+
+@dataclass(frozen=True)
+class Found:
+    """One problem a detection saw this run: the incident it raises or joins."""
+
+    summary: str
+    severity: str
+    details: dict[str, Any]
+
+
+def incidents_raise_many(*, kind: str, found: dict[str, Found]) -> int:
+    """``incident_raise`` for every scope a detection saw, at the cost of what
+    changed: one read of the kind's unresolved incidents, one statement for all
+    those seen again unchanged (occurrences and last seen), and a full raise only
+    for new problems, changed figures or a reminder due. Returns the full raises."""
+    if not found:
+        return 0
+    now = timezone.now()
+    interval = timedelta(seconds=settings.DOCFLOW_OPS_REMINDER_SECONDS)
+    existing = {
+        incident.scope: incident
+        for incident in Incident.objects.filter(
+            kind=kind,
+            scope__in=[scope[:200] for scope in found],
+            state__in=[IncidentState.OPEN, IncidentState.ACKNOWLEDGED],
+        ).only("pk", "scope", "state", "summary", "details", "last_notified_at")
+    }
+    unchanged, raised = [], 0
+    for scope, problem in found.items():
+        incident = existing.get(scope[:200])
+        reminder_due = incident is not None and (
+            incident.state == IncidentState.OPEN
+            and (
+                incident.last_notified_at is None
+                or now - incident.last_notified_at >= interval
+            )
+        )
+        if (
+            incident is not None
+            and not reminder_due
+            and incident.summary == problem.summary[:255]
+            and incident.details == problem.details
+        ):
+            unchanged.append(incident.pk)
+            continue
+        incident_raise(
+            kind=kind,
+            scope=scope,
+            summary=problem.summary,
+            severity=problem.severity,
+            details=problem.details,
+        )
+        raised += 1
+    if unchanged:
+        Incident.objects.filter(pk__in=unchanged).update(
+            occurrences=F("occurrences") + 1, last_seen_at=now
+        )
+    return raised
 
 
 @transaction.atomic

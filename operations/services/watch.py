@@ -11,11 +11,17 @@ from django.utils import timezone
 from operations.services import (
     feeds,
     health,
+    leases,
     snapshots,
     surges,
     task_failures,
     watchdog,
 )
+
+# One watch at a time: a run that outlives its minute makes the next one skip
+# rather than overlap; a worker that died mid-run frees it when this runs out.
+WATCH_LEASE = "operations.watch"
+WATCH_LEASE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,11 @@ class WatchReport:
     refusing: int
     failing_tasks: int
     failing_feeds: int
+    skipped: bool = False
 
     def __str__(self) -> str:
+        if self.skipped:
+            return "skipped: another watch run holds the lease"
         return (
             f"stuck={self.stuck} rejection_surges={self.rejection_surges} "
             f"halts={self.halts} unacknowledged={self.unacknowledged} "
@@ -41,7 +50,14 @@ def operations_watch_run(*, now: datetime | None = None) -> WatchReport:
     """Stuck documents, surges, halts, destinations, failing tasks and changes
     feeds, as of ``now``, and the snapshot of documents by state the dashboard and
     /metrics read."""
-    now = now or timezone.now()
+    # Skipped (nothing read or written) while another run holds the lease.
+    with leases.lease_held(name=WATCH_LEASE, seconds=WATCH_LEASE_SECONDS) as token:
+        if token is None:
+            return WatchReport(0, 0, 0, 0, 0, 0, 0, skipped=True)
+        return _watch(now=now or timezone.now())
+
+
+def _watch(*, now: datetime) -> WatchReport:
     snapshots.documents_by_state_snapshot_take()
     stuck = watchdog.watchdog_run(now=now)
     surges.system_error_surge_check(now=now)

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import assign_perm
 
 from casework import access, selectors
+from casework.counting import work_item_counts_rebuild
 from casework.models import WorkItem
 from casework.selectors import (
     ALL,
@@ -263,6 +264,8 @@ def unteamed(items):
     """An item whose bucket names no team: only those granted every team see it."""
     item = items["held"]
     WorkItem.objects.filter(pk=item.pk).update(team=None)
+    # A bulk write saves no instance: recount the queue's kept counts after it.
+    work_item_counts_rebuild()
     item.refresh_from_db()
     return item
 

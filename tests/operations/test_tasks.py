@@ -101,6 +101,7 @@ def test_each_app_declares_its_own_schedules_and_the_command_collects_them():
 
     assert set(by_app.values()) == {
         "audit",
+        "casework",
         "governance",
         "operations",
         "transmissions",
