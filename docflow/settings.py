@@ -607,3 +607,16 @@ LOGGING["loggers"]["django.request"] = {"filters": ["expected_refusals"]}
 # --- Work queue (issue 14): signing in lands on the work queue, the page staff work
 # from, unless the sign-in link named another page (?next=).
 LOGIN_REDIRECT_URL = "casework:queue"
+
+# --- Tamper-evident audit trail: signed checkpoints outside the database, and the
+# migration owner apart from the application role. The checkpoint signing key is
+# never a setting: DOCFLOW_AUDIT_SIGNING_KEY or DOCFLOW_AUDIT_SIGNING_KEY_FILE (see
+# audit.signing); older public keys in DOCFLOW_AUDIT_TRUSTED_PUBLIC_KEYS.
+AUDIT_CHECKPOINT_SINK = os.environ.get("DOCFLOW_AUDIT_CHECKPOINT_SINK", "directory")
+AUDIT_CHECKPOINT_DIR = Path(
+    os.environ.get("DOCFLOW_AUDIT_CHECKPOINT_DIR", VAR_DIR / "audit-checkpoints")
+)
+AUDIT_CHECKPOINT_SYSLOG_ADDRESS = os.environ.get(
+    "DOCFLOW_AUDIT_CHECKPOINT_SYSLOG_ADDRESS", "/dev/log"
+)
+# --- end tamper-evident audit trail ---

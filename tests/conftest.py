@@ -51,6 +51,21 @@ def reference_data(transactional_db):
 
 
 @pytest.fixture(autouse=True)
+def _audit_checkpoints_in_tmp(settings, tmp_path, monkeypatch):
+    """Each test publishes signed audit checkpoints into its own directory, and signs
+    with no key unless it sets one."""
+    settings.AUDIT_CHECKPOINT_SINK = "directory"
+    settings.AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+    for name in (
+        "DOCFLOW_AUDIT_SIGNING_KEY",
+        "DOCFLOW_AUDIT_SIGNING_KEY_FILE",
+        "DOCFLOW_AUDIT_TRUSTED_PUBLIC_KEYS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return settings.AUDIT_CHECKPOINT_DIR
+
+
+@pytest.fixture(autouse=True)
 def _payloads_in_tmp(settings, tmp_path):
     """Each test writes encrypted payloads into its own directory."""
     storages = dict(settings.STORAGES)
