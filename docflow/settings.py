@@ -619,4 +619,7 @@ AUDIT_CHECKPOINT_DIR = Path(
 AUDIT_CHECKPOINT_SYSLOG_ADDRESS = os.environ.get(
     "DOCFLOW_AUDIT_CHECKPOINT_SYSLOG_ADDRESS", "/dev/log"
 )
+# PostgreSQL: migrations run as this owner role (audit/management/commands/migrate.py)
+# while DATABASE_URL names the application role, which owns nothing.
+DATABASE_MIGRATION_URL = os.environ.get("DATABASE_MIGRATION_URL", "")
 # --- end tamper-evident audit trail ---

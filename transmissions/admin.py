@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
+from audit.configuration_changes import ConfigurationChangeAuditMixin
 from docflow.admin import SendingOrganisationAdmin, SendingOrganisationScopedMixin
 from docflow.models import SendingOrganisation
 from transmissions.models import (
@@ -177,7 +178,9 @@ class SendingOrganisationWithOutboundAdmin(SendingOrganisationAdmin):
 
 
 @admin.register(MeshMailbox)
-class MeshMailboxAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
+class MeshMailboxAdmin(
+    ConfigurationChangeAuditMixin, SendingOrganisationScopedMixin, admin.ModelAdmin
+):
     """Mailboxes name their secrets; the secrets themselves live in the environment."""
 
     list_display = [
