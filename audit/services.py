@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit.actors import actor_for
 from audit.chain import GENESIS_HASH, EventHasher, access_log_digest
 from audit.models import AccessLog, AuditChainHead, AuditEvent
+from audit.redaction import pseudonymise_nhs_numbers
 from audit.selectors import (
     CHECKPOINT_ACTION,
     CHECKPOINT_TARGET,
@@ -151,7 +152,7 @@ def access_log_record(
     reason: str,
 ) -> AccessLog:
     """Record one look at patient content, and chain a reference to it in the audit."""
-    reason = (reason or "").strip()
+    reason = pseudonymise_nhs_numbers((reason or "").strip())
     if not reason:
         raise ValueError("A reason is required to access patient content.")
     who = actor_for(actor)
@@ -281,7 +282,7 @@ def access_log_subject_record(
 ) -> AccessLog:
     """Record a look-up about one patient (a search, a subject access export) under
     the keyed hash of the patient's identifier, never the identifier itself."""
-    reason = (reason or "").strip()
+    reason = pseudonymise_nhs_numbers((reason or "").strip())
     if not reason:
         raise ValueError("A reason is required to look up a patient.")
     who = actor_for(actor)
