@@ -25,6 +25,16 @@ SECRET_FIELD = re.compile(
 )
 
 
+MASKED = "[masked]"
+
+
+def _target_id(instance: models.Model) -> str:
+    """The object's key in the trail; an API key by its public prefix, because its
+    primary key embeds the key's hash."""
+    prefix = getattr(instance, "prefix", None)
+    return str(prefix) if prefix else str(instance.pk)
+
+
 def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
 
@@ -36,6 +46,15 @@ def configuration_snapshot(instance: models.Model) -> dict[str, Any]:
     for field in instance._meta.concrete_fields:
         value = field.value_from_object(instance)
         snapshot[field.name] = _plain(value)
+    # A field that embeds a secret (an API key's id holds its hash) is masked too.
+    secret_values = [
+        str(value)
+        for name, value in snapshot.items()
+        if SECRET_FIELD.search(name) and value and len(str(value)) >= 8
+    ]
+    for name, value in snapshot.items():
+        if any(secret in str(value) for secret in secret_values):
+            snapshot[name] = MASKED if not SECRET_FIELD.search(name) else value
     if instance.pk is not None:
         for field in instance._meta.many_to_many:
             snapshot[field.name] = sorted(
@@ -83,7 +102,7 @@ def configuration_change_record(
     return audit_record(
         action=f"configuration.{verb}",
         target_type=instance._meta.label_lower,
-        target_id=str(before.get("id") or after.get("id") or instance.pk),
+        target_id=_target_id(instance)[:64],
         data=data,
         actor=actor,
     )

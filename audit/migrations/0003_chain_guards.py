@@ -49,11 +49,12 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF TG_OP = 'INSERT' THEN
-        IF NEW.sequence <> 0 OR NEW.last_hash <> repeat('0', 64)
-           OR EXISTS (SELECT 1 FROM audit_auditchainhead)
+        -- A second head is refused by the primary key (an IntegrityError that
+        -- get_or_create expects when two writers race to create the first one).
+        IF NEW.id <> 1 OR NEW.sequence <> 0 OR NEW.last_hash <> repeat('0', 64)
            OR EXISTS (SELECT 1 FROM audit_auditevent) THEN
-            RAISE EXCEPTION 'audit chain head can only be created empty, once'
-                USING ERRCODE = 'insufficient_privilege';
+            RAISE EXCEPTION 'audit chain head can only be created empty'
+                USING ERRCODE = 'integrity_constraint_violation';
         END IF;
         RETURN NEW;
     END IF;

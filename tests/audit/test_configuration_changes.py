@@ -154,12 +154,13 @@ def test_no_configuration_event_carries_a_secret(root_request):
     user_admin.save_related(root_request, Form(), [], True)
 
     events = AuditEvent.objects.filter(action__startswith="configuration.")
-    dumped = json.dumps(list(events.values_list("data", flat=True)))
+    dumped = json.dumps(list(events.values("data", "target_id")))
     assert events.count() == 2
     assert "EPR renamed" in dumped
     assert raw not in dumped and api_key.hashed_key not in dumped
     assert user.password not in dumped
     assert "password" in events.last().data["secret_fields_changed"]
+    assert events.first().target_id == api_key.prefix
 
 
 def test_a_directory_endpoint_type_change_is_audited_with_before_and_after():
