@@ -28,11 +28,14 @@ SECRET_FIELD = re.compile(
 MASKED = "[masked]"
 
 
-def _target_id(instance: models.Model) -> str:
-    """The object's key in the trail; an API key by its public prefix, because its
-    primary key embeds the key's hash."""
+def _target_id(instance: models.Model, snapshot: dict[str, Any]) -> str:
+    """The object's key in the trail (from the snapshot: a deleted object has lost
+    its pk); an API key by its public prefix, because its primary key embeds the
+    key's hash."""
     prefix = getattr(instance, "prefix", None)
-    return str(prefix) if prefix else str(instance.pk)
+    if prefix:
+        return str(prefix)
+    return str(snapshot.get(instance._meta.pk.name) or instance.pk)
 
 
 def _plain(value: Any) -> Any:
@@ -102,7 +105,7 @@ def configuration_change_record(
     return audit_record(
         action=f"configuration.{verb}",
         target_type=instance._meta.label_lower,
-        target_id=_target_id(instance)[:64],
+        target_id=_target_id(instance, before or after)[:64],
         data=data,
         actor=actor,
     )
