@@ -83,3 +83,33 @@ class EventHasher:
             + b","
         )
         return hashlib.sha256(self.head + middle + self.tail).hexdigest()
+
+
+def access_log_digest(
+    *,
+    entry_id: int,
+    occurred_at: datetime,
+    actor_kind: str,
+    actor_id: str,
+    actor_label: str,
+    channel: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    reason: str,
+) -> str:
+    """SHA-256 of an access-log row's canonical JSON: the audit event that records
+    the look carries it, so the row is chained with the audit trail."""
+    payload = {
+        "id": entry_id,
+        "occurred_at": canonical_timestamp(occurred_at),
+        "actor_kind": actor_kind,
+        "actor_id": actor_id,
+        "actor_label": actor_label,
+        "channel": channel,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "reason": reason,
+    }
+    return hashlib.sha256(rfc8785.dumps(payload)).hexdigest()

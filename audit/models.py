@@ -19,6 +19,12 @@ class AuditChainHead(models.Model):
 
     class Meta:
         verbose_name = "audit chain head"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(sequence__gte=0),
+                name="audit_chain_head_sequence_not_negative",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"audit chain at {self.sequence}"
@@ -41,6 +47,11 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["sequence"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(sequence__gt=0), name="audit_event_sequence_positive"
+            )
+        ]
         indexes = [
             models.Index(fields=["target_type", "target_id", "sequence"]),
             models.Index(fields=["actor_kind", "actor_id", "sequence"]),

@@ -40,6 +40,21 @@ def redact_nhs_numbers(text: str) -> str:
     return _CANDIDATE.sub(replace, text)
 
 
+def pseudonymise_nhs_numbers(text: str) -> str:
+    """Replace every valid NHS number in free text with ``[nhs:<keyed hash>]``, the
+    same key :func:`audit.pseudonyms.subject_key` gives, so a stored reason names
+    the patient only in a form that can be matched but not read back."""
+    from audit.pseudonyms import subject_key
+
+    def replace(match: re.Match[str]) -> str:
+        digits = match.group(1) + match.group(3) + match.group(4)
+        if not _check_digit_valid(digits):
+            return match.group(0)
+        return f"[nhs:{subject_key(digits)}]"
+
+    return _CANDIDATE.sub(replace, text)
+
+
 def _redact_extra_fields(record: logging.LogRecord) -> None:
     for name, value in list(vars(record).items()):
         if name in _STANDARD_ATTRIBUTES or value is None or isinstance(value, bool):

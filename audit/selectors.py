@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from audit.chain import GENESIS_HASH, event_hash
-from audit.models import AuditChainHead, AuditEvent
+from audit.chain import GENESIS_HASH, access_log_digest, event_hash
+from audit.models import AccessLog, AuditChainHead, AuditEvent
+from audit.signing import SignedCheckpoint
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,26 @@ def audit_chain_verify(
     batch_size: int = 5000,
     after_sequence: int = 0,
     after_hash: str = GENESIS_HASH,
+    external: Sequence[SignedCheckpoint] = (),
 ) -> ChainVerdict:
-    """Recompute every hash in sequence order; stop at the first broken link.
+    """Recompute every hash in sequence order and hold the chain to every checkpoint
+    (those recorded in it, and the signed ``external`` ones, which the caller has
+    checked the signatures of); report the first sequence that disagrees.
+
+    A rewrite that recomputes the hashes and moves the head is consistent inside the
+    database: only a checkpoint kept outside it tells, at the first checkpoint at or
+    after the rewrite. Every access-log row must be the one its audit event digests.
 
     With ``after_sequence`` and ``after_hash`` (a checkpoint an earlier run verified)
     only the events after it are recomputed; the checkpoint event must still carry
-    the hash it had then.
+    the hash it had then, and external checkpoints before it are looked up directly.
     """
     # Read the head before the events: writers commit an event and the head together,
     # so every event up to this head is visible to the scan, and events committed
     # while it runs are not mistaken for tampering.
     head = AuditChainHead.objects.filter(pk=1).first()
     head_sequence = head.sequence if head is not None else 0
+    claims = _checkpoint_claims(external)
     if after_sequence:
         at_checkpoint = (
             AuditEvent.objects.filter(sequence=after_sequence)
@@ -53,55 +62,100 @@ def audit_chain_verify(
             return ChainVerdict(
                 False, 0, after_sequence, "checkpoint event does not match its hash"
             )
+        earlier = {seq: claim for seq, claim in claims.items() if seq <= after_sequence}
+        stored = dict(
+            AuditEvent.objects.filter(sequence__in=list(earlier)).values_list(
+                "sequence", "hash"
+            )
+        )
+        for seq in sorted(earlier):
+            if stored.get(seq) != earlier[seq][0]:
+                return ChainVerdict(False, 0, seq, earlier[seq][1])
     hash_at_head = after_hash if head_sequence == after_sequence else GENESIS_HASH
     expected_prev = after_hash
     expected_sequence = after_sequence + 1
     checked = 0
-    events: Iterator[AuditEvent] = (
-        AuditEvent.objects.filter(sequence__gt=after_sequence)
-        .order_by("sequence")
+    access_refs: dict[int, tuple[int, str | None]] = {}
+    # A full run reads every row, so one slipped in at sequence 0 or below (past
+    # a dropped CHECK) shows up as the gap before sequence 1.
+    scanned = AuditEvent.objects.all()
+    if after_sequence:
+        scanned = scanned.filter(sequence__gt=after_sequence)
+    rows: Iterator[tuple] = (
+        scanned.order_by("sequence")
+        .values_list(*_HASHED_FIELDS, "hash")
         .iterator(chunk_size=batch_size)
     )
-    for event in events:
-        if event.sequence != expected_sequence:
+    for row in rows:
+        (
+            sequence,
+            occurred_at,
+            kind,
+            actor_id,
+            label,
+            action,
+            ttype,
+            tid,
+            data,
+            prev,
+        ) = row[:-1]
+        stored_hash = row[-1]
+        if sequence != expected_sequence:
             return ChainVerdict(
                 False,
                 checked,
                 expected_sequence,
-                f"sequence gap: expected {expected_sequence}, found {event.sequence}",
+                f"sequence gap: expected {expected_sequence}, found {sequence}",
             )
-        if event.prev_hash != expected_prev:
+        if prev != expected_prev:
             return ChainVerdict(
-                False, checked, event.sequence, "previous hash does not match"
+                False, checked, sequence, "previous hash does not match"
             )
         recomputed = event_hash(
-            sequence=event.sequence,
-            occurred_at=event.occurred_at,
-            actor_kind=event.actor_kind,
-            actor_id=event.actor_id,
-            actor_label=event.actor_label,
-            action=event.action,
-            target_type=event.target_type,
-            target_id=event.target_id,
-            data=event.data,
-            prev_hash=event.prev_hash,
+            sequence=sequence,
+            occurred_at=occurred_at,
+            actor_kind=kind,
+            actor_id=actor_id,
+            actor_label=label,
+            action=action,
+            target_type=ttype,
+            target_id=tid,
+            data=data,
+            prev_hash=prev,
         )
-        if recomputed != event.hash:
+        if recomputed != stored_hash:
             return ChainVerdict(
-                False, checked, event.sequence, "content does not match its hash"
+                False, checked, sequence, "content does not match its hash"
             )
-        if event.sequence == head_sequence:
-            hash_at_head = event.hash
-        expected_prev = event.hash
+        claim = claims.get(sequence)
+        if claim is not None and claim[0] != stored_hash:
+            return ChainVerdict(False, checked, sequence, claim[1])
+        if action.startswith("content.") and "access_log_id" in data:
+            access_refs[data["access_log_id"]] = (
+                sequence,
+                data.get("access_log_digest"),
+            )
+        if sequence == head_sequence:
+            hash_at_head = stored_hash
+        expected_prev = stored_hash
         expected_sequence += 1
         checked += 1
     last_sequence = after_sequence + checked
+    beyond = [seq for seq in claims if seq > last_sequence]
+    if beyond:
+        newest = max(beyond)
+        return ChainVerdict(
+            False,
+            checked,
+            last_sequence + 1,
+            f"events are missing: a checkpoint covers the chain to sequence {newest}",
+        )
     if head is None:
         if last_sequence:
             return ChainVerdict(
                 False, checked, last_sequence + 1, "chain head is missing"
             )
-        return ChainVerdict(True, checked)
+        return _access_log_verdict(access_refs, checked, full=not after_sequence)
     if last_sequence < head_sequence:
         # Events were removed from the end of the chain.
         return ChainVerdict(
@@ -119,7 +173,117 @@ def audit_chain_verify(
         return ChainVerdict(
             False, checked, head_now_sequence + 1, "events follow the chain head"
         )
+    return _access_log_verdict(access_refs, checked, full=not after_sequence)
+
+
+_HASHED_FIELDS = (
+    "sequence",
+    "occurred_at",
+    "actor_kind",
+    "actor_id",
+    "actor_label",
+    "action",
+    "target_type",
+    "target_id",
+    "data",
+    "prev_hash",
+)
+
+
+def _checkpoint_claims(
+    external: Sequence[SignedCheckpoint],
+) -> dict[int, tuple[str, str]]:
+    """Sequence -> (hash it must have, what to say when it does not): the signed
+    external checkpoints first, then the checkpoints recorded in the chain."""
+    claims: dict[int, tuple[str, str]] = {}
+    recorded = AuditEvent.objects.filter(action=CHECKPOINT_ACTION).values_list(
+        "sequence", "data"
+    )
+    for sequence, data in recorded:
+        through = data.get("through_sequence")
+        if data.get("ok") and through:
+            claims[through] = (
+                data.get("through_hash", ""),
+                f"differs from the checkpoint recorded at sequence {sequence}",
+            )
+    for checkpoint in external:
+        claims[checkpoint.sequence] = (
+            checkpoint.hash,
+            "differs from the external checkpoint signed at "
+            f"{checkpoint.signed_at} (key {checkpoint.key_id})",
+        )
+    return claims
+
+
+def _access_log_verdict(
+    refs: dict[int, tuple[int, str | None]], checked: int, *, full: bool
+) -> ChainVerdict:
+    """Every access-log row the chain names exists unchanged; on a full run, every
+    row is named by the chain."""
+    seen: set[int] = set()
+    wanted = AccessLog.objects.order_by("pk")
+    if not full:
+        wanted = wanted.filter(pk__in=list(refs))
+    for row in wanted.values_list(
+        "pk",
+        "occurred_at",
+        "actor_kind",
+        "actor_id",
+        "actor_label",
+        "channel",
+        "action",
+        "target_type",
+        "target_id",
+        "reason",
+    ).iterator(chunk_size=5000):
+        pk = row[0]
+        seen.add(pk)
+        ref = refs.get(pk)
+        if ref is None:
+            return ChainVerdict(
+                False, checked, None, f"access log row {pk} is in no audit event"
+            )
+        sequence, digest = ref
+        if digest is None:
+            continue  # chained before rows carried a digest: existence only
+        fields = dict(
+            zip(
+                (
+                    "occurred_at",
+                    "actor_kind",
+                    "actor_id",
+                    "actor_label",
+                    "channel",
+                    "action",
+                    "target_type",
+                    "target_id",
+                    "reason",
+                ),
+                row[1:],
+                strict=True,
+            )
+        )
+        if access_log_digest(entry_id=pk, **fields) != digest:
+            return ChainVerdict(
+                False,
+                checked,
+                sequence,
+                f"access log row {pk} does not match the event that records it",
+            )
+    missing = sorted(set(refs) - seen)
+    if missing:
+        sequence = min(refs[pk][0] for pk in missing)
+        return ChainVerdict(
+            False,
+            checked,
+            sequence,
+            f"access log row {_refs_pk(refs, sequence)} recorded here is missing",
+        )
     return ChainVerdict(True, checked)
+
+
+def _refs_pk(refs: dict[int, tuple[int, str | None]], sequence: int) -> int:
+    return next(pk for pk, (seq, _) in refs.items() if seq == sequence)
 
 
 CHECKPOINT_ACTION = "audit.chain_verified"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -10,13 +11,23 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.actors import actor_for
-from audit.chain import GENESIS_HASH, EventHasher
+from audit.chain import GENESIS_HASH, EventHasher, access_log_digest
 from audit.models import AccessLog, AuditChainHead, AuditEvent
+from audit.redaction import pseudonymise_nhs_numbers
 from audit.selectors import (
     CHECKPOINT_ACTION,
     CHECKPOINT_TARGET,
+    ChainVerdict,
     audit_chain_last_checkpoint,
     audit_chain_verify,
+)
+from audit.signing import (
+    CheckpointSignatureError,
+    SignedCheckpoint,
+    checkpoint_publish,
+    checkpoint_sign,
+    checkpoints_trusted,
+    signing_key,
 )
 
 
@@ -115,6 +126,21 @@ def audit_record_many(specs: Sequence[EventSpec]) -> list[AuditEvent]:
     return events
 
 
+def _access_log_digest(entry: AccessLog) -> str:
+    return access_log_digest(
+        entry_id=entry.pk,
+        occurred_at=entry.occurred_at,
+        actor_kind=entry.actor_kind,
+        actor_id=entry.actor_id,
+        actor_label=entry.actor_label,
+        channel=entry.channel,
+        action=entry.action,
+        target_type=entry.target_type,
+        target_id=entry.target_id,
+        reason=entry.reason,
+    )
+
+
 @transaction.atomic
 def access_log_record(
     *,
@@ -126,7 +152,7 @@ def access_log_record(
     reason: str,
 ) -> AccessLog:
     """Record one look at patient content, and chain a reference to it in the audit."""
-    reason = (reason or "").strip()
+    reason = pseudonymise_nhs_numbers((reason or "").strip())
     if not reason:
         raise ValueError("A reason is required to access patient content.")
     who = actor_for(actor)
@@ -145,42 +171,90 @@ def access_log_record(
         action=f"content.{action}",
         target_type=target_type,
         target_id=str(target_id),
-        data={"access_log_id": entry.pk, "channel": channel},
+        data={
+            "access_log_id": entry.pk,
+            "access_log_digest": _access_log_digest(entry),
+            "channel": channel,
+        },
         actor=who,
     )
     return entry
 
 
-def audit_chain_checkpoint(*, full: bool = False, actor: Any = None) -> AuditEvent:
-    """Verify the chain (from the last passing checkpoint unless ``full``) and chain
-    the verdict as an event, so the admin can show it without reading every row."""
+def audit_chain_checkpoint(
+    *,
+    full: bool = False,
+    actor: Any = None,
+    external: Sequence[SignedCheckpoint] | None = None,
+) -> AuditEvent:
+    """Verify the chain (from the last passing checkpoint unless ``full``) against
+    every checkpoint in it and every external one, chain the verdict as an event, and
+    when it passes sign (sequence, hash, time) and publish it outside the database.
+
+    The verdict is the one ``audit_verify`` gives: both call the same verifier with
+    the same external checkpoints. An external checkpoint with a bad signature is
+    itself a failed verdict.
+    """
     previous = None if full else audit_chain_last_checkpoint(ok_only=True)
     after_sequence = previous.data["through_sequence"] if previous else 0
     after_hash = previous.data["through_hash"] if previous else GENESIS_HASH
-    verdict = audit_chain_verify(after_sequence=after_sequence, after_hash=after_hash)
+    try:
+        trusted = checkpoints_trusted() if external is None else list(external)
+    except CheckpointSignatureError as exc:
+        verdict = ChainVerdict(False, 0, None, str(exc))
+    else:
+        verdict = audit_chain_verify(
+            after_sequence=after_sequence, after_hash=after_hash, external=trusted
+        )
     through_sequence = after_sequence + verdict.checked
     through_hash = after_hash
     if through_sequence != after_sequence:
         through_hash = AuditEvent.objects.values_list("hash", flat=True).get(
             sequence=through_sequence
         )
+    data = {
+        "ok": verdict.ok,
+        "mode": "full" if previous is None else "incremental",
+        "from_sequence": after_sequence + 1,
+        "through_sequence": through_sequence,
+        "through_hash": through_hash,
+        "checked": verdict.checked,
+        "broken_sequence": verdict.broken_sequence,
+        "problem": verdict.problem,
+        "signed": False,
+    }
+    key = signing_key()
+    signed = None
+    if verdict.ok and through_sequence and key is not None:
+        signed = checkpoint_sign(
+            sequence=through_sequence, hash=through_hash, at=timezone.now(), key=key
+        )
+        data.update(
+            signed=True,
+            signed_at=signed.signed_at,
+            key_id=signed.key_id,
+            signature=signed.signature,
+        )
     target_type, target_id = CHECKPOINT_TARGET
-    return audit_record(
-        action=CHECKPOINT_ACTION,
-        target_type=target_type,
-        target_id=target_id,
-        data={
-            "ok": verdict.ok,
-            "mode": "full" if previous is None else "incremental",
-            "from_sequence": after_sequence + 1,
-            "through_sequence": through_sequence,
-            "through_hash": through_hash,
-            "checked": verdict.checked,
-            "broken_sequence": verdict.broken_sequence,
-            "problem": verdict.problem,
-        },
-        actor=actor,
-    )
+    with transaction.atomic():
+        event = audit_record(
+            action=CHECKPOINT_ACTION,
+            target_type=target_type,
+            target_id=target_id,
+            data=data,
+            actor=actor,
+        )
+        if signed is not None:
+            # Published before the verdict commits: a sink failure rolls the verdict
+            # back; a commit failing after it leaves a true statement outside.
+            _checkpoint_publish_once(signed)
+    return event
+
+
+def _checkpoint_publish_once(signed: SignedCheckpoint) -> None:
+    # The same sequence was published before (a re-run with nothing new).
+    with contextlib.suppress(FileExistsError):
+        checkpoint_publish(signed)
 
 
 def audit_export_record(
@@ -208,7 +282,7 @@ def access_log_subject_record(
 ) -> AccessLog:
     """Record a look-up about one patient (a search, a subject access export) under
     the keyed hash of the patient's identifier, never the identifier itself."""
-    reason = (reason or "").strip()
+    reason = pseudonymise_nhs_numbers((reason or "").strip())
     if not reason:
         raise ValueError("A reason is required to look up a patient.")
     who = actor_for(actor)
@@ -227,7 +301,13 @@ def access_log_subject_record(
         action=f"content.{action}",
         target_type="patient",
         target_id=subject_key,
-        data={"access_log_id": entry.pk, "channel": channel, "reason": reason, **data},
+        data={
+            "access_log_id": entry.pk,
+            "access_log_digest": _access_log_digest(entry),
+            "channel": channel,
+            "reason": reason,
+            **data,
+        },
         actor=who,
     )
     return entry

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
@@ -13,6 +15,7 @@ from guardian.admin import GuardedModelAdmin
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from simple_history.admin import SimpleHistoryAdmin
 
+from audit.configuration_changes import ConfigurationChangeAuditMixin
 from docflow.ig_roles import is_ig_officer
 from docflow.models import (
     ApiKey,
@@ -80,10 +83,16 @@ class SendingOrganisationScopedHistoryMixin(SendingOrganisationScopedMixin):
 
 
 admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(ConfigurationChangeAuditMixin, DjangoGroupAdmin):
+    """Groups and their permissions: every change audited."""
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ConfigurationChangeAuditMixin, DjangoUserAdmin):
     """Only superusers grant privileges. Everyone else with ``change_user`` never sees
     or sets superuser status or permissions, sees groups read-only, and cannot change
     a superuser's account (nor its password) at all."""
@@ -150,13 +159,15 @@ class ObjectPermissionsBySuperusersMixin:
 
 
 @admin.register(SendingOrganisation)
-class SendingOrganisationAdmin(ObjectPermissionsBySuperusersMixin, GuardedModelAdmin):
+class SendingOrganisationAdmin(
+    ConfigurationChangeAuditMixin, ObjectPermissionsBySuperusersMixin, GuardedModelAdmin
+):
     list_display = ["ods_code", "name", "is_active"]
     search_fields = ["ods_code", "name"]
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(ConfigurationChangeAuditMixin, admin.ModelAdmin):
     list_display = ["ods_code", "name", "status", "endpoint_type", "last_verified_at"]
     list_filter = ["status", "endpoint_type", "source"]
     search_fields = ["ods_code", "name"]
@@ -164,7 +175,7 @@ class OrganisationAdmin(admin.ModelAdmin):
 
 
 @admin.register(DestinationProfile)
-class DestinationProfileAdmin(admin.ModelAdmin):
+class DestinationProfileAdmin(ConfigurationChangeAuditMixin, admin.ModelAdmin):
     list_display = [
         "endpoint_type",
         "name",
@@ -178,7 +189,9 @@ class DestinationProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(SendingOrganisationScopedMixin, APIKeyModelAdmin):
+class ApiKeyAdmin(
+    ConfigurationChangeAuditMixin, SendingOrganisationScopedMixin, APIKeyModelAdmin
+):
     """Keys of the granted organisations, each bound to a service account only: the
     form offers and accepts no other user (a key carries its user's permissions)."""
 

@@ -22,7 +22,8 @@ def organisation_record_lookup(
     name: str = "",
     actor: Any = None,
 ) -> Organisation:
-    """Record what a live directory lookup said; a change of status is audited.
+    """Record what a live directory lookup said; a change of status, endpoint type
+    or name is audited.
 
     A destination Connect does not know, or knows as not receiving, is kept as
     inactive: nothing may be sent to it until a later lookup says otherwise.
@@ -44,10 +45,28 @@ def organisation_record_lookup(
     organisation.status = status
     organisation.last_verified_at = timezone.now()
     fields = ["status", "last_verified_at"]
+    changes = {}
     if found and endpoint_type and endpoint_type != organisation.endpoint_type:
+        changes["endpoint_type"] = {
+            "before": organisation.endpoint_type,
+            "after": endpoint_type,
+        }
         organisation.endpoint_type = endpoint_type
         fields.append("endpoint_type")
+    if found and name and not created and name != organisation.name:
+        changes["name"] = {"before": organisation.name, "after": name}
+        organisation.name = name
+        fields.append("name")
     organisation.save(update_fields=fields)
+    if changes and not created:
+        # Where documents for this practice go, and what staff see it called.
+        audit_record(
+            action="organisation.directory_changed",
+            target_type="organisation",
+            target_id=ods_code,
+            data={"changes": changes},
+            actor=actor,
+        )
     if previous != status:
         audit_record(
             action="organisation.status_changed",

@@ -270,7 +270,17 @@ class Document(FSMModelMixin, models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords(excluded_fields=["updated_at"])
+    # History rows never copy the patient's identifiers: the document row holds them
+    # once, and retention purges them with it.
+    history = HistoricalRecords(
+        excluded_fields=[
+            "updated_at",
+            "nhs_number",
+            "patient_family_name",
+            "patient_given_names",
+            "patient_birth_date",
+        ]
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

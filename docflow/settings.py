@@ -677,3 +677,18 @@ DOCFLOW_ACCESSIBILITY_RESULTS = os.environ.get(
     str(BASE_DIR / "docflow" / "assurance" / "axe-results.json"),
 )
 # --- end accessibility statement ---
+# --- Tamper-evident audit trail: signed checkpoints outside the database, and the
+# migration owner apart from the application role. The checkpoint signing key is
+# never a setting: DOCFLOW_AUDIT_SIGNING_KEY or DOCFLOW_AUDIT_SIGNING_KEY_FILE (see
+# audit.signing); older public keys in DOCFLOW_AUDIT_TRUSTED_PUBLIC_KEYS.
+AUDIT_CHECKPOINT_SINK = os.environ.get("DOCFLOW_AUDIT_CHECKPOINT_SINK", "directory")
+AUDIT_CHECKPOINT_DIR = Path(
+    os.environ.get("DOCFLOW_AUDIT_CHECKPOINT_DIR", VAR_DIR / "audit-checkpoints")
+)
+AUDIT_CHECKPOINT_SYSLOG_ADDRESS = os.environ.get(
+    "DOCFLOW_AUDIT_CHECKPOINT_SYSLOG_ADDRESS", "/dev/log"
+)
+# PostgreSQL: migrations run as this owner role (audit/management/commands/migrate.py)
+# while DATABASE_URL names the application role, which owns nothing.
+DATABASE_MIGRATION_URL = os.environ.get("DATABASE_MIGRATION_URL", "")
+# --- end tamper-evident audit trail ---

@@ -51,6 +51,21 @@ def reference_data(transactional_db):
 
 
 @pytest.fixture(autouse=True)
+def _audit_checkpoints_in_tmp(settings, tmp_path, monkeypatch):
+    """Each test publishes signed audit checkpoints into its own directory, and signs
+    with no key unless it sets one."""
+    settings.AUDIT_CHECKPOINT_SINK = "directory"
+    settings.AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+    for name in (
+        "DOCFLOW_AUDIT_SIGNING_KEY",
+        "DOCFLOW_AUDIT_SIGNING_KEY_FILE",
+        "DOCFLOW_AUDIT_TRUSTED_PUBLIC_KEYS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return settings.AUDIT_CHECKPOINT_DIR
+
+
+@pytest.fixture(autouse=True)
 def _payloads_in_tmp(settings, tmp_path):
     """Each test writes encrypted payloads into its own directory."""
     storages = dict(settings.STORAGES)
@@ -105,3 +120,29 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def on_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_flush_gets_past_the_audit_truncate_guard():
+    """Transactional tests end with a flush (TRUNCATE of every table). On PostgreSQL
+    the audit tables refuse TRUNCATE unless the owner's own transaction says it is a
+    maintenance flush; the test database is the owner's, so its flush says so."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        statements = original(
+            self,
+            style,
+            tables,
+            reset_sequences=reset_sequences,
+            allow_cascade=allow_cascade,
+        )
+        if not statements:
+            return statements
+        return ["SET LOCAL docflow.audit_truncate_allowed = 'on'", *statements]
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = original

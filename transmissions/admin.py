@@ -4,6 +4,7 @@ engine's services (halts)."""
 from django import forms
 from django.contrib import admin, messages
 
+from audit.configuration_changes import ConfigurationChangeAuditMixin
 from docflow.admin import SendingOrganisationAdmin, SendingOrganisationScopedMixin
 from docflow.models import SendingOrganisation
 from transmissions.engine.controls import (
@@ -181,7 +182,9 @@ class SendingOrganisationWithOutboundAdmin(SendingOrganisationAdmin):
 
 
 @admin.register(MeshMailbox)
-class MeshMailboxAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
+class MeshMailboxAdmin(
+    ConfigurationChangeAuditMixin, SendingOrganisationScopedMixin, admin.ModelAdmin
+):
     """Mailboxes name their secrets; the secrets themselves live in the environment."""
 
     list_display = [

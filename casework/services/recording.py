@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from audit.models import AuditEvent
+from audit.redaction import pseudonymise_nhs_numbers
 from audit.services import audit_record
 from casework.access import can_act
 from casework.errors import (
@@ -129,11 +130,12 @@ def require_holder_confirmed(
 
 
 def required_reason(reason: str, *, what: str) -> str:
-    """A reason a person must give, stripped; refused when blank."""
+    """A reason a person must give, stripped, any valid NHS number in it replaced
+    by its keyed hash before it is stored; refused when blank."""
     reason = (reason or "").strip()
     if not reason:
         raise WorkItemInvalid(f"Give a reason to {what}.", code="reason_required")
-    return reason
+    return pseudonymise_nhs_numbers(reason)
 
 
 def save_and_audit(

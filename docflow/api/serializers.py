@@ -417,7 +417,7 @@ class ContentQuerySerializer(serializers.Serializer):
         validators=[validate_no_nhs_number],
         help_text=(
             "Why you need to see patient content; recorded in the access log. "
-            "Never a patient identifier (it travels in the URL)."
+            "Sent in the request body; never a patient identifier."
         ),
     )
 

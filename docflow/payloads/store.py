@@ -200,7 +200,8 @@ def payload_keys_rotate(
     """Re-encrypt every stored payload under the active key, in batches; audited.
 
     Resumable: versions already under the active key are counted and skipped.
-    One audit event records the run's counts, also when the run is interrupted.
+    Each batch is one transaction with its own audit event; one more records the
+    run's counts, also when the run is interrupted.
     """
     report = RotationReport(active_key_id=key_ring().active_key_id)
     pending = PayloadVersion.objects.filter(purged_at__isnull=True).order_by("pk")
@@ -214,24 +215,42 @@ def payload_keys_rotate(
             )
             if not batch:
                 break
-            for pk, public_id in batch:
-                try:
-                    outcome = payload_version_rekey(version_id=pk)
-                except (
-                    PayloadDecryptionError,
-                    PayloadIntegrityError,
-                    OSError,
-                ):
-                    outcome = Rekeyed.FAILED
-                    report.failed_versions.append(str(public_id))
-                if outcome == Rekeyed.RESEALED:
-                    report.resealed += 1
-                elif outcome == Rekeyed.CURRENT:
-                    report.current += 1
-                elif outcome == Rekeyed.FAILED:
-                    report.failed += 1
-                if on_progress is not None:
-                    on_progress(1)
+            # One transaction per batch, audited in it: the batch's re-keyed rows
+            # and its audit event commit together or not at all.
+            counts = (report.resealed, report.current, report.failed)
+            with transaction.atomic():
+                for pk, public_id in batch:
+                    try:
+                        outcome = payload_version_rekey(version_id=pk)
+                    except (
+                        PayloadDecryptionError,
+                        PayloadIntegrityError,
+                        OSError,
+                    ):
+                        outcome = Rekeyed.FAILED
+                        report.failed_versions.append(str(public_id))
+                    if outcome == Rekeyed.RESEALED:
+                        report.resealed += 1
+                    elif outcome == Rekeyed.CURRENT:
+                        report.current += 1
+                    elif outcome == Rekeyed.FAILED:
+                        report.failed += 1
+                    if on_progress is not None:
+                        on_progress(1)
+                audit_record(
+                    action="payload.keys_rotated_batch",
+                    target_type="payload_store",
+                    target_id=report.active_key_id,
+                    data={
+                        "active_key_id": report.active_key_id,
+                        "first_version": str(batch[0][1]),
+                        "last_version": str(batch[-1][1]),
+                        "re_encrypted": report.resealed - counts[0],
+                        "already_current": report.current - counts[1],
+                        "failed": report.failed - counts[2],
+                    },
+                    actor=actor,
+                )
             last_pk = batch[-1][0]
     except BaseException:
         report.interrupted = True

@@ -72,6 +72,7 @@ def test_a_checkpoint_records_the_verdict_in_the_chain():
         "checked": 3,
         "broken_sequence": None,
         "problem": "",
+        "signed": False,
     }
     assert audit_chain_verify().ok  # the checkpoint is itself a valid link
 

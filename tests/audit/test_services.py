@@ -4,7 +4,7 @@ import pytest
 from django.db import transaction
 
 from audit.actors import Actor
-from audit.chain import GENESIS_HASH, event_hash
+from audit.chain import GENESIS_HASH, access_log_digest, event_hash
 from audit.models import AccessChannel, AccessLog, AuditChainHead, AuditEvent
 from audit.services import access_log_record, audit_record
 from tests.factories import UserFactory, make_api_key
@@ -210,6 +210,22 @@ def test_content_access_chains_a_content_event_that_points_at_the_access_log_row
     assert event.prev_hash == earlier.hash
     assert event.hash == recomputed_hash(event)
     assert (event.target_type, event.target_id) == ("document", "doc-1")
-    assert event.data == {"access_log_id": entry.pk, "channel": "api"}
+    entry.refresh_from_db()
+    assert event.data == {
+        "access_log_id": entry.pk,
+        "access_log_digest": access_log_digest(
+            entry_id=entry.pk,
+            occurred_at=entry.occurred_at,
+            actor_kind=entry.actor_kind,
+            actor_id=entry.actor_id,
+            actor_label=entry.actor_label,
+            channel=entry.channel,
+            action=entry.action,
+            target_type=entry.target_type,
+            target_id=entry.target_id,
+            reason=entry.reason,
+        ),
+        "channel": "api",
+    }
     assert (event.actor_kind, event.actor_id) == ("api_client", api_key.prefix)
     assert (entry.actor_kind, entry.actor_id) == ("api_client", api_key.prefix)

@@ -9,6 +9,7 @@ from audit.chain import event_hash
 from audit.models import AuditChainHead, AuditEvent
 from audit.selectors import audit_chain_verify
 from audit.services import audit_record
+from tests.audit.owner import audit_guards_disabled
 
 pytestmark = pytest.mark.django_db
 
@@ -74,11 +75,11 @@ def audit_verify() -> str:
 
 
 def test_audit_verify_prints_ok_with_the_count_on_an_intact_chain(five_events):
-    assert audit_verify().strip() == "OK: 5 audit events verified"
+    assert audit_verify().startswith("OK: 5 audit events verified")
 
 
 def test_audit_verify_accepts_an_empty_chain():
-    assert audit_verify().strip() == "OK: 0 audit events verified"
+    assert audit_verify().startswith("OK: 0 audit events verified")
 
 
 def test_altered_event_data_is_reported_at_its_sequence(five_events, raw_audit_sql):
@@ -160,7 +161,8 @@ def test_deleting_the_chain_head_along_with_the_last_event_is_reported(
     five_events, raw_audit_sql
 ):
     raw_audit_sql("DELETE FROM audit_auditevent WHERE sequence = %s", (5,))
-    AuditChainHead.objects.filter(pk=1).delete()
+    with audit_guards_disabled():
+        AuditChainHead.objects.filter(pk=1).delete()
 
     with pytest.raises(
         CommandError, match=r"^BROKEN at sequence 5: chain head is missing"

@@ -174,7 +174,7 @@ def test_another_organisations_content_is_not_found_even_with_permission(
     grant_content_access(other_organisation_key)
     other = client_for(other_organisation_key[1])
 
-    response = other.get(
+    response = other.post(
         f"/api/v1/documents/{document.public_id}/content", {"reason": "curious"}
     )
 
@@ -369,7 +369,7 @@ def test_revoked_api_key_is_401(api_client, api_key):
 def test_content_without_permission_is_403_and_not_logged(api_client, api_key):
     document = submitted_by(api_key)
 
-    response = api_client.get(
+    response = api_client.post(
         f"/api/v1/documents/{document.public_id}/content", {"reason": "clinical query"}
     )
 
@@ -384,7 +384,9 @@ def test_content_without_a_reason_is_400_and_not_logged(api_client, api_key, par
     document = submitted_by(api_key)
     grant_content_access(api_key)
 
-    response = api_client.get(f"/api/v1/documents/{document.public_id}/content", params)
+    response = api_client.post(
+        f"/api/v1/documents/{document.public_id}/content", params
+    )
 
     assert response.status_code == 400
     assert response["Content-Type"] == PROBLEM_JSON
@@ -401,7 +403,7 @@ def test_content_with_permission_and_reason_returns_the_original_bytes_and_logs_
     document = submitted_by(api_key, content=content)
     grant_content_access(api_key)
 
-    response = api_client.get(
+    response = api_client.post(
         f"/api/v1/documents/{document.public_id}/content",
         {"reason": "Practice asked for a copy"},
     )

@@ -399,7 +399,7 @@ def test_content_reason_refuses_an_nhs_number(api_client, api_key):
     )
     document = submit_document(sending_organisation=api_key[0].sending_organisation)
 
-    response = api_client.get(
+    response = api_client.post(
         f"/api/v1/documents/{document.public_id}/content",
         {"reason": f"patient {EXAMPLE_NHS_NUMBER} asked"},
     )

@@ -156,7 +156,7 @@ def test_content_download_honours_an_accept_header_for_its_media_type(
         Permission.objects.get(codename="view_document_content")
     )
     document = submit_document(sending_organisation=api_key[0].sending_organisation)
-    response = api_client.get(
+    response = api_client.post(
         f"/api/v1/documents/{document.public_id}/content",
         {"reason": "checking the letter"},
         HTTP_ACCEPT="application/pdf",

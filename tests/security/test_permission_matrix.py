@@ -123,7 +123,7 @@ MATRIX = {
     ),
     # Content needs docflow.view_document_content, which of the roles only the
     # clinical admin has (the request gives no reason: refused as invalid).
-    ("api/v1/documents/<uuid:public_id>/content", "GET"): cells(
+    ("api/v1/documents/<uuid:public_id>/content", "POST"): cells(
         NOT_FOUND,
         **{ANONYMOUS: UNAUTHENTICATED},
         **for_((API, IG, OPERATOR), FORBIDDEN),
@@ -306,7 +306,9 @@ def test_another_organisations_document_and_work_item_are_not_found(world, princ
 
     api = [
         client.get(f"/api/v1/documents/{document.public_id}"),
-        client.get(f"/api/v1/documents/{document.public_id}/content?reason=audit"),
+        client.post(
+            f"/api/v1/documents/{document.public_id}/content", {"reason": "audit"}
+        ),
     ]
     pages = [
         client.get(f"/work/items/{item.public_id}/"),
