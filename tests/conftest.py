@@ -22,6 +22,8 @@ SEEDING_MIGRATIONS = (
     ("casework.migrations.0010_patient_trace", "seed"),
     ("casework.migrations.0012_reason_action_class_and_connect_reasons", "seed"),
     ("operations.migrations.0002_operations_permissions", "seed"),
+    ("intake.migrations.0002_intake_permissions", "seed"),
+    ("transmissions.migrations.0010_quarantined_answer_view_permission", "seed"),
 )
 
 
