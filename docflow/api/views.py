@@ -53,6 +53,7 @@ from docflow.selectors import (
 from docflow.services import (
     DocumentSubmission,
     IdempotencyConflict,
+    IntakeBusy,
     IntakeRefused,
     document_submit,
 )
@@ -147,7 +148,7 @@ class DocumentCollectionView(APIView):
         responses={
             201: DocumentDetailSerializer,
             200: OpenApiResponse(DocumentDetailSerializer, description="Replay"),
-            **_problems(400, 401, 403, 406, 409, 411, 413, 415),
+            **_problems(400, 401, 403, 406, 409, 411, 413, 415, 429, 503),
         },
     )
     def post(self, request):
@@ -222,6 +223,17 @@ class DocumentCollectionView(APIView):
                 title="Idempotency key reused",
                 detail=str(conflict),
                 kind="idempotency-conflict",
+            )
+        except IntakeBusy as busy:
+            return problem_response(
+                status_code=503,
+                title="Busy",
+                detail=(
+                    "Nothing was stored: the preparation backlog is full. Send again "
+                    "with the same Idempotency-Key after Retry-After seconds."
+                ),
+                kind="intake-busy",
+                headers={"Retry-After": str(busy.retry_after)},
             )
         document, created = submitted
         if created:
