@@ -21,9 +21,9 @@ from docflow.models import Document, DocumentStatus
 from docflow.services import (
     SUBMISSION_METADATA_FIELDS,
     DocumentError,
-    IntakeBusy,
     DocumentSubmission,
     IdempotencyConflict,
+    IntakeBusy,
     IntakeRefused,
     TransitionRefused,
     _validate_submission,
