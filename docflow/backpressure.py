@@ -28,8 +28,22 @@ def preparation_backlog_at_least(depth: int) -> bool:
     return waiting.count() >= depth
 
 
-def intake_backpressure_check() -> None:
+def intake_backpressure_check(
+    *, source_system: str = "", idempotency_key: str = ""
+) -> None:
     """Raise IntakeBusy when ``DOCFLOW_INTAKE_BACKPRESSURE_DEPTH`` documents (or
-    more) wait for preparation; a depth of 0 turns the check off."""
-    if preparation_backlog_at_least(settings.DOCFLOW_INTAKE_BACKPRESSURE_DEPTH):
-        raise IntakeBusy(settings.DOCFLOW_INTAKE_BACKPRESSURE_RETRY_SECONDS)
+    more) wait for preparation; a depth of 0 turns the check off.
+
+    A replay (``source_system`` already holds ``idempotency_key``) is let through
+    even then: it stores nothing new, and its sender learns the document was taken.
+    """
+    if not preparation_backlog_at_least(settings.DOCFLOW_INTAKE_BACKPRESSURE_DEPTH):
+        return
+    if (
+        idempotency_key
+        and Document.objects.filter(
+            source_system=source_system, idempotency_key=idempotency_key
+        ).exists()
+    ):
+        return
+    raise IntakeBusy(settings.DOCFLOW_INTAKE_BACKPRESSURE_RETRY_SECONDS)

@@ -264,10 +264,12 @@ def document_submit(
     ``replaces`` links a corrected version to the document it replaces (callers go
     through ``docflow.corrections.document_replacement_submit``, which checks it);
     a replay must name the same replaced document. While the preparation backlog is
-    past its depth, IntakeBusy is raised before anything is read or stored (replays
-    too: the sender retries the same key once it clears).
+    past its depth, IntakeBusy is raised before anything is stored (replays of a
+    stored document are still answered); the sender retries the same key later.
     """
-    intake_backpressure_check()
+    intake_backpressure_check(
+        source_system=source_system, idempotency_key=idempotency_key
+    )
     submission.nhs_number = normalise_nhs_number(submission.nhs_number)
     submission.destination_ods_code = normalise_ods_code(
         submission.destination_ods_code
