@@ -112,7 +112,7 @@ class DocumentCollectionView(APIView):
         parameters=[DocumentListQuerySerializer],
         responses={
             200: DocumentPageSerializer,
-            **_problems(400, 401, 404),
+            **_problems(400, 401, 404, 429),
         },
     )
     def get(self, request):
@@ -258,7 +258,7 @@ class DocumentCollectionView(APIView):
 class DocumentDetailView(APIView):
     @extend_schema(
         operation_id="documents_retrieve",
-        responses={200: DocumentDetailSerializer, **_problems(401, 404)},
+        responses={200: DocumentDetailSerializer, **_problems(401, 404, 429)},
     )
     def get(self, request, public_id):
         """Status, destination, timeline and transmissions; never patient content."""
@@ -298,7 +298,7 @@ class DocumentContentView(APIView):
                 )
                 for media_type in ACCEPTED_MEDIA_TYPES
             },
-            **_problems(400, 401, 403, 404),
+            **_problems(400, 401, 403, 404, 429),
         },
     )
     def get(self, request, public_id):
