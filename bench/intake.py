@@ -250,6 +250,10 @@ def server_env(*, database_url: str, payload_dir: Path, var_dir: Path) -> dict:
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         # Plain HTTP on loopback: production settings would redirect it to HTTPS.
         DOCFLOW_SSL_REDIRECT="0",
+        # The bench measures intake itself: no rate limit, no backpressure.
+        DOCFLOW_API_RATE_PER_KEY="",
+        DOCFLOW_API_RATE_PER_SOURCE="",
+        DOCFLOW_INTAKE_BACKPRESSURE_DEPTH="0",
         DOCFLOW_PAYLOAD_DIR=str(payload_dir),
         DOCFLOW_VAR_DIR=str(var_dir),
         CONN_MAX_AGE=env.get("CONN_MAX_AGE", "600"),

@@ -34,3 +34,12 @@ class ContentForbidden(DocumentError):
 
 class ContentPurged(DocumentError):
     """Every payload version of the document was purged under retention."""
+
+
+class IntakeBusy(DocumentError):
+    """The preparation backlog is past its depth: nothing is stored, and the sender
+    should send again (the same idempotency key) after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("docflow is busy: send again later.")
+        self.retry_after = retry_after

@@ -17,8 +17,10 @@ from django_q.tasks import async_task
 
 from audit.models import AuditEvent
 from audit.services import audit_record
+from docflow.backpressure import intake_backpressure_check
 from docflow.errors import DocumentError as DocumentError
 from docflow.errors import IdempotencyConflict as IdempotencyConflict
+from docflow.errors import IntakeBusy as IntakeBusy
 from docflow.errors import IntakeRefused as IntakeRefused
 from docflow.errors import TransitionConflict as TransitionConflict
 from docflow.errors import TransitionRefused as TransitionRefused
@@ -261,8 +263,13 @@ def document_submit(
     Returns ``(document, created)``. Nothing is stored when the submission is refused.
     ``replaces`` links a corrected version to the document it replaces (callers go
     through ``docflow.corrections.document_replacement_submit``, which checks it);
-    a replay must name the same replaced document.
+    a replay must name the same replaced document. While the preparation backlog is
+    past its depth, IntakeBusy is raised before anything is stored (replays of a
+    stored document are still answered); the sender retries the same key later.
     """
+    intake_backpressure_check(
+        source_system=source_system, idempotency_key=idempotency_key
+    )
     submission.nhs_number = normalise_nhs_number(submission.nhs_number)
     submission.destination_ods_code = normalise_ods_code(
         submission.destination_ods_code

@@ -692,3 +692,36 @@ AUDIT_CHECKPOINT_SYSLOG_ADDRESS = os.environ.get(
 # while DATABASE_URL names the application role, which owns nothing.
 DATABASE_MIGRATION_URL = os.environ.get("DATABASE_MIGRATION_URL", "")
 # --- end tamper-evident audit trail ---
+# --- Protection at the door: rate limits and intake backpressure ---
+# The shared cache: Redis when REDIS_URL is set (DOCFLOW_CACHE_REDIS_URL to use
+# another database), so every web node counts against the same rate-limit window;
+# else each process's own memory (development, one process).
+DOCFLOW_CACHE_REDIS_URL = os.environ.get("DOCFLOW_CACHE_REDIS_URL", REDIS_URL)
+if DOCFLOW_CACHE_REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": DOCFLOW_CACHE_REDIS_URL,
+            "KEY_PREFIX": os.environ.get("DOCFLOW_CACHE_PREFIX", "docflow"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Requests per window ("600/min", "20/s", "10000/hour"; empty: no limit) for each
+# API key, and for all the keys of one sending organisation together, on the REST
+# API and FHIR; over it: 429 with Retry-After. See docflow.api.throttles.
+DOCFLOW_API_RATE_PER_KEY = os.environ.get("DOCFLOW_API_RATE_PER_KEY", "600/min")
+DOCFLOW_API_RATE_PER_SOURCE = os.environ.get("DOCFLOW_API_RATE_PER_SOURCE", "1200/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "docflow.api.throttles.ApiKeyRateThrottle",
+    "docflow.api.throttles.SourceRateThrottle",
+]
+# With this many documents (or more) submitted and waiting for preparation, intake
+# (API, FHIR, MLLP, file drop) stores nothing new: the API answers 503 with
+# Retry-After of DOCFLOW_INTAKE_BACKPRESSURE_RETRY_SECONDS, MLLP an AR to resend,
+# the file drop leaves its files for a later pass. 0: never. See docflow.backpressure.
+DOCFLOW_INTAKE_BACKPRESSURE_DEPTH = env_int("DOCFLOW_INTAKE_BACKPRESSURE_DEPTH", 5000)
+DOCFLOW_INTAKE_BACKPRESSURE_RETRY_SECONDS = env_int(
+    "DOCFLOW_INTAKE_BACKPRESSURE_RETRY_SECONDS", 30
+)
+# --- end protection at the door ---

@@ -31,6 +31,8 @@ from django.conf import settings
 
 from docflow.api.problems import flatten_errors, problem_body
 from docflow.api.serializers import DocumentMetadataSerializer
+from docflow.backpressure import intake_backpressure_check
+from docflow.errors import IntakeBusy
 from docflow.services import DocumentSubmission
 from intake.mdm import FieldProblem
 from intake.models import IntakeChannel, SourceSystem
@@ -287,7 +289,9 @@ def folder_process(
     stable_seconds: float | None = None,
 ) -> dict[str, int]:
     """One pass over a source's drop folder: finish pairs a crash left in
-    ``processing/``, then take every ready pair. Returns counts by outcome."""
+    ``processing/``, then take every ready pair. Returns counts by outcome. While
+    intake is busy (backpressure) nothing is taken: the files wait for a later pass.
+    """
     folder = _folder(Path(source.drop_folder))
     now = time.time() if now is None else now
     stable = (
@@ -297,6 +301,11 @@ def folder_process(
     )
     counts = {"processed": 0, "rejected": 0}
     _folder(folder / PROCESSING)
+    try:
+        intake_backpressure_check()
+    except IntakeBusy:
+        logger.info("file drop %s: deferred, intake busy", source.code)
+        return counts
     # What a crash left half done first, so that no new pair lands beside it.
     leftovers = sorted(p for p in (folder / PROCESSING).iterdir() if p.is_dir())
     for work in leftovers:

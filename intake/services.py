@@ -23,6 +23,7 @@ from docflow.services import (
     DocumentError,
     DocumentSubmission,
     IdempotencyConflict,
+    IntakeBusy,
     IntakeRefused,
     TransitionRefused,
     _validate_submission,
@@ -363,7 +364,8 @@ class Peer:
 
 def mdm_receive(*, text: str, peer: Peer) -> str:
     """Answer one MDM message: AA only once its effect is committed; AE with one ERR
-    per field error (the API's codes); AR for what cannot be taken at all."""
+    per field error (the API's codes); AR for what cannot be taken at all, and for
+    what cannot be taken now (intake backpressure: resend later)."""
     message = None
     control_id = ""
     try:
@@ -383,6 +385,18 @@ def mdm_receive(*, text: str, peer: Peer) -> str:
         logger.info("mllp message rejected: %s", rejected.code)
         return ack_build(
             message, code="AR", text=rejected.reason, control_id=control_id
+        )
+    except IntakeBusy as busy:
+        # AR: not taken for a reason unrelated to its content; the sender resends.
+        logger.warning("mllp message deferred: intake busy")
+        return ack_build(
+            message,
+            code="AR",
+            text=(
+                "Busy: nothing was stored; send this message again in "
+                f"{busy.retry_after} seconds."
+            ),
+            control_id=control_id,
         )
     except DocumentError as error:
         logger.warning("mllp message refused: %s", type(error).__name__)

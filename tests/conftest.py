@@ -87,6 +87,17 @@ def _payloads_in_tmp(settings, tmp_path):
     storage_handler._storages = {}
 
 
+@pytest.fixture(autouse=True)
+def _rate_limit_windows_fresh():
+    """Each test starts with empty rate-limit windows (ids repeat between tests).
+    Only the in-process cache is cleared: a Redis cache may be shared."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+
+
 @pytest.fixture
 def sending_organisation(db):
     return SendingOrganisationFactory(

@@ -53,6 +53,7 @@ from docflow.selectors import (
 from docflow.services import (
     DocumentSubmission,
     IdempotencyConflict,
+    IntakeBusy,
     IntakeRefused,
     document_submit,
 )
@@ -111,7 +112,7 @@ class DocumentCollectionView(APIView):
         parameters=[DocumentListQuerySerializer],
         responses={
             200: DocumentPageSerializer,
-            **_problems(400, 401, 404),
+            **_problems(400, 401, 404, 429),
         },
     )
     def get(self, request):
@@ -147,7 +148,7 @@ class DocumentCollectionView(APIView):
         responses={
             201: DocumentDetailSerializer,
             200: OpenApiResponse(DocumentDetailSerializer, description="Replay"),
-            **_problems(400, 401, 403, 406, 409, 411, 413, 415),
+            **_problems(400, 401, 403, 406, 409, 411, 413, 415, 429, 503),
         },
     )
     def post(self, request):
@@ -223,6 +224,17 @@ class DocumentCollectionView(APIView):
                 detail=str(conflict),
                 kind="idempotency-conflict",
             )
+        except IntakeBusy as busy:
+            return problem_response(
+                status_code=503,
+                title="Busy",
+                detail=(
+                    "Nothing was stored: the preparation backlog is full. Send again "
+                    "with the same Idempotency-Key after Retry-After seconds."
+                ),
+                kind="intake-busy",
+                headers={"Retry-After": str(busy.retry_after)},
+            )
         document, created = submitted
         if created:
             # Answer with the rows this request has just written, not a re-read.
@@ -246,7 +258,7 @@ class DocumentCollectionView(APIView):
 class DocumentDetailView(APIView):
     @extend_schema(
         operation_id="documents_retrieve",
-        responses={200: DocumentDetailSerializer, **_problems(401, 404)},
+        responses={200: DocumentDetailSerializer, **_problems(401, 404, 429)},
     )
     def get(self, request, public_id):
         """Status, destination, timeline and transmissions; never patient content."""
@@ -286,7 +298,7 @@ class DocumentContentView(APIView):
                 )
                 for media_type in ACCEPTED_MEDIA_TYPES
             },
-            **_problems(400, 401, 403, 404),
+            **_problems(400, 401, 403, 404, 429),
         },
     )
     def post(self, request, public_id):

@@ -32,6 +32,7 @@ _ISSUE_TYPES = {
     "idempotency_conflict": "conflict",
     "not_supported": "not-supported",
     "throttled": "throttled",
+    "intake_busy": "transient",
     "exception": "exception",
 }
 

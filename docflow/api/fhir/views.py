@@ -35,7 +35,12 @@ from docflow.selectors import (
     document_get,
     document_get_by_source_key,
 )
-from docflow.services import IdempotencyConflict, IntakeRefused, document_submit
+from docflow.services import (
+    IdempotencyConflict,
+    IntakeBusy,
+    IntakeRefused,
+    document_submit,
+)
 
 SOURCE_SYSTEM_PREFIX = "fhir:"
 _KEPT_HEADERS = ("WWW-Authenticate", "Retry-After", "Allow")
@@ -219,6 +224,20 @@ class DocumentReferenceCreateView(FhirView):
                         "document.",
                     )
                 ],
+            )
+        except IntakeBusy as busy:
+            return outcome_response(
+                status_code=503,
+                issues=[
+                    Issue(
+                        "",
+                        "intake_busy",
+                        "Nothing was stored: the preparation backlog is full. Send "
+                        "again with the same masterIdentifier after Retry-After "
+                        "seconds.",
+                    )
+                ],
+                headers={"Retry-After": str(busy.retry_after)},
             )
         except CorrectionRefused as refused:
             assert intake.replaces is not None
