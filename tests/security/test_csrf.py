@@ -4,6 +4,8 @@ gets past the check."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.conf import settings
 from django.contrib import admin
@@ -22,7 +24,7 @@ from tests.security.test_permission_matrix import (
 STAFF_WRITES = [
     (route, method)
     for route, method in MATRIX
-    if method != "GET" and not route.startswith("api/")
+    if method != "GET" and not route.startswith(("api/", "fhir/"))
 ]
 FORM = "application/x-www-form-urlencoded"
 
@@ -70,6 +72,22 @@ def test_the_api_enforces_csrf_on_staff_sessions_but_not_on_api_keys(world):
 
     assert by_session.status_code == 403
     assert "CSRF" in by_session.json()["detail"]
+    assert by_key.status_code == 400  # validation: past authentication and CSRF
+
+
+def test_fhir_intake_enforces_csrf_on_staff_sessions_but_not_on_api_keys(world):
+    session = world.principals[CLINICAL].client(enforce_csrf_checks=True)
+    api_key = world.principals[API].client(enforce_csrf_checks=True)
+    body = '{"resourceType": "DocumentReference"}'
+    fhir_json = "application/fhir+json"
+
+    by_session = session.post(
+        "/fhir/R4/DocumentReference", body, content_type=fhir_json
+    )
+    by_key = api_key.post("/fhir/R4/DocumentReference", body, content_type=fhir_json)
+
+    assert by_session.status_code == 403
+    assert "CSRF" in json.dumps(by_session.json())
     assert by_key.status_code == 400  # validation: past authentication and CSRF
 
 

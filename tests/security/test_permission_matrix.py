@@ -363,6 +363,13 @@ def an_instance(model, *, organisation=None):
         return existing
     from django_q.models import Failure, Success
 
+    from operations.models import DestinationPause
+    from transmissions.engine.controls import destination_pause_open
+
+    if model is DestinationPause:
+        # A pause is a halt of its own kind, opened only through its service.
+        halt = destination_pause_open(destination_ods_code="A81001", reason="matrix")
+        return DestinationPause.objects.get(pk=halt.pk)
     values = {}
     if model in (Success, Failure):
         values = {
