@@ -32,6 +32,7 @@ import argparse  # noqa: E402
 import base64  # noqa: E402
 import contextlib  # noqa: E402
 import hashlib  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
@@ -51,16 +52,21 @@ import psutil  # noqa: E402
 import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from intake import (  # noqa: E402
-    ROOT,
-    TreeSampler,
-    busy_cpu_seconds,
-    free_port,
-    new_payload_key_spec,
-    postgres_cpu_seconds,
-    redact,
-    run_checked,
+# bench/intake.py shares its name with the intake app: load it under another name.
+_intake_spec = importlib.util.spec_from_file_location(
+    "bench_intake", BENCH_DIR / "intake.py"
 )
+bench_intake = importlib.util.module_from_spec(_intake_spec)
+sys.modules["bench_intake"] = bench_intake
+_intake_spec.loader.exec_module(bench_intake)
+ROOT = bench_intake.ROOT
+TreeSampler = bench_intake.TreeSampler
+busy_cpu_seconds = bench_intake.busy_cpu_seconds
+free_port = bench_intake.free_port
+new_payload_key_spec = bench_intake.new_payload_key_spec
+postgres_cpu_seconds = bench_intake.postgres_cpu_seconds
+redact = bench_intake.redact
+run_checked = bench_intake.run_checked
 from tests.samples import VALID_NHS_NUMBER, pdf_bytes  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/docflow_bench_pipeline"

@@ -26,6 +26,7 @@ sys.path.append(str(BENCH_DIR))
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
@@ -41,14 +42,19 @@ import psycopg  # noqa: E402
 from psycopg import sql  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from intake import (  # noqa: E402
-    ROOT,
-    ensure_database,
-    log,
-    new_payload_key_spec,
-    percentile,
-    redact,
+# bench/intake.py shares its name with the intake app: load it under another name.
+_intake_spec = importlib.util.spec_from_file_location(
+    "bench_intake", BENCH_DIR / "intake.py"
 )
+bench_intake = importlib.util.module_from_spec(_intake_spec)
+sys.modules["bench_intake"] = bench_intake
+_intake_spec.loader.exec_module(bench_intake)
+ROOT = bench_intake.ROOT
+ensure_database = bench_intake.ensure_database
+log = bench_intake.log
+new_payload_key_spec = bench_intake.new_payload_key_spec
+percentile = bench_intake.percentile
+redact = bench_intake.redact
 
 sys.path.insert(0, str(ROOT))
 
