@@ -38,8 +38,19 @@ MODELS = (
     "AuditEvent",
     "AccessLog",
     "SendingOrganisation",
+    "SourceSystem",
+    "MeshQuarantinedAnswer",
+    "MeshInboxMessage",
 )
-OUR_APPS = {"audit", "docflow", "casework", "transmissions", "operations", "governance"}
+OUR_APPS = {
+    "audit",
+    "docflow",
+    "casework",
+    "intake",
+    "transmissions",
+    "operations",
+    "governance",
+}
 SAMPLE = {
     str: "Two words",
     bool: True,
