@@ -2,6 +2,9 @@
 
 Classification is data (admin-editable): a reason code belongs to a bucket, and the
 bucket names the team that works it by default and how soon it is due.
+
+Over 500 lines because it holds every casework model with its choices (items,
+teams, buckets, reasons, kept counts), which the migrations read together.
 """
 
 from __future__ import annotations

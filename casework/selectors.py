@@ -4,6 +4,9 @@ organisations granted, a role that views items).
 Every page's reads take a fixed number of statements whatever the data and the
 number of staff: lists are bounded, related rows are read with them, and the
 queue's counts and pages read active items by index without touching documents.
+
+Over 500 lines because the queue and the item page read through the same private
+visibility rules (``_viewer``, ``_visible``, ``_filtered``), which stay in one module.
 """
 
 from __future__ import annotations

@@ -2,13 +2,13 @@
 
 from django.urls import path
 
-from casework import trace_views, views
+from casework import queue_views, trace_views, views
 
 app_name = "casework"
 
 urlpatterns = [
-    path("", views.queue, name="queue"),
-    path("assign/", views.bulk_assign, name="bulk-assign"),
+    path("", queue_views.queue, name="queue"),
+    path("assign/", queue_views.bulk_assign, name="bulk-assign"),
     path("items/<uuid:public_id>/", views.item_detail, name="item"),
     path(
         "items/<uuid:public_id>/document/",

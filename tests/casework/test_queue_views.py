@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
-from casework import views
+from casework import queue_views as views
 from casework.models import WorkItem
 from tests.casework.factories import (
     CLINICAL_ADMIN,

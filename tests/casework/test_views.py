@@ -13,7 +13,7 @@ from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
 from audit.models import AccessLog
-from casework import selectors, views
+from casework import queue_views, selectors, views
 from casework.models import WorkItemStatus
 from casework.services import work_item_assign, work_item_unassign
 from tests.casework.factories import (
@@ -147,7 +147,7 @@ def test_htmx_filtering_returns_only_the_results_fragment(client, clinician, rej
 def test_queue_pages_by_keyset_cursor_oldest_first(
     client, clinician, sending_organisation, practices, monkeypatch
 ):
-    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    monkeypatch.setattr(queue_views, "PAGE_SIZE", 2)
     items = [
         open_item(document_in("rejected", sending_organisation=sending_organisation))
         for _ in range(3)
@@ -204,7 +204,7 @@ def more_staff(count, sending_organisation, prefix):
 def test_queue_query_count_does_not_grow_with_the_items_or_the_staff(
     client, clinician, sending_organisation, practices, monkeypatch
 ):
-    monkeypatch.setattr(views, "PAGE_SIZE", 50)
+    monkeypatch.setattr(queue_views, "PAGE_SIZE", 50)
     signed_in(client, clinician)
 
     def documents(count):
