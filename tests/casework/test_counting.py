@@ -199,7 +199,7 @@ def test_the_queue_counts_read_the_kept_rows_not_every_item(
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_on_the_same_keys_neither_wait_nor_lose_a_change(
-    request,
+    request, reference_data
 ):
     if connection.vendor != "postgresql":
         pytest.skip("SQLite serialises writers; the race needs PostgreSQL")
