@@ -296,23 +296,6 @@ def test_a_message_that_breaks_its_profiles_is_refused(change, problem):
     assert VALID_NHS_NUMBER not in str(invalid.value)
 
 
-def test_the_old_binary_focused_message_is_not_a_send_document_message():
-    old = itk3.document_message(
-        itk3.OutboundMessage(
-            message_id=str(uuid.uuid4()),
-            sender_mailbox="X26ABC1",
-            sender_ods_code="RX1",
-            recipient_ods_code="X26",
-            document_id=str(uuid.uuid4()),
-            document_type="discharge_summary",
-            description="Discharge summary",
-            event_date=datetime.date(2026, 11, 1),
-            nhs_number=VALID_NHS_NUMBER,
-            family_name="Testpatient",
-            given_names="Alex",
-            birth_date=datetime.date(1950, 3, 1),
-            media_type="application/pdf",
-            content=b"%PDF-1.7",
-        )
-    )
-    assert any("focus" in p for p in send_document_problems(old))
+def test_the_input_never_shows_the_patient_in_a_traceback():
+    assert VALID_NHS_NUMBER not in repr(_input())
+    assert "Testpatient" not in repr(_input())

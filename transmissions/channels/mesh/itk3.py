@@ -1,10 +1,12 @@
-"""The ITK3 message we send over MESH and the ITK3 responses that come back.
+"""The ITK3 pieces shared by what we send over MESH and the responses that come back.
 
-What we send is a FHIR STU3 message Bundle: a MessageHeader (its id is our
-transmission's public id, so every response names the send it answers), the
-ITK3 handling flags asking for both acknowledgements, the patient, and the
-document as a Binary. The patient travels only inside the payload, never in a MESH
-header. A response carries ``MessageHeader.response`` (identifier = the id of the
+What we send is built in ``conformance.send_document`` (the GP Connect Send
+Document message: a MessageHeader whose id is our transmission's public id, so
+every response names the send it answers, with ITK3 handling flags asking for
+both acknowledgements, focusing a Document Bundle). This module holds the ITK3
+codes and systems, finds a message's MessageHeader id, writes responses (the
+demo practice and the tests answer with them) and reads the responses that come
+back. A response carries ``MessageHeader.response`` (identifier = the id of the
 message it answers, code ``ok`` or ``fatal-error``) and an OperationOutcome whose
 coding is an ITK3 response code: 20013 (infrastructure acknowledgement), 30001 to
 30003 (business acknowledgement), or one of the 1000x/2000x errors.
@@ -12,11 +14,10 @@ coding is an ITK3 response code: 20013 (infrastructure acknowledgement), 30001 t
 
 from __future__ import annotations
 
-import base64
 import datetime
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,29 +54,6 @@ DESCRIPTIONS = {
     PATIENT_NOT_KNOWN: "Patient not known here",
     PATIENT_NO_LONGER_HERE: "Patient no longer at this clinical setting",
 }
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    """What goes into one ITK3 message, independent of FHIR's member names."""
-
-    message_id: str
-    sender_mailbox: str
-    sender_ods_code: str
-    recipient_ods_code: str
-    document_id: str
-    document_type: str
-    description: str
-    event_date: datetime.date
-    nhs_number: str
-    family_name: str
-    given_names: str
-    birth_date: datetime.date
-    media_type: str
-    content: bytes = field(repr=False)
-
-    def __repr__(self) -> str:  # never show patient details in tracebacks
-        return f"OutboundMessage(message_id={self.message_id!r})"
 
 
 @dataclass(frozen=True)
@@ -121,62 +99,6 @@ def _handling(*, inf_ack: bool, bus_ack: bool, sender_reference: str) -> list[di
             ],
         }
     ]
-
-
-def document_message(message: OutboundMessage) -> bytes:
-    """The ITK3 Send Document message for one document, as FHIR JSON bytes."""
-    patient_id = str(uuid.uuid4())
-    binary_id = str(uuid.uuid4())
-    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    header = {
-        "resourceType": "MessageHeader",
-        "id": message.message_id,
-        "extension": _handling(
-            inf_ack=True, bus_ack=True, sender_reference=message.document_id
-        ),
-        "event": {"system": EVENT_SYSTEM, "code": SEND_EVENT},
-        "timestamp": now,
-        "source": {"endpoint": message.sender_mailbox},
-        "sender": {
-            "identifier": {"system": ODS_SYSTEM, "value": message.sender_ods_code}
-        },
-        "focus": [{"reference": f"urn:uuid:{binary_id}"}],
-    }
-    patient = {
-        "resourceType": "Patient",
-        "id": patient_id,
-        "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": message.nhs_number}],
-        "name": [
-            {
-                "family": message.family_name,
-                **(
-                    {"given": message.given_names.split()}
-                    if message.given_names
-                    else {}
-                ),
-            }
-        ],
-        "birthDate": message.birth_date.isoformat(),
-    }
-    binary = {
-        "resourceType": "Binary",
-        "id": binary_id,
-        "contentType": message.media_type,
-        "content": base64.b64encode(message.content).decode("ascii"),
-    }
-    bundle = {
-        "resourceType": "Bundle",
-        "id": str(uuid.uuid4()),
-        "meta": {"tag": [{"code": message.document_type}]},
-        "identifier": {"value": message.document_id},
-        "type": "message",
-        "entry": [
-            {"fullUrl": f"urn:uuid:{message.message_id}", "resource": header},
-            {"fullUrl": f"urn:uuid:{patient_id}", "resource": patient},
-            {"fullUrl": f"urn:uuid:{binary_id}", "resource": binary},
-        ],
-    }
-    return json.dumps(bundle, separators=(",", ":")).encode()
 
 
 def message_header_id(content: bytes) -> str:
