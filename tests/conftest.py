@@ -24,6 +24,7 @@ SEEDING_MIGRATIONS = (
     ("operations.migrations.0002_operations_permissions", "seed"),
     ("intake.migrations.0002_intake_permissions", "seed"),
     ("transmissions.migrations.0010_quarantined_answer_view_permission", "seed"),
+    ("transmissions.migrations.0011_quarantined_answer_resolve_permission", "seed"),
 )
 
 

@@ -1,12 +1,25 @@
 """IG screens for transmissions: read-only rows, and admin actions that call the
-engine's services (halts)."""
+engine's services (halts) and the MESH quarantine's (resolving a kept answer)."""
+
+import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.views.decorators.cache import never_cache
 
 from audit.configuration_changes import ConfigurationChangeAuditMixin
 from docflow.admin import SendingOrganisationAdmin, SendingOrganisationScopedMixin
-from docflow.models import SendingOrganisation
+from docflow.models import Channel, SendingOrganisation
+from transmissions.channels.mesh.conformance.quarantine import (
+    QuarantineNotApplicable,
+    QuarantineStateError,
+    mesh_quarantined_answer_apply,
+    mesh_quarantined_answer_close,
+)
 from transmissions.engine.controls import (
     outbound_halt_close,
     outbound_pause,
@@ -18,6 +31,7 @@ from transmissions.models import (
     MeshInboxMessage,
     MeshMailbox,
     MeshQuarantinedAnswer,
+    MeshQuarantineStatus,
     OutboundHalt,
     Transmission,
 )
@@ -237,12 +251,54 @@ class MeshInboxMessageAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
         return False
 
 
+class QuarantineResolveForm(forms.Form):
+    """What a person decided about one kept MESH answer."""
+
+    APPLY = "apply"
+    RECORD = "record"
+    DISMISS = "dismiss"
+    decision = forms.ChoiceField(
+        choices=[
+            (APPLY, "Apply it to our send named below"),
+            (RECORD, "Record which send it was about, without applying it"),
+            (DISMISS, "Dismiss it: nothing to apply"),
+        ],
+        widget=forms.RadioSelect,
+    )
+    send = forms.CharField(
+        label="Our send",
+        required=False,
+        max_length=64,
+        help_text=(
+            "The MESH message id of our send, or the id of its transmission or "
+            "document. Not needed to dismiss."
+        ),
+    )
+    reason = forms.CharField(
+        max_length=255,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What you established, and how (recorded in the audit trail).",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if (
+            cleaned.get("decision") in (self.APPLY, self.RECORD)
+            and not cleaned.get("send", "").strip()
+        ):
+            self.add_error("send", "Name the send this answer is about.")
+        return cleaned
+
+
 @admin.register(MeshQuarantinedAnswer)
 class MeshQuarantinedAnswerAdmin(SendingOrganisationScopedMixin, admin.ModelAdmin):
     """Answers from our MESH inbox that changed nothing, for a person to match by
-    hand (identifiers only here; the kept content is encrypted in the store)."""
+    hand (identifiers only here; the kept content is encrypted in the store).
+    Integration operators resolve an open one on its own page: apply it to the
+    send it is about, record the send without applying it, or dismiss it."""
 
     sending_organisation_lookup = "mailbox__sending_organisation"
+    change_form_template = "admin/transmissions/meshquarantinedanswer/change_form.html"
 
     list_display = [
         "message_id",
@@ -267,3 +323,124 @@ class MeshQuarantinedAnswerAdmin(SendingOrganisationScopedMixin, admin.ModelAdmi
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def may_resolve(self, request) -> bool:
+        return request.user.has_perm("transmissions.resolve_meshquarantinedanswer")
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/resolve/",
+                self.admin_site.admin_view(never_cache(self.resolve_view)),
+                name="transmissions_meshquarantinedanswer_resolve",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        obj = self.get_object(request, object_id)
+        if (
+            obj is not None
+            and obj.status == MeshQuarantineStatus.OPEN
+            and self.may_resolve(request)
+        ):
+            extra_context["resolve_url"] = reverse(
+                "admin:transmissions_meshquarantinedanswer_resolve", args=[obj.pk]
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def send_for(self, answer: MeshQuarantinedAnswer, text: str) -> Transmission:
+        """The MESH send of the answer's own organisation that ``text`` names: its
+        MESH message id, its transmission id, or its document's id (latest send)."""
+        text = text.strip()
+        sends = Transmission.objects.select_related("document").filter(
+            channel=Channel.MESH,
+            document__sending_organisation_id=answer.mailbox.sending_organisation_id,
+        )
+        # A MESH message id is 32 hex digits, which also parses as a UUID.
+        found = sends.filter(external_id=text).first()
+        try:
+            key = uuid.UUID(text)
+        except ValueError:
+            key = None
+        if found is None and key is not None:
+            found = (
+                sends.filter(public_id=key).first()
+                or sends.filter(document__public_id=key).order_by("-id").first()
+            )
+        if found is None:
+            raise QuarantineNotApplicable(
+                "No MESH send of this mailbox's organisation has that id."
+            )
+        return found
+
+    def resolve_view(self, request: HttpRequest, object_id: str):
+        """Apply, record or dismiss one open kept answer, with a reason."""
+        if not self.may_resolve(request):
+            raise PermissionDenied
+        answer = self.get_object(request, object_id)
+        if answer is None:
+            raise Http404("No such answer.")
+        change_url = reverse(
+            "admin:transmissions_meshquarantinedanswer_change", args=[answer.pk]
+        )
+        initial = {}
+        if answer.transmission_id:
+            initial["send"] = str(answer.transmission.public_id)
+        form = QuarantineResolveForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            try:
+                self.resolve(request, answer, form.cleaned_data)
+            except QuarantineNotApplicable as exc:
+                form.add_error("send", str(exc))
+            except QuarantineStateError as exc:
+                messages.error(request, str(exc))
+                return HttpResponseRedirect(change_url)
+            else:
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Resolve a kept MESH answer",
+            "answer": answer,
+            "form": form,
+            "change_url": change_url,
+        }
+        return TemplateResponse(
+            request, "admin/transmissions/meshquarantinedanswer/resolve.html", context
+        )
+
+    def resolve(self, request, answer: MeshQuarantinedAnswer, cleaned: dict) -> None:
+        """Carry out one decision through the quarantine's services."""
+        decision, reason = cleaned["decision"], cleaned["reason"]
+        if decision == QuarantineResolveForm.DISMISS:
+            mesh_quarantined_answer_close(
+                quarantined=answer,
+                status=MeshQuarantineStatus.DISMISSED,
+                reason=reason,
+                actor=request.user,
+            )
+            messages.success(request, "The answer was dismissed.")
+            return
+        send = self.send_for(answer, cleaned["send"])
+        if decision == QuarantineResolveForm.RECORD:
+            mesh_quarantined_answer_close(
+                quarantined=answer,
+                status=MeshQuarantineStatus.MATCHED,
+                reason=reason,
+                actor=request.user,
+                transmission=send,
+            )
+            messages.success(request, "The send was recorded.")
+            return
+        applied = mesh_quarantined_answer_apply(
+            quarantined=answer, transmission=send, reason=reason, actor=request.user
+        )
+        messages.success(
+            request,
+            f"ITK3 {applied.itk3_code} was applied to the send."
+            if applied.changed
+            else f"ITK3 {applied.itk3_code} was recorded; the send was already "
+            "past it, so nothing moved.",
+        )

@@ -417,6 +417,9 @@ class MeshQuarantinedAnswer(models.Model):
         ordering = ["-received_at", "-id"]
         verbose_name = "quarantined MESH answer"
         indexes = [models.Index(fields=["status", "-received_at"])]
+        permissions = [
+            ("resolve_meshquarantinedanswer", "Can apply or dismiss a kept answer")
+        ]
 
     def __str__(self) -> str:
         return f"quarantined MESH answer {self.message_id} ({self.kind})"

@@ -48,7 +48,16 @@ from tests.casework.factories import (
 from tests.factories import SendingOrganisationFactory, UserFactory
 from tests.operations.conftest import document_at
 from tests.samples import VALID_NHS_NUMBER
-from transmissions.models import Channel, Transmission, TransmissionState
+from transmissions.channels.mesh import itk3
+from transmissions.channels.mesh.client import InboxMessage
+from transmissions.channels.mesh.conformance.quarantine import mesh_answer_quarantine
+from transmissions.models import (
+    Channel,
+    MeshMailbox,
+    MeshQuarantineKind,
+    Transmission,
+    TransmissionState,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -126,6 +135,7 @@ class World:
     incident: Any
     transmission: Any
     reason: Any
+    kept_answer: Any
 
 
 def staff_member(username: str, role: str, organisation, **flags):
@@ -201,6 +211,37 @@ def world(settings, pds_simulator) -> World:
     for back in range(3):
         hourly_counts_roll_up(hour=now - timedelta(hours=back))
     watchdog_run()
+    mailbox = MeshMailbox.objects.create(
+        sending_organisation=organisation,
+        mailbox_id="X26ABC1",
+        password_ref="MESH_PASSWORD_RX1",
+        shared_key_ref="MESH_SHARED_KEY",
+    )
+    kept_answer = mesh_answer_quarantine(
+        mailbox=mailbox,
+        message=InboxMessage(
+            message_id="20261202000000000000_A1B2C3",
+            message_type="DATA",
+            workflow_id="GPCONNECT_SEND_DOCUMENT_ACK",
+            sender="A81001OT001",
+            local_id="ack-30002",
+            subject="",
+            linked_message_id="",
+            status_code="",
+            status_event="",
+            status_description="",
+            status_success=None,
+            content=itk3.response_message(
+                response_to="8c1a7c3e-5f0e-4f4a-9d55-0d3c0f7b7f10",
+                code=itk3.PATIENT_NOT_KNOWN,
+                sender_mailbox="A81001OT001",
+            ),
+        ),
+        kind=MeshQuarantineKind.UNMATCHED,
+        problem="names no send of ours",
+        referenced_id="8c1a7c3e-5f0e-4f4a-9d55-0d3c0f7b7f10",
+        response_code=itk3.PATIENT_NOT_KNOWN,
+    )
     return World(
         open_item=open_item(first),
         assigned_item=assigned,
@@ -211,6 +252,7 @@ def world(settings, pds_simulator) -> World:
         incident=Incident.objects.first(),
         transmission=transmission,
         reason=WorkItemReason.objects.get(code="REJ01"),
+        kept_answer=kept_answer,
     )
 
 
@@ -262,6 +304,14 @@ def search_nhs_number(page) -> None:
     page.get_by_label("Reason").fill("Subject access request, reference SAR-14")
     with page.expect_navigation():
         page.locator("form input[type=submit], form button[type=submit]").last.click()
+
+
+def submit_empty_resolution(page) -> None:
+    """Ask to apply the answer without naming a send: the form's errors."""
+    page.get_by_label("Apply it to our send named below").check()
+    page.get_by_label("Reason").fill("Practice phoned")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save decision").click()
 
 
 def admin_change(model: str, obj) -> str:
@@ -416,6 +466,26 @@ PAGES: dict[str, Visit] = {
     ),
     "work-item-reason-change": Visit(
         "olu", lambda w: admin_change("casework_workitemreason", w.reason)
+    ),
+    "mesh-answer-list": Visit(
+        "olu", lambda w: reverse("admin:transmissions_meshquarantinedanswer_changelist")
+    ),
+    "mesh-answer-detail": Visit(
+        "olu",
+        lambda w: admin_change("transmissions_meshquarantinedanswer", w.kept_answer),
+    ),
+    "mesh-answer-resolve": Visit(
+        "olu",
+        lambda w: reverse(
+            "admin:transmissions_meshquarantinedanswer_resolve", args=[w.kept_answer.pk]
+        ),
+    ),
+    "mesh-answer-resolve-errors": Visit(
+        "olu",
+        lambda w: reverse(
+            "admin:transmissions_meshquarantinedanswer_resolve", args=[w.kept_answer.pk]
+        ),
+        submit_empty_resolution,
     ),
 }
 

@@ -5,13 +5,15 @@ mailbox the document was not sent to are each kept before MESH's acknowledgement
 removes them: who sent it, its local id, the id it says it answers, its workflow,
 and a copy of the content encrypted in the payload store until its retention
 ends. Each is an item of work in the infrastructure bucket (a person matches it
-by hand or dismisses it) and an audit event; a suspicious one also raises an
-incident, through a signal the operations app listens to.
+by hand and applies it, or dismisses it, on its admin page) and an audit event;
+a suspicious one also raises an incident, through a signal the operations app
+listens to.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,11 +22,16 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from casework.models import WorkItemBucket
+from docflow.models import Channel
 from docflow.payloads.store import payload_blob_read, payload_blob_write
+from transmissions.channels.mesh import itk3
 from transmissions.channels.mesh.client import InboxMessage
+from transmissions.channels.mesh.conformance.acknowledgements import answer_decide
 from transmissions.channels.mesh.conformance.signals import suspicious_answer_received
 from transmissions.channels.mesh.connections import mesh_setting
+from transmissions.channels.mesh.outcomes import mesh_transmission_apply
 from transmissions.models import (
+    MeshInboxMessage,
     MeshMailbox,
     MeshQuarantinedAnswer,
     MeshQuarantineKind,
@@ -39,6 +46,10 @@ QUARANTINE_BUCKET = "infrastructure"
 
 class QuarantineStateError(Exception):
     """The quarantined answer has already been dealt with."""
+
+
+class QuarantineNotApplicable(ValueError):
+    """The kept answer cannot be applied to the send named."""
 
 
 @transaction.atomic
@@ -136,26 +147,16 @@ def mesh_quarantined_content(*, quarantined: MeshQuarantinedAnswer) -> bytes:
     )
 
 
-@transaction.atomic
-def mesh_quarantined_answer_close(
+def _closed(
+    locked: MeshQuarantinedAnswer,
     *,
-    quarantined: MeshQuarantinedAnswer,
     status: str,
     reason: str,
     actor: Any,
-    transmission: Transmission | None = None,
+    transmission: Transmission | None,
+    data: dict | None = None,
 ) -> MeshQuarantinedAnswer:
-    """A person matched the answer to a send (naming it) or dismissed it, with a
-    reason; audited. A closed answer stays closed."""
-    locked = MeshQuarantinedAnswer.objects.select_for_update().get(pk=quarantined.pk)
-    if locked.status != MeshQuarantineStatus.OPEN:
-        raise QuarantineStateError("This answer has already been dealt with")
-    if status not in (MeshQuarantineStatus.MATCHED, MeshQuarantineStatus.DISMISSED):
-        raise ValueError(f"not a closing status: {status}")
-    if status == MeshQuarantineStatus.MATCHED and transmission is None:
-        raise ValueError("matching names the send it answers")
-    if not reason.strip():
-        raise ValueError("a reason is required")
+    """Close an answer the caller holds locked, with a reason; audited."""
     locked.status = status
     locked.close_reason = reason.strip()[:255]
     locked.closed_at = timezone.now()
@@ -179,7 +180,143 @@ def mesh_quarantined_answer_close(
             "message_id": locked.message_id,
             "reason": locked.close_reason,
             "transmission": str(transmission.public_id) if transmission else None,
+            **(data or {}),
         },
         actor=actor,
     )
     return locked
+
+
+def _open_locked(quarantined: MeshQuarantinedAnswer, reason: str):
+    locked = (
+        MeshQuarantinedAnswer.objects.select_for_update()
+        .select_related("mailbox")
+        .get(pk=quarantined.pk)
+    )
+    if locked.status != MeshQuarantineStatus.OPEN:
+        raise QuarantineStateError("This answer has already been dealt with")
+    if not reason.strip():
+        raise ValueError("a reason is required")
+    return locked
+
+
+@transaction.atomic
+def mesh_quarantined_answer_close(
+    *,
+    quarantined: MeshQuarantinedAnswer,
+    status: str,
+    reason: str,
+    actor: Any,
+    transmission: Transmission | None = None,
+) -> MeshQuarantinedAnswer:
+    """A person dismissed the answer, or recorded which send it was about without
+    applying it (naming the send), with a reason; audited. A closed answer stays
+    closed. To apply what the answer says, see :func:`mesh_quarantined_answer_apply`."""
+    if status not in (MeshQuarantineStatus.MATCHED, MeshQuarantineStatus.DISMISSED):
+        raise ValueError(f"not a closing status: {status}")
+    if status == MeshQuarantineStatus.MATCHED and transmission is None:
+        raise ValueError("matching names the send it answers")
+    locked = _open_locked(quarantined, reason)
+    return _closed(
+        locked, status=status, reason=reason, actor=actor, transmission=transmission
+    )
+
+
+@dataclass(frozen=True)
+class QuarantineApplied:
+    """A kept answer a person matched to a send and applied."""
+
+    quarantined: MeshQuarantinedAnswer
+    transmission: Transmission
+    itk3_code: str
+    changed: bool  # False: the send was already past what the answer says
+
+
+@transaction.atomic
+def mesh_quarantined_answer_apply(
+    *,
+    quarantined: MeshQuarantinedAnswer,
+    transmission: Transmission,
+    reason: str,
+    actor: Any,
+) -> QuarantineApplied:
+    """A person has established which of our sends a kept ITK3 answer is about (a
+    practice that mistyped the id, a mailbox that acts for the practice) and
+    applies it: the answer is read again from its kept copy and taken through the
+    same decision as one that arrived matched (both acknowledgements, a rejection
+    moving the document and opening its work item), by that person, with their
+    reason; the answer is then closed as matched. The send must be a MESH send of
+    the mailbox's own organisation. An unreadable answer cannot be applied: a
+    person deals with the practice and dismisses it with what was done."""
+    locked = _open_locked(quarantined, reason)
+    if transmission.channel != Channel.MESH:
+        raise QuarantineNotApplicable("That send did not go over MESH.")
+    if (
+        transmission.document.sending_organisation_id
+        != locked.mailbox.sending_organisation_id
+    ):
+        raise QuarantineNotApplicable(
+            "That send belongs to another organisation's mailbox."
+        )
+    try:
+        response = itk3.parse_response(mesh_quarantined_content(quarantined=locked))
+    except itk3.Itk3Unreadable as exc:
+        raise QuarantineNotApplicable(
+            "An unreadable answer cannot be applied; dismiss it with what was done."
+        ) from exc
+    Transmission.objects.select_for_update().get(pk=transmission.pk)
+    decision = answer_decide(transmission=transmission, response=response)
+    changed = mesh_transmission_apply(
+        transmission_id=transmission.pk,
+        target=decision.target,
+        reason=f"ITK-{response.code}",
+        mesh_status=("business_ack" if response.is_business else "infrastructure_ack")
+        if response.is_positive
+        else "negative_ack",
+        message_id=transmission.external_id,
+        status_code=int(response.code) if response.code.isdigit() else None,
+        data={
+            "acknowledgement": locked.message_id,
+            "itk3_code": response.code,
+            "from_mailbox": locked.sender_mailbox,
+            "matched_by_hand": str(locked.public_id),
+        },
+        actor=actor,
+    )
+    # The answer now counts towards the send's acknowledgements (the second of the
+    # pair is decided against the codes recorded for it).
+    MeshInboxMessage.objects.filter(message_id=locked.message_id).update(
+        transmission=transmission, response_code=response.code[:16]
+    )
+    audit_record(
+        action="transmission.mesh_answer",
+        target_type="document",
+        target_id=str(transmission.document.public_id),
+        data={
+            "transmission": str(transmission.public_id),
+            "acknowledgement": locked.message_id,
+            "itk3_code": response.code,
+            "description": itk3.DESCRIPTIONS.get(response.code, response.description)[
+                :255
+            ],
+            "from_mailbox": locked.sender_mailbox,
+            "applied": changed,
+            "waiting_for": list(decision.waiting_for),
+            "matched_by_hand": str(locked.public_id),
+        },
+        actor=actor,
+    )
+    closed = _closed(
+        locked,
+        status=MeshQuarantineStatus.MATCHED,
+        reason=reason,
+        actor=actor,
+        transmission=transmission,
+        data={"applied": changed, "itk3_code": response.code},
+    )
+    return QuarantineApplied(
+        quarantined=closed,
+        transmission=transmission,
+        itk3_code=response.code,
+        changed=changed,
+    )
