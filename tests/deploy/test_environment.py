@@ -15,17 +15,14 @@ import ast
 import json
 import os
 import re
-import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit.signing import private_key_text
 from deploy.environment import TEMPLATE, read_environment_file
-from docflow.configuration import new_payload_key_spec
+from tests.deploy.environments import production_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "docflow" / "settings.py"
@@ -86,30 +83,6 @@ def recorded_reads(module: str, env: dict[str, str], *, cwd: Path = ROOT) -> set
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return set(json.loads(result.stdout))
-
-
-def production_environment(directory: Path) -> dict[str, str]:
-    """The template's values, with each secret file made (fresh secrets) under
-    ``directory`` and local state there too, so nothing outside it is touched."""
-    template = read_environment_file()
-    env = dict(template.values)
-    special = {
-        "DOCFLOW_PAYLOAD_KEYS_FILE": new_payload_key_spec,
-        "DOCFLOW_AUDIT_SIGNING_KEY_FILE": lambda: private_key_text(
-            Ed25519PrivateKey.generate()
-        ),
-    }
-    secret_dir = directory / "secrets"
-    secret_dir.mkdir(mode=0o700, exist_ok=True)
-    for name, value in template.values.items():
-        if not name.endswith("_FILE"):
-            continue
-        path = secret_dir / Path(value).name
-        path.write_text(special.get(name, lambda: secrets.token_urlsafe(50))() + "\n")
-        path.chmod(0o600)
-        env[name] = str(path)
-    env["DOCFLOW_VAR_DIR"] = str(directory / "var")
-    return env
 
 
 def test_the_template_lists_every_variable_the_settings_read(tmp_path):
