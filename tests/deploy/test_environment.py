@@ -164,3 +164,18 @@ def test_check_deploy_fails_when_a_protection_is_turned_off(
     result = check_deploy(env)
     assert result.returncode != 0
     assert warning in result.stdout + result.stderr
+
+
+def test_a_shell_reads_the_template_as_the_units_do():
+    """Operators load the file into a shell for manage.py (docs: Deployment): every
+    value a shell gets is the value parsed here (quotes stripped, nothing expanded)."""
+    result = subprocess.run(
+        ["bash", "-c", f"set -a; . {TEMPLATE}; set +a; env -0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+    shell = dict(item.split("=", 1) for item in result.stdout.split("\0") if item)
+    values = read_environment_file().values
+    assert {name: shell.get(name) for name in values} == values
