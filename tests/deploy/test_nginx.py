@@ -1,7 +1,8 @@
 """The nginx site, rendered from deploy/nginx/ by deploy.nginx, in front of two real
 gunicorn web nodes (deploy/gunicorn.conf.py, production settings from the
-environment template) on SQLite and the Redis broker: TLS verified against a test CA,
-readiness through nginx, and requests still answered when one node is killed.
+environment template) on SQLite or PostgreSQL and the Redis broker: TLS verified
+against a test CA, readiness through nginx, and requests still answered when one
+node is killed.
 
 Skipped only when nginx is not installed (scripts/bootstrap-system installs it).
 """
@@ -198,10 +199,15 @@ class WebNode:
 
 
 def node_environment(directory: Path) -> dict[str, str]:
-    """Production settings from the template, on a SQLite file and Redis db 3."""
+    """Production settings from the template, on Redis db 3 and the suite's
+    PostgreSQL server when DATABASE_URL names one (readiness only asks it SELECT 1),
+    else a SQLite file of their own."""
     env = production_environment(directory)
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url.startswith("postgres"):
+        database_url = f"sqlite:///{directory / 'docflow.sqlite3'}"
     env |= {
-        "DATABASE_URL": f"sqlite:///{directory / 'docflow.sqlite3'}",
+        "DATABASE_URL": database_url,
         "DATABASE_MIGRATION_URL": "",
         "REDIS_URL": os.environ.get("DOCFLOW_TEST_REDIS_URL", REDIS_TEST_URL),
         "DOCFLOW_CACHE_PREFIX": "docflow-deploy-test",
