@@ -9,6 +9,10 @@ Prints submissions/s, latency percentiles, errors and the peak RSS of the gunico
 process tree, checks every response was 201 and that the database holds exactly one
 document, one payload version and one audit event per accepted submission, and
 exits non-zero if anything failed. Run ``python bench/intake.py --help``.
+
+With ``--via-nginx`` the client posts over HTTPS to nginx on loopback, rendered from
+the production site template (deploy/nginx, deploy.nginx) with a certificate from a
+test CA the client verifies, in front of the same gunicorn; nginx's CPU is reported.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -47,6 +52,8 @@ from psycopg import sql  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from deploy.nginx import Site, Upstream, wait_listening, write_standalone  # noqa: E402
+from deploy.tls import make_loopback_certificates  # noqa: E402
 from tests.samples import VALID_NHS_NUMBER, pdf_bytes  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/docflow_bench"
@@ -137,6 +144,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="per-request timeout, seconds"
+    )
+    parser.add_argument(
+        "--via-nginx",
+        action="store_true",
+        help="go through nginx terminating TLS (the rendered deploy/nginx site)",
+    )
+    parser.add_argument(
+        "--nginx-port", type=int, default=0, help="nginx's HTTPS port (0: free one)"
     )
     parser.add_argument(
         "--enforce-target",
@@ -247,7 +262,9 @@ def server_env(*, database_url: str, payload_dir: Path, var_dir: Path) -> dict:
         DOCFLOW_ALLOW_TEST_NHS_NUMBERS="1",
         DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
         DOCFLOW_PAYLOAD_KEYS=new_payload_key_spec(),
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        # Behind nginx (--via-nginx), which says the request came over HTTPS.
+        DOCFLOW_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO",
         # Plain HTTP on loopback: production settings would redirect it to HTTPS.
         DOCFLOW_SSL_REDIRECT="0",
         # The bench measures intake itself: no rate limit, no backpressure.
@@ -441,6 +458,48 @@ def postgres_cpu_seconds(database: str) -> float | None:
     return total if seen else None
 
 
+class Edge:
+    """nginx terminating TLS in front of the bench's gunicorn, rendered from the
+    production site template into its own prefix (deploy.nginx)."""
+
+    def __init__(self, args: argparse.Namespace, *, upstream_port: int) -> None:
+        self.prefix = Path(tempfile.mkdtemp(prefix="docflow-bench-nginx-"))
+        self.port = args.nginx_port or free_port()
+        certs = make_loopback_certificates(self.prefix / "tls")
+        redirect_port = self.port + 1 if args.nginx_port else free_port()
+        self.verify = ssl.create_default_context(cafile=str(certs.ca))
+        self.url = f"https://localhost:{self.port}"
+        standalone = write_standalone(
+            self.prefix,
+            Site(
+                upstreams=[Upstream(f"127.0.0.1:{upstream_port}")],
+                certificate=certs.certificate,
+                certificate_key=certs.key,
+                server_name="localhost",
+                listen=f"127.0.0.1:{self.port}",
+                http_listen=f"127.0.0.1:{redirect_port}",
+            ),
+        )
+        self.log_path = self.prefix / "nginx.out"
+        self.process = standalone.start(log_path=self.log_path)
+
+    def wait_ready(self) -> str:
+        """Wait until nginx answers through to gunicorn; the TLS version in use."""
+        wait_listening("127.0.0.1", self.port, process=self.process)
+        with httpx.Client(verify=self.verify, timeout=10) as client:
+            answer = client.get(f"{self.url}/api/v1/documents")
+            if answer.status_code not in (401, 403):
+                raise SystemExit(f"nginx answered {answer.status_code}: {answer.text}")
+            stream = answer.extensions["network_stream"]
+            return stream.get_extra_info("ssl_object").version()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+        shutil.rmtree(self.prefix, ignore_errors=True)
+
+
 # --- load ---------------------------------------------------------------------
 
 
@@ -521,6 +580,7 @@ def run_load(
     run_id: str,
     label: str,
     progress: bool,
+    verify: ssl.SSLContext | bool = True,
 ) -> LoadResult:
     """Post ``total`` documents from ``concurrency`` threads sharing one client."""
     result = LoadResult()
@@ -531,6 +591,7 @@ def run_load(
     )
     client = httpx.Client(
         base_url=url,
+        verify=verify,
         limits=limits,
         timeout=timeout,
         headers={
@@ -609,6 +670,7 @@ class Measured:
     final_pss: int | None
     processes: int
     gunicorn_cpu: float
+    nginx_cpu: float | None
     postgres_cpu: float | None
     client_cpu: float
     busy_cpu: float
@@ -619,16 +681,26 @@ def client_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(args: argparse.Namespace, *, gunicorn: Gunicorn, **common) -> Measured:
+def measure(
+    args: argparse.Namespace,
+    *,
+    gunicorn: Gunicorn,
+    nginx: subprocess.Popen | None = None,
+    **common,
+) -> Measured:
     """Warm up, then post the measured submissions while sampling CPU and memory."""
     database = urlsplit(args.database_url).path.lstrip("/")
     sampler = TreeSampler(gunicorn.process.pid)
     sampler.start()
+    nginx_sampler = TreeSampler(nginx.pid, interval=0.5) if nginx else None
+    if nginx_sampler:
+        nginx_sampler.start()
     warmup = LoadResult()
     if args.warmup:
         log(f"warming up with {args.warmup} submissions")
         warmup = run_load(total=args.warmup, label="warmup", progress=False, **common)
     log(f"posting {args.requests} documents, {args.concurrency} at a time")
+    nginx_before = nginx_sampler.cpu_seconds() if nginx_sampler else 0.0
     before = (
         sampler.cpu_seconds(),
         postgres_cpu_seconds(database),
@@ -640,6 +712,8 @@ def measure(args: argparse.Namespace, *, gunicorn: Gunicorn, **common) -> Measur
     client = client_cpu_seconds() - before[2]
     postgres_after = postgres_cpu_seconds(database)
     sampler.stop()
+    if nginx_sampler:
+        nginx_sampler.stop()
     return Measured(
         load=load,
         warmup=warmup,
@@ -647,6 +721,9 @@ def measure(args: argparse.Namespace, *, gunicorn: Gunicorn, **common) -> Measur
         final_pss=sampler.final_pss,
         processes=sampler.peak_processes,
         gunicorn_cpu=sampler.cpu_seconds() - before[0],
+        nginx_cpu=(
+            nginx_sampler.cpu_seconds() - nginx_before if nginx_sampler else None
+        ),
         postgres_cpu=(
             None
             if before[1] is None or postgres_after is None
@@ -676,7 +753,12 @@ def report(
     cores = os.cpu_count() or 1
     per_request = 1000 / args.requests
     accounted = measured.gunicorn_cpu + measured.client_cpu
-    accounted += measured.postgres_cpu or 0.0
+    accounted += (measured.postgres_cpu or 0.0) + (measured.nginx_cpu or 0.0)
+    nginx = (
+        ""
+        if measured.nginx_cpu is None
+        else f"nginx {measured.nginx_cpu * per_request:.1f}, "
+    )
     postgres = (
         "n/a"
         if measured.postgres_cpu is None
@@ -700,6 +782,12 @@ def report(
     lines = [
         "docflow intake benchmark",
         f"  gunicorn       {workers}, DEBUG off",
+        "  entrance       "
+        + (
+            f"nginx (deploy/nginx site), {args.tls_version} verified against a test CA"
+            if args.via_nginx
+            else "gunicorn directly, plain HTTP"
+        ),
         f"  client         httpx, {args.concurrency} concurrent, same machine "
         f"({cores} cores)",
         f"  request        {args.mode}, PDF {len(content) / 1024:.0f} KiB "
@@ -719,13 +807,16 @@ def report(
             else ""
         ),
         f"  CPU ms/request gunicorn {measured.gunicorn_cpu * per_request:.1f}, "
-        f"postgres {postgres}, client {measured.client_cpu * per_request:.1f}, "
+        f"{nginx}postgres {postgres}, client {measured.client_cpu * per_request:.1f}, "
         f"rest {max(0.0, measured.busy_cpu - accounted) * per_request:.1f} "
         f"(machine {100 * measured.busy_cpu / load.elapsed / cores:.0f}% busy)",
         f"  stored         {counts.documents} documents, {counts.payload_versions} "
         f"payload versions, {counts.audit_events} audit events, {blobs} blobs for "
         f"{accepted} accepted, audit chain gaps {counts.chain_gaps}: "
         + ("OK" if stored_ok else "MISMATCH"),
+        "  load average   "
+        + " ".join(f"{value:.2f}" for value in os.getloadavg())
+        + " (1, 5, 15 min, at the end)",
         f"  target         >= {TARGET_RPS:.0f}/s and p99 < {TARGET_P99_MS:.0f} ms: "
         + ("met" if met else "NOT met"),
     ]
@@ -757,13 +848,22 @@ def main(argv: list[str] | None = None) -> int:
             run_checked([sys.executable, "-c", SETUP_SCRIPT], env=env, what="setup")
         )
         gunicorn = Gunicorn(args, env=env, log_path=workdir / "gunicorn.log")
+        edge = None
         try:
             log(f"started gunicorn on {gunicorn.url}, waiting for its workers")
             gunicorn.wait_ready(workers=args.workers)
+            url, verify = gunicorn.url, True
+            if args.via_nginx:
+                edge = Edge(args, upstream_port=gunicorn.port)
+                args.tls_version = edge.wait_ready()
+                url, verify = edge.url, edge.verify
+                log(f"nginx on {edge.url} ({args.tls_version}) in front of it")
             measured = measure(
                 args,
                 gunicorn=gunicorn,
-                url=gunicorn.url,
+                nginx=edge.process if edge else None,
+                url=url,
+                verify=verify,
                 raw_key=key["raw"],
                 builder=builder,
                 concurrency=args.concurrency,
@@ -771,6 +871,9 @@ def main(argv: list[str] | None = None) -> int:
                 run_id=uuid.uuid4().hex[:8],
             )
         finally:
+            if edge is not None:
+                log("stopping nginx")
+                edge.stop()
             log("stopping gunicorn")
             gunicorn.stop()
         counts = stored_counts(args.database_url, source_system=f"api:{key['prefix']}")

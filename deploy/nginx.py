@@ -28,9 +28,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import re
 import shutil
+import socket
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,6 +161,45 @@ class Standalone:
         command += ["-e", str(self.error_log)]
         return [*command, "-t"] if test else command
 
+    def start(self, *, log_path: Path | None = None) -> subprocess.Popen:
+        """Start nginx in the foreground, in its own process group. Run by root (a
+        test machine, CI), it is handed to ``nobody`` first: the prefix is given to
+        that user and nginx never runs with privileges it does not need."""
+        kwargs: dict = {}
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            for path in [self.prefix, *self.prefix.rglob("*")]:
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+            kwargs = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+        output = log_path.open("ab") if log_path else subprocess.DEVNULL
+        try:
+            return subprocess.Popen(  # noqa: S603 (our own nginx command line)
+                self.command(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **kwargs,
+            )
+        finally:
+            if log_path:
+                output.close()
+
+
+def wait_listening(
+    host: str, port: int, *, timeout: float = 20.0, process=None
+) -> None:
+    """Wait until ``host:port`` accepts TCP connections (or ``process`` exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RenderError(f"process exited with {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RenderError(f"nothing listening on {host}:{port} after {timeout:.0f} s")
+
 
 def write_standalone(
     prefix: Path, site: Site, *, worker_processes: int = 1
@@ -164,6 +207,9 @@ def write_standalone(
     """Write the site and the standalone ``nginx.conf`` under ``prefix`` (created),
     with the temporary directories nginx writes request bodies to."""
     prefix = prefix.resolve()
+    # An ordinary user (nginx's workers, when root hands it to nobody) reaches it.
+    prefix.mkdir(parents=True, exist_ok=True)
+    prefix.chmod(0o755)
     for name in TEMP_DIRECTORIES:
         (prefix / "temp" / name).mkdir(parents=True, exist_ok=True)
     site_path = prefix / "docflow-site.conf"

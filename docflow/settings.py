@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONE, SELF
 
-from docflow.configuration import env_bool, env_int, resolve_secrets
+from docflow.configuration import env_bool, env_int, read_secret, resolve_secrets
 from docflow.state_files import private_directory_ensure
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -29,6 +29,17 @@ _secrets = resolve_secrets(
     ),
 )
 SECRET_KEY = _secrets["DJANGO_SECRET_KEY"]
+# Earlier secret keys, still accepted for signatures made before a rotation (sessions,
+# password reset links), comma-separated; from DJANGO_SECRET_KEY_FALLBACKS or _FILE.
+SECRET_KEY_FALLBACKS = [
+    key.strip()
+    for key in (read_secret("DJANGO_SECRET_KEY_FALLBACKS") or "").split(",")
+    if key.strip()
+]
+# The key of the keyed hash standing for an NHS number in the audit trail
+# (audit.pseudonyms); empty: SECRET_KEY. Set it (to the current SECRET_KEY, before
+# the first rotation) so that rotating SECRET_KEY leaves those hashes unchanged.
+DOCFLOW_IG_SUBJECT_KEY = read_secret("DOCFLOW_IG_SUBJECT_KEY") or ""
 # Key ring for payload encryption at rest: "id:key,id:key", newest (active) first.
 DOCFLOW_PAYLOAD_KEYS = _secrets["DOCFLOW_PAYLOAD_KEYS"]
 
@@ -476,8 +487,8 @@ DOCFLOW_OPS_UNACKNOWLEDGED_PAUSE_THRESHOLD = env_int(
 DOCFLOW_OPS_AUTO_PAUSE_DESTINATIONS = env_bool(
     "DOCFLOW_OPS_AUTO_PAUSE_DESTINATIONS", default=True
 )
-# /metrics: a bearer token (from the environment) or, without one, loopback only.
-DOCFLOW_METRICS_TOKEN = os.environ.get("DOCFLOW_METRICS_TOKEN", "")
+# /metrics: a bearer token (a secret: NAME or NAME_FILE) or, without one, loopback only.
+DOCFLOW_METRICS_TOKEN = read_secret("DOCFLOW_METRICS_TOKEN") or ""
 # /healthz/ready: queued work older than this is reported as a warning.
 DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS = env_int(
     "DOCFLOW_HEALTH_MAX_QUEUE_AGE_SECONDS", 600
@@ -593,7 +604,7 @@ DOCFLOW_UPLOAD_MAX_IMAGE_PIXELS = env_int(
 # sandbox and the simulator accept. A look-up waits at most DOCFLOW_PDS_TIMEOUT s.
 DOCFLOW_PDS_BASE_URL = os.environ.get("DOCFLOW_PDS_BASE_URL", "http://127.0.0.1:8200")
 DOCFLOW_PDS_TIMEOUT = float(os.environ.get("DOCFLOW_PDS_TIMEOUT", "10"))
-DOCFLOW_PDS_ACCESS_TOKEN = os.environ.get("DOCFLOW_PDS_ACCESS_TOKEN", "")
+DOCFLOW_PDS_ACCESS_TOKEN = read_secret("DOCFLOW_PDS_ACCESS_TOKEN") or ""
 DOCFLOW_PDS_END_USER_ODS_CODE = os.environ.get("DOCFLOW_PDS_END_USER_ODS_CODE", "")
 # --- end PDS re-trace ---
 
