@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class Node:
     popen: subprocess.Popen | None = None
     killed_at: float | None = None
     started_at: float = 0.0
+    # Starts the process itself (given the log path) instead of ``command``.
+    launcher: Callable[[Path], subprocess.Popen] | None = None
     _cpu: dict[int, float] = field(default_factory=dict)
 
     @property
@@ -49,6 +52,10 @@ class Node:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.started_at = time.monotonic()
+        if self.launcher is not None:
+            self.popen = self.launcher(self.log_path)
+            return
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(  # noqa: S603 (our own argv)
                 self.command,
@@ -59,7 +66,6 @@ class Node:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.started_at = time.monotonic()
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -230,7 +236,8 @@ def mllp_node(*, env: dict, directory: Path, port: int, workers: int = 4) -> Nod
 
 
 def nginx_node(*, standalone: Standalone, port: int) -> Node:
-    """nginx in the foreground under its own prefix (deploy.nginx renders it)."""
+    """nginx in the foreground under its own prefix, as deploy.nginx renders and
+    starts it (handed to an unprivileged user when run by root)."""
     return Node(
         "nginx",
         "nginx",
@@ -238,6 +245,7 @@ def nginx_node(*, standalone: Standalone, port: int) -> Node:
         dict(os.environ),
         standalone.prefix,
         port=port,
+        launcher=lambda log_path: standalone.start(log_path=log_path),
     )
 
 

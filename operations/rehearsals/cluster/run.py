@@ -29,7 +29,8 @@ from cryptography.fernet import Fernet
 from psycopg import sql
 
 from deploy.nginx import Site, Upstream, write_standalone
-from operations.rehearsals.cluster import nodes, outcome, tls
+from deploy.tls import make_loopback_certificates
+from operations.rehearsals.cluster import nodes, outcome
 from operations.rehearsals.cluster.report import rehearsal_report, report_text
 from operations.rehearsals.cluster.traffic import DESTINATION, ApiLoad, MllpLoad
 
@@ -314,7 +315,7 @@ def cluster_start(args: argparse.Namespace, env: dict, cluster: Cluster) -> None
         env=node_env(env, mllp_dir), directory=mllp_dir, port=base + 4
     )
     cluster.others.append(mllp)
-    certificate = tls.test_certificate_write(workdir / "tls")
+    certificate = make_loopback_certificates(workdir / "tls")
     standalone = write_standalone(
         workdir / "nginx",
         Site(
@@ -322,8 +323,8 @@ def cluster_start(args: argparse.Namespace, env: dict, cluster: Cluster) -> None
                 Upstream(f"127.0.0.1:{node.port}", max_fails=1, fail_timeout_seconds=5)
                 for node in cluster.web
             ],
-            certificate=certificate.cert_path,
-            certificate_key=certificate.key_path,
+            certificate=certificate.certificate,
+            certificate_key=certificate.key,
             server_name="127.0.0.1",
             listen=f"127.0.0.1:{base}",
             http_listen=f"127.0.0.1:{base + 5}",
@@ -340,9 +341,9 @@ def cluster_start(args: argparse.Namespace, env: dict, cluster: Cluster) -> None
     mllp.wait_until(lambda: nodes.port_open(mllp.port))
     url = f"https://127.0.0.1:{base}/healthz/ready"
     nginx.wait_until(
-        lambda: httpx.get(url, verify=str(certificate.ca_path), timeout=2).is_success
+        lambda: httpx.get(url, verify=str(certificate.ca), timeout=2).is_success
     )
-    cluster.ca_path = certificate.ca_path
+    cluster.ca_path = certificate.ca
 
 
 def drive(
