@@ -315,7 +315,8 @@ def cluster_start(args: argparse.Namespace, env: dict, cluster: Cluster) -> None
         env=node_env(env, mllp_dir), directory=mllp_dir, port=base + 4
     )
     cluster.others.append(mllp)
-    certificate = make_loopback_certificates(workdir / "tls")
+    # Under nginx's prefix, which deploy.nginx hands to the user nginx runs as.
+    certificate = make_loopback_certificates(workdir / "nginx" / "tls")
     standalone = write_standalone(
         workdir / "nginx",
         Site(
@@ -434,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     run_id = uuid.uuid4().hex[:8]
     workdir = Path(tempfile.mkdtemp(prefix="docflow-cluster-"))
+    # nginx may run as another user (see deploy.nginx): it must reach its prefix.
+    workdir.chmod(0o711)
     env = common_env(args, run_id=run_id, connect_secret=secrets.token_urlsafe(24))
     log(f"work directory {workdir}")
     database_recreate(args.database_url)
