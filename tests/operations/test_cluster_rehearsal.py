@@ -108,13 +108,13 @@ def test_cluster_rehearsal_with_100_documents_loses_and_duplicates_nothing():
             "--base-port",
             "24500",
             "--timeout",
-            "150",
+            "300",
         ],
         cwd=ROOT,
         env={**os.environ, "DOCFLOW_PYTHON": sys.executable},
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=600,
         check=False,
     )
     assert done.stdout, done.stderr[-4000:]
