@@ -372,7 +372,7 @@ def drive(
     log(f"sending {total} documents through the API and {mllp_count} over MLLP")
     api.start()
     mllp.start()
-    while any(t.is_alive() for t in api._threads):
+    while api.running():
         time.sleep(0.05)
         if KILLED_WEB not in kills and api.done >= total * KILL_WEB_AT:
             cluster.node(KILLED_WEB).kill()

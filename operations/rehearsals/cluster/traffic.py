@@ -118,6 +118,9 @@ class ApiLoad:
         for thread in self._threads:
             thread.start()
 
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
     def join(self) -> None:
         for thread in self._threads:
             thread.join()
