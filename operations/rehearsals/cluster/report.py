@@ -129,10 +129,13 @@ def rehearsal_report(
     per_node = {}
     for name, answers in web_answers.items():
         served = answers.get("201", 0) + answers.get("200", 0)
+        # A killed node's rate is over the time it was alive while documents came.
+        alive = min(load_seconds, kills.get(name, api.finished) - api.started)
         per_node[name] = {
             "kind": "web",
             "submissions_answered": served,
-            "per_second": round(served / load_seconds, 1),
+            "seconds_serving": round(alive, 1),
+            "per_second": round(served / max(alive, 0.001), 1),
             "killed": name in kills,
             "cpu_seconds": round(cpu_seconds.get(name, 0.0), 1),
         }
@@ -141,7 +144,17 @@ def rehearsal_report(
         per_node[name] = {
             "kind": "worker",
             "tasks_processed": total,
-            "per_second": round(total / (load_seconds + settle_seconds), 1),
+            "per_second": round(
+                total
+                / max(
+                    0.001,
+                    min(
+                        load_seconds + settle_seconds,
+                        kills.get(name, api.finished + settle_seconds) - api.started,
+                    ),
+                ),
+                2,
+            ),
             "by_task": dict(counted.most_common()),
             "killed": name in kills,
             "cpu_seconds": round(cpu_seconds.get(name, 0.0), 1),
