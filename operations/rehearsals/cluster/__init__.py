@@ -13,9 +13,11 @@ outcome is checked and reported.
 
 Run it with ``scripts/cluster-rehearsal`` (``--help`` for the options).
 
+- ``setup``: the rehearsal's own database and Redis database, the nodes'
+  environments, the data the run needs, the simulator's scenario.
 - ``nodes``: the processes (one process group each), started, watched and killed.
 - ``traffic``: the API clients (with retries) and the MLLP sender.
-- ``outcome``: what the database, the simulator and the node logs say afterwards,
-  and the acceptance checks on it.
-- ``run``: the options, the order of events, the report.
+- ``outcome``: what the database, the simulator and the node logs say afterwards.
+- ``report``: the figures and the acceptance checks, as a dictionary and as text.
+- ``run``: the options and the order of events.
 """
