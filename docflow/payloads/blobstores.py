@@ -258,27 +258,42 @@ class FileBlobStore:
         for name in names:
             self.delete(name)
 
-    def _all_names(self) -> list[str]:
+    def _is_blob(self, file_name: str) -> bool:
+        return not file_name.startswith(".") and not file_name.endswith(
+            self.TEMPORARY_SUFFIX
+        )
+
+    def _directories(self) -> list[str]:
         root = self._storage().location
-        found = []
-        for directory, subdirectories, files in os.walk(root):
-            subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
-            relative = os.path.relpath(directory, root)
-            for file_name in files:
-                if file_name.startswith(".") or file_name.endswith(
-                    self.TEMPORARY_SUFFIX
-                ):
-                    continue
-                found.append(
-                    file_name if relative == "." else f"{relative}/{file_name}"
-                )
-        return sorted(found)
+        try:
+            entries = sorted(os.scandir(root), key=lambda entry: entry.name)
+        except FileNotFoundError:
+            return []
+        return [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
+
+    def _names_in(self, directory: str) -> list[str]:
+        path = os.path.join(self._storage().location, directory)
+        try:
+            files = sorted(os.listdir(path))
+        except FileNotFoundError:
+            return []
+        return [f"{directory}/{name}" for name in files if self._is_blob(name)]
 
     def names_after(self, after: str, limit: int) -> list[str]:
-        return [name for name in self._all_names() if name > after][:limit]
+        """The next ``limit`` names after ``after``, listing one directory (a name's
+        two-character prefix) at a time, so each batch reads few directories."""
+        found: list[str] = []
+        start = after.split("/", 1)[0] if after else ""
+        for directory in self._directories():
+            if directory < start:
+                continue
+            found.extend(name for name in self._names_in(directory) if name > after)
+            if len(found) >= limit:
+                break
+        return found[:limit]
 
     def count(self) -> int:
-        return len(self._all_names())
+        return sum(len(self._names_in(d)) for d in self._directories())
 
 
 def blob_store(key: str) -> DatabaseBlobStore | FileBlobStore:

@@ -29,6 +29,11 @@ OLD = key_spec("k2023", 1)
 NEW = key_spec("k2024", 101)
 
 
+@pytest.fixture(autouse=True)
+def _blobs_as_files(filesystem_payload_store):
+    """These tests look at blob files and run without a database."""
+
+
 @pytest.fixture
 def one_key(settings):
     settings.DOCFLOW_PAYLOAD_KEYS = NEW

@@ -19,7 +19,7 @@ import pytest
 import time_machine
 from django.conf import settings as django_settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import TestCase
 
 from docflow import services
@@ -28,6 +28,7 @@ from docflow.payloads import blobstores
 from docflow.payloads.blobstores import PayloadBlobMissing, PayloadStoreError
 from docflow.payloads.encryption import PayloadDecryptionError
 from docflow.payloads.store import (
+    payload_blob_delete,
     payload_blob_key_id,
     payload_blob_read,
     payload_blob_write,
@@ -122,6 +123,25 @@ def test_a_replayed_submission_leaves_no_second_blob(
     assert again.pk == first.pk
     [version] = PayloadVersion.objects.all()
     assert blob_rows_seen_by_another_connection() == {version.storage_name}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_discarding_in_a_failed_transaction_leaves_it_to_the_rollback(
+    database_payload_store,
+):
+    with pytest.raises(DatabaseError), transaction.atomic():
+        stored = payload_blob_write(b"%PDF-1.7 letter")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 / 0")
+        except DatabaseError:
+            # The transaction can only roll back now: discarding must not mask
+            # the failure with one of its own.
+            payload_blob_delete(stored.storage_name)
+            raise
+
+    assert blob_rows_seen_by_another_connection() == set()
 
 
 @pytest.mark.django_db(transaction=True)
