@@ -1,6 +1,6 @@
 """Read an environment file in the format systemd's EnvironmentFile= takes, as
 deploy/docflow.env.example is written: ``NAME=value`` lines are set, ``# NAME=value``
-lines name a variable left at its default."""
+lines name a variable left at its default; a value may be in double quotes."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ def read_environment_file(path: Path = TEMPLATE) -> EnvironmentFile:
     for raw in path.read_text(encoding="utf-8").splitlines():
         line = raw.strip()
         if match := _SET.match(line):
-            values[match.group(1)] = match.group(2).strip()
+            value = match.group(2).strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            values[match.group(1)] = value
             listed.add(match.group(1))
         elif match := _LISTED.match(line):
             listed.add(match.group(1))

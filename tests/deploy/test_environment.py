@@ -164,3 +164,48 @@ def test_check_deploy_fails_when_a_protection_is_turned_off(
     result = check_deploy(env)
     assert result.returncode != 0
     assert warning in result.stdout + result.stderr
+
+
+def test_a_shell_reads_the_template_as_the_units_do():
+    """Operators load the file into a shell for manage.py (docs: Deployment): every
+    value a shell gets is the value parsed here (quotes stripped, nothing expanded)."""
+    result = subprocess.run(
+        ["bash", "-c", f"set -a; . {TEMPLATE}; set +a; env -0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+    shell = dict(item.split("=", 1) for item in result.stdout.split("\0") if item)
+    values = read_environment_file().values
+    assert {name: shell.get(name) for name in values} == values
+
+
+def test_rotation_secrets_are_read_from_their_files(tmp_path):
+    """The secrets the rotation procedures name come from NAME_FILE: the old secret
+    keys (a file of them, comma-separated), the IG hash key and the metrics token."""
+    env = production_environment(tmp_path)
+    fallbacks = tmp_path / "secrets" / "fallbacks"
+    fallbacks.write_text("old-key-one,old-key-two\n")
+    env["DJANGO_SECRET_KEY_FALLBACKS_FILE"] = str(fallbacks)
+    script = (
+        "import json, django; from django.conf import settings; django.setup(); "
+        "print(json.dumps([settings.SECRET_KEY_FALLBACKS, "
+        "settings.DOCFLOW_IG_SUBJECT_KEY, settings.DOCFLOW_METRICS_TOKEN]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT)}
+        | env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    keys, subject_key, metrics_token = json.loads(result.stdout)
+    assert keys == ["old-key-one", "old-key-two"]
+    assert subject_key == Path(env["DOCFLOW_IG_SUBJECT_KEY_FILE"]).read_text().strip()
+    assert metrics_token == Path(env["DOCFLOW_METRICS_TOKEN_FILE"]).read_text().strip()
+    assert subject_key and metrics_token

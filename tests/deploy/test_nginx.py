@@ -1,7 +1,8 @@
 """The nginx site, rendered from deploy/nginx/ by deploy.nginx, in front of two real
 gunicorn web nodes (deploy/gunicorn.conf.py, production settings from the
-environment template) on SQLite and the Redis broker: TLS verified against a test CA,
-readiness through nginx, and requests still answered when one node is killed.
+environment template) on SQLite or PostgreSQL and the Redis broker: TLS verified
+against a test CA, readiness through nginx, and requests still answered when one
+node is killed.
 
 Skipped only when nginx is not installed (scripts/bootstrap-system installs it).
 """
@@ -172,9 +173,21 @@ class WebNode:
         return len(self.access_log.read_text().splitlines())
 
     def kill(self) -> None:
+        """SIGKILL the whole node, and wait until its port refuses connections (a
+        worker still dying holds the listening socket for a moment: a request sent
+        to it then is in flight on a dead node, answered 502, for the client to
+        retry with its Idempotency-Key)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            except OSError:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"port {self.port} still accepts after the kill")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -186,10 +199,15 @@ class WebNode:
 
 
 def node_environment(directory: Path) -> dict[str, str]:
-    """Production settings from the template, on a SQLite file and Redis db 3."""
+    """Production settings from the template, on Redis db 3 and the suite's
+    PostgreSQL server when DATABASE_URL names one (readiness only asks it SELECT 1),
+    else a SQLite file of their own."""
     env = production_environment(directory)
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url.startswith("postgres"):
+        database_url = f"sqlite:///{directory / 'docflow.sqlite3'}"
     env |= {
-        "DATABASE_URL": f"sqlite:///{directory / 'docflow.sqlite3'}",
+        "DATABASE_URL": database_url,
         "DATABASE_MIGRATION_URL": "",
         "REDIS_URL": os.environ.get("DOCFLOW_TEST_REDIS_URL", REDIS_TEST_URL),
         "DOCFLOW_CACHE_PREFIX": "docflow-deploy-test",
@@ -257,11 +275,24 @@ def test_two_web_nodes_behind_nginx_with_tls_survive_losing_one(prefix):
 
             # One node dies: every request is still answered, by the other.
             nodes[0].kill()
+            # First POSTs, while nginx still tries the dead node (until max_fails):
+            # a POST whose connection was refused was never sent, so nginx passes it
+            # to the other node too (which answers it: unauthenticated).
+            posts = [
+                client.post("/api/v1/documents", json={}).status_code for _ in range(6)
+            ]
+            assert set(posts) <= {401, 403}, (posts, standalone.error_log.read_text())
+            refused = [
+                line
+                for line in standalone.error_log.read_text().splitlines()
+                if "Connection refused" in line and '"POST /api/v1/documents' in line
+            ]
+            assert refused, "no POST was tried on the dead node first"
             answers = [client.get("/healthz/ready").status_code for _ in range(20)]
             assert answers == [200] * 20
             time.sleep(0.5)
             assert nodes[0].served() == before[0]
-            assert nodes[1].served() >= before[1] + 20
+            assert nodes[1].served() >= before[1] + 26
 
         # The client must trust the CA: without it the TLS handshake fails.
         with pytest.raises(httpx.ConnectError):
