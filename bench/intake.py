@@ -140,6 +140,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--fresh", action="store_true", help="drop and recreate the database first"
     )
     parser.add_argument(
+        "--payload-store",
+        choices=("database", "filesystem"),
+        default=None,
+        help="DOCFLOW_PAYLOAD_STORE for the server (default: the settings' default, "
+        "database on PostgreSQL)",
+    )
+    parser.add_argument(
         "--port", type=int, default=0, help="port for gunicorn (0: pick a free one)"
     )
     parser.add_argument(
@@ -209,6 +216,7 @@ class StoredCounts:
     payload_versions: int
     audit_events: int
     chain_gaps: int
+    blob_rows: int = 0
 
 
 def stored_counts(url: str, *, source_system: str) -> StoredCounts:
@@ -231,11 +239,18 @@ def stored_counts(url: str, *, source_system: str) -> StoredCounts:
             "AND d.source_system = %s",
             (source_system,),
         ).fetchone()[0]
+        blob_rows = conn.execute(
+            "SELECT count(*) FROM docflow_payloadblob b "
+            "JOIN docflow_payloadversion v ON v.storage_name = b.name "
+            "JOIN docflow_document d ON d.id = v.document_id "
+            "WHERE d.source_system = %s",
+            (source_system,),
+        ).fetchone()[0]
         low, high, total = conn.execute(
             "SELECT min(sequence), max(sequence), count(*) FROM audit_auditevent"
         ).fetchone()
     gaps = 0 if not total else (high - low + 1) - total
-    return StoredCounts(documents, versions, events, gaps)
+    return StoredCounts(documents, versions, events, gaps, blob_rows)
 
 
 # --- server -------------------------------------------------------------------
@@ -793,6 +808,7 @@ def report(
         f"  request        {args.mode}, PDF {len(content) / 1024:.0f} KiB "
         f"(body {builder.size / 1024:.0f} KiB)",
         f"  database       {db_description}, {redact(args.database_url)}",
+        f"  payload store  {args.payload_store or 'default (database on PostgreSQL)'}",
         f"  submissions    {args.requests} in {load.elapsed:.2f} s "
         f"(after {args.warmup} warm-up)",
         f"  throughput     {rate:.1f} submissions/s",
@@ -837,6 +853,8 @@ def main(argv: list[str] | None = None) -> int:
     env = server_env(
         database_url=args.database_url, payload_dir=payload_dir, var_dir=workdir
     )
+    if args.payload_store:
+        env["DOCFLOW_PAYLOAD_STORE"] = args.payload_store
     try:
         log("migrating")
         run_checked(
@@ -877,7 +895,10 @@ def main(argv: list[str] | None = None) -> int:
             log("stopping gunicorn")
             gunicorn.stop()
         counts = stored_counts(args.database_url, source_system=f"api:{key['prefix']}")
-        blobs = sum(1 for path in payload_dir.rglob("*") if path.is_file())
+        # Files (filesystem store) plus rows (database store).
+        blobs = counts.blob_rows + sum(
+            1 for path in payload_dir.rglob("*") if path.is_file()
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

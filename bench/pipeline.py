@@ -180,6 +180,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, default=4, help="qcluster workers (Q_WORKERS)"
     )
     parser.add_argument(
+        "--worker-nodes",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="qcluster processes run as separate nodes (own var directory, own "
+        "process group), each with --workers workers; several values (e.g. "
+        "--worker-nodes 1 2) run the pipeline once for each, on a fresh database",
+    )
+    parser.add_argument(
         "--intake-processes", type=int, default=1, help="processes submitting"
     )
     parser.add_argument(
@@ -220,6 +230,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.documents < 1 or args.workers < 1 or args.intake_processes < 1:
         parser.error("--documents, --workers and --intake-processes must be >= 1")
+    if min(args.worker_nodes) < 1:
+        parser.error("--worker-nodes must be >= 1")
     return args
 
 
@@ -429,6 +441,8 @@ def simulator_stats(url: str) -> dict:
 @dataclass
 class FrameworkRun:
     documents: int
+    worker_nodes: int
+    node_cpu: list[float]
     elapsed: float
     intake_elapsed: float
     snapshots: list[Snapshot]
@@ -464,16 +478,29 @@ def run_framework(
     sim_url: str,
     sim_pid: int,
     counter: RequestCounter,
+    worker_nodes: int,
 ) -> FrameworkRun:
     content_path = workdir / "content.pdf"
     content_path.write_bytes(
         pdf_bytes("Benchmark discharge summary", pad_to=args.payload_kb * 1024)
     )
-    cluster = Child(
-        [sys.executable, "manage.py", "qcluster"],
-        env={**env, "Q_WORKERS": str(args.workers)},
-        log_path=workdir / "qcluster.log",
-    )
+    # Each worker node: its own qcluster process group and var directory; they
+    # share only the database (the ORM broker's queue) and the simulator.
+    clusters = []
+    for number in range(1, worker_nodes + 1):
+        node_dir = workdir / f"worker-node-{number}"
+        node_dir.mkdir(exist_ok=True)
+        clusters.append(
+            Child(
+                [sys.executable, "manage.py", "qcluster"],
+                env={
+                    **env,
+                    "Q_WORKERS": str(args.workers),
+                    "DOCFLOW_VAR_DIR": str(node_dir),
+                },
+                log_path=node_dir / "qcluster.log",
+            )
+        )
     run_id = uuid.uuid4().hex[:8]
     share = -(-args.documents // args.intake_processes)
     rate = args.rate / args.intake_processes if args.rate else 0.0
@@ -507,13 +534,16 @@ def run_framework(
                 raise SystemExit(f"intake failed:\n{intake.tail()}")
         # Give the cluster time to boot so the clock measures work, not imports.
         time.sleep(3)
-        if cluster.popen.poll() is not None:
-            raise SystemExit(f"qcluster exited:\n{cluster.tail()}")
+        for cluster in clusters:
+            if cluster.popen.poll() is not None:
+                raise SystemExit(f"qcluster exited:\n{cluster.tail()}")
         database = urlsplit(args.database_url).path.lstrip("/")
-        sampler = TreeSampler(cluster.popen.pid)
-        sampler.sample()
-        before_cluster = sampler.cpu_seconds()  # booting is not the run's work
-        sampler.start()
+        samplers = [TreeSampler(cluster.popen.pid) for cluster in clusters]
+        before_nodes = []
+        for sampler in samplers:
+            sampler.sample()
+            before_nodes.append(sampler.cpu_seconds())  # booting is not the run's work
+            sampler.start()
         intake_processes = [psutil.Process(i.popen.pid) for i in intakes]
         before_intake = sum(sum(p.cpu_times()[:2]) for p in intake_processes)
         sim_process = psutil.Process(sim_pid)
@@ -557,8 +587,9 @@ def run_framework(
                 if now > args.timeout:
                     timed_out = True
                     break
-                if cluster.popen.poll() is not None:
-                    raise SystemExit(f"qcluster exited:\n{cluster.tail()}")
+                for cluster in clusters:
+                    if cluster.popen.poll() is not None:
+                        raise SystemExit(f"qcluster exited:\n{cluster.tail()}")
                 # Counting every document is work for PostgreSQL and this process:
                 # looked at twice a second, the clock stops at most 0.5 s late.
                 time.sleep(POLL_SECONDS)
@@ -566,7 +597,12 @@ def run_framework(
         busy = busy_cpu_seconds() - before_busy
         pg = (postgres_cpu_seconds(database) or 0.0) - before_pg
         sim_cpu = sum(sim_process.cpu_times()[:2]) - before_sim
-        sampler.stop()
+        for sampler in samplers:
+            sampler.stop()
+        node_cpu = [
+            sampler.cpu_seconds() - before
+            for sampler, before in zip(samplers, before_nodes, strict=True)
+        ]
         with psycopg.connect(args.database_url, autocommit=True) as conn:
             final_states, queued = database_snapshot(conn)
         snapshots.append(Snapshot(elapsed, final_states, queued, counter.read()))
@@ -580,6 +616,8 @@ def run_framework(
                 raise SystemExit(f"intake failed:\n{intake.tail()}")
         return FrameworkRun(
             documents=args.documents,
+            worker_nodes=worker_nodes,
+            node_cpu=node_cpu,
             elapsed=elapsed,
             intake_elapsed=intake_elapsed or elapsed,
             snapshots=snapshots,
@@ -587,7 +625,7 @@ def run_framework(
             final_states=final_states,
             simulator=simulator_stats(sim_url),
             cpu={
-                "qcluster": sampler.cpu_seconds() - before_cluster,
+                "qcluster": sum(node_cpu),
                 "intake": sum(intake_cpu.values()) - before_intake,
                 "simulator": sim_cpu,
                 "postgres": pg,
@@ -598,7 +636,8 @@ def run_framework(
     finally:
         for intake in intakes:
             intake.stop()
-        cluster.stop()
+        for cluster in clusters:
+            cluster.stop()
 
 
 # --- baseline -----------------------------------------------------------------
@@ -902,7 +941,8 @@ def report(
         "docflow pipeline benchmark",
         f"  documents      {n} x PDF {args.payload_kb} KiB to {DESTINATION} (accept, "
         "no lifecycle delay)",
-        f"  cluster        qcluster, {args.workers} workers, ORM broker; intake "
+        f"  cluster        {framework.worker_nodes} qcluster node(s) x {args.workers} "
+        f"workers, ORM broker; intake "
         f"{args.intake_processes} process(es)"
         + (f" at {args.rate:.0f}/s" if args.rate else "")
         + (
@@ -990,33 +1030,36 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in ("DJANGO_SECRET_KEY_FILE", "DOCFLOW_PAYLOAD_KEYS_FILE", "REDIS_URL"):
         env.pop(name, None)
+    sim_url = ""
     simulator = None
+    runs: list[FrameworkRun] = []
+    baseline = None
     try:
-        log(f"migrating {redact(args.database_url)} (work dir {workdir})")
-        run_checked(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            env=env,
-            what="migrate",
-        )
-        run_checked([sys.executable, "-c", SETUP_SCRIPT], env=env, what="setup")
-        # The engine's own schedules, as production declares them.
-        run_checked(
-            [sys.executable, "manage.py", "setup_schedules"],
-            env=env,
-            what="setup_schedules",
-        )
-        simulator, sim_url = start_simulator(workdir, env=env, secret=secret)
-        env["DOCFLOW_CONNECT_BASE_URL"] = sim_url
-        counter = RequestCounter(workdir / "simulator.log")
-        framework = run_framework(
-            args,
-            env=env,
-            workdir=workdir,
-            sim_url=sim_url,
-            sim_pid=simulator.popen.pid,
-            counter=counter,
-        )
-        baseline = None
+        for index, worker_nodes in enumerate(args.worker_nodes):
+            if index:
+                # Every pipeline run starts from an empty database and simulator.
+                db_description = recreate_database(args.database_url)
+                httpx.post(f"{sim_url}/_sim/reset", timeout=30).raise_for_status()
+            log(f"migrating {redact(args.database_url)} (work dir {workdir})")
+            database_setup(env)
+            if simulator is None:
+                simulator, sim_url = start_simulator(workdir, env=env, secret=secret)
+                env["DOCFLOW_CONNECT_BASE_URL"] = sim_url
+            counter = RequestCounter(workdir / "simulator.log")
+            counter.read()  # only this run's requests count
+            counter.counts.clear()
+            log(f"pipeline on {worker_nodes} worker node(s)")
+            runs.append(
+                run_framework(
+                    args,
+                    env=env,
+                    workdir=workdir,
+                    sim_url=sim_url,
+                    sim_pid=simulator.popen.pid,
+                    counter=counter,
+                    worker_nodes=worker_nodes,
+                )
+            )
         if not args.skip_baseline:
             log(f"baseline: {args.documents} documents in one bare loop")
             baseline = run_baseline(
@@ -1034,15 +1077,65 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    lines, met = report(
-        args, framework=framework, baseline=baseline, db_description=db_description
-    )
-    print("\n".join(lines), flush=True)
-    if not framework.ok or (baseline is not None and not baseline.ok):
+    ok, all_met = True, True
+    for number, framework in enumerate(runs):
+        last = number == len(runs) - 1
+        lines, met = report(
+            args,
+            framework=framework,
+            baseline=baseline if last else None,
+            db_description=db_description,
+        )
+        print("\n".join(lines), flush=True)
+        ok = ok and framework.ok
+        all_met = all_met and met
+    if len(runs) > 1:
+        print("\n".join(scaling_lines(runs)), flush=True)
+    if not ok or (baseline is not None and not baseline.ok):
         return 1
-    if args.enforce_target and not met:
+    if args.enforce_target and not all_met:
         return 3
     return 0
+
+
+def database_setup(env: dict) -> None:
+    """Migrate the (empty) database, create the sender and the destination, and
+    declare the engine's own schedules, as production does."""
+    run_checked(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        env=env,
+        what="migrate",
+    )
+    run_checked([sys.executable, "-c", SETUP_SCRIPT], env=env, what="setup")
+    run_checked(
+        [sys.executable, "manage.py", "setup_schedules"],
+        env=env,
+        what="setup_schedules",
+    )
+
+
+def scaling_lines(runs: list[FrameworkRun]) -> list[str]:
+    """The runs side by side: documents/s, the ratio to the first, CPU per node.
+    On one machine the nodes share its cores, so the ratio is bounded by CPU (see
+    bench/README.md), not by how many nodes there are."""
+    first = runs[0]
+    cores = os.cpu_count() or 1
+    lines = [f"worker nodes (same machine, {cores} cores, load {load_average()})"]
+    for run in runs:
+        per_doc = 1000 / run.documents
+        nodes = ", ".join(f"{cpu * per_doc:.1f}" for cpu in run.node_cpu)
+        lines.append(
+            f"  {run.worker_nodes} node(s)      {run.rate:.1f} documents/s "
+            f"(x{run.rate / first.rate:.2f} of {first.worker_nodes}), "
+            f"qcluster CPU ms/doc per node [{nodes}], all processes "
+            f"{sum(run.cpu.values()) * per_doc:.1f} ms/doc, machine "
+            f"{100 * run.busy_cpu / run.elapsed / cores:.0f}% busy"
+        )
+    return lines
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -258,7 +258,7 @@ def document_correction_submit(
             ) from None
         media_type, extension = kept.media_type, kept.file_extension
         page_count = kept.page_count
-    blob = payload_blob_write(content)
+    written: list[str] = []
     try:
         return _correction_create(
             document=document,
@@ -267,12 +267,13 @@ def document_correction_submit(
             media_type=media_type,
             extension=extension,
             page_count=page_count,
-            blob=blob,
+            written=written,
             actor=actor,
             reason=reason,
         )
     except BaseException:
-        payload_blob_delete(blob.storage_name)
+        for name in written:
+            payload_blob_delete(name)
         raise
 
 
@@ -304,10 +305,13 @@ def _correction_create(
     media_type,
     extension,
     page_count,
-    blob,
+    written: list[str],
     actor,
     reason,
 ) -> Document:
+    # The blob in this transaction: a database blob commits with the version row.
+    blob = payload_blob_write(content)
+    written.append(blob.storage_name)
     old = Document.objects.select_for_update().get(pk=document.pk)
     if old.parent_id is not None or old.part_count is not None:
         raise CorrectionRefused(

@@ -490,3 +490,25 @@ class ConversionSlot(models.Model):
 
     def __str__(self) -> str:
         return f"conversion slot {self.number}"
+
+
+class PayloadBlob(models.Model):
+    """One encrypted payload blob held in the database (``DOCFLOW_PAYLOAD_STORE``
+    "database"), under the same random name the file store would give it.
+
+    It is inserted in the transaction that records the payload version naming it,
+    so the two commit or roll back together; key rotation rewrites it in the
+    transaction that updates the version's key id, and purge deletes it in the
+    transaction that marks the version purged. The ciphertext column is stored
+    EXTERNAL on PostgreSQL: AES-GCM output does not compress, and a blob's header
+    (its key id) is then read without fetching the whole value."""
+
+    name = models.CharField(max_length=255, primary_key=True)
+    ciphertext = models.BinaryField()
+    stored_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "payload blob"
+
+    def __str__(self) -> str:
+        return f"payload blob {self.name}"

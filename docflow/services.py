@@ -298,7 +298,7 @@ def document_submit(
     fingerprint = submission_fingerprint(submission)
     # Insert first and let the unique constraint find replays: new documents are the
     # common case and pay for no extra read; a replay costs a discarded blob.
-    blob = payload_blob_write(submission.content)
+    written: list[str] = []
     try:
         document, version, event = _document_create(
             sending_organisation=sending_organisation,
@@ -309,13 +309,14 @@ def document_submit(
             media_type=sniffed.media_type,
             extension=sniffed.extension,
             page_count=sniffed.page_count,
-            blob=blob,
+            written=written,
             actor=actor,
             replaces=replaces,
         )
     except IntegrityError:
         # The key is taken, by an earlier or a concurrent request: replay or conflict.
-        payload_blob_delete(blob.storage_name)
+        for name in written:
+            payload_blob_delete(name)
         replay = _existing_for_key(
             source_system=source_system,
             idempotency_key=idempotency_key,
@@ -326,7 +327,8 @@ def document_submit(
             raise
         return Submitted(replay, False)
     except BaseException:
-        payload_blob_delete(blob.storage_name)
+        for name in written:
+            payload_blob_delete(name)
         raise
     return Submitted(document, True, payload_version=version, audit_event=event)
 
@@ -405,10 +407,14 @@ def _document_create(
     media_type,
     extension,
     page_count,
-    blob,
+    written: list[str],
     actor,
     replaces: Document | None = None,
 ) -> tuple[Document, PayloadVersion, AuditEvent]:
+    # The blob first, in this transaction: a database blob commits with the version
+    # row or not at all; a file is fsynced before the row commits.
+    blob = payload_blob_write(submission.content)
+    written.append(blob.storage_name)
     metadata = submission.metadata()
     warnings = [w.as_dict() for w in birth_date_warnings(submission.patient_birth_date)]
     document = Document.objects.create(

@@ -143,6 +143,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Where encrypted payload blobs live: "database" (a table of their own, written in
+# the transaction that records each payload version; no shared disk between nodes;
+# backed up by pg_dump) or "filesystem" (DOCFLOW_PAYLOAD_DIR, fsynced before the row
+# commits; for SQLite development). Default: "database" on PostgreSQL. A blob not in
+# this store is read from the other, so ``manage.py payloads_move`` runs online.
+DOCFLOW_PAYLOAD_STORE = os.environ.get(
+    "DOCFLOW_PAYLOAD_STORE",
+    "database"
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    else "filesystem",
+)
+if DOCFLOW_PAYLOAD_STORE not in ("database", "filesystem"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        'DOCFLOW_PAYLOAD_STORE must be "database" or "filesystem"'
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {

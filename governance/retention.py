@@ -61,7 +61,7 @@ from docflow.models import (
     DocumentStatus,
     PayloadVersion,
 )
-from docflow.payloads.store import payload_blob_delete
+from docflow.payloads.store import payload_blobs_purge
 
 logger = logging.getLogger(__name__)
 
@@ -266,19 +266,9 @@ def document_payloads_purge(
         },
         actor=actor,
     )
-    names = [v.storage_name for v in locked]
-    transaction.on_commit(lambda: _delete_blobs(names))
+    # Database blobs go in this transaction, files once it has committed.
+    payload_blobs_purge([v.storage_name for v in locked])
     return dict(counts) | {"bytes": sum(v.size_bytes for v in locked)}
-
-
-def _delete_blobs(names: list[str]) -> None:
-    for name in names:
-        try:
-            payload_blob_delete(name)
-        except OSError:
-            # The record says purged; the blob is encrypted and found again by an
-            # operator through the log line (no patient data: a random name).
-            logger.exception("could not delete purged payload blob %s", name)
 
 
 def payload_purge_due(

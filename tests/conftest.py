@@ -88,6 +88,20 @@ def _payloads_in_tmp(settings, tmp_path):
     storage_handler._storages = {}
 
 
+@pytest.fixture
+def filesystem_payload_store(settings, _payloads_in_tmp):
+    """Payload blobs as files (the SQLite default) whatever the database: for tests
+    that look at the files themselves. Returns their directory."""
+    settings.DOCFLOW_PAYLOAD_STORE = "filesystem"
+    return _payloads_in_tmp
+
+
+@pytest.fixture
+def database_payload_store(settings):
+    """Payload blobs as database rows (the PostgreSQL default) whatever the database."""
+    settings.DOCFLOW_PAYLOAD_STORE = "database"
+
+
 @pytest.fixture(autouse=True)
 def _rate_limit_windows_fresh():
     """Each test starts with empty rate-limit windows (ids repeat between tests).

@@ -1,4 +1,6 @@
-"""Encrypted payload blobs in the ``payloads`` storage, named by random UUIDs.
+"""Encrypted payload blobs, named by random UUIDs, in the configured store
+(``docflow.payloads.blobstores``: database rows or fsynced files): the one
+interface every reader and writer goes through.
 
 Key rotation (``manage.py rotate_keys``) lives here too: it re-seals every stored
 blob under the active key, one blob at a time, so it can stop anywhere and run again.
@@ -7,24 +9,33 @@ blob under the active key, one blob at a time, so it can stop anywhere and run a
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Count
 
 from audit.services import audit_record
 from docflow.models import PayloadVersion
+from docflow.payloads.blobstores import (
+    DATABASE,
+    FILESYSTEM,
+    blob_head,
+    blob_locate,
+    blob_store,
+    primary_store,
+    stores_in_read_order,
+)
 from docflow.payloads.encryption import (
     HEADER_BYTES,
     PayloadDecryptionError,
     blob_key_id,
     key_ring,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class PayloadIntegrityError(Exception):
@@ -39,17 +50,17 @@ class StoredBlob:
     size_bytes: int
 
 
-def _storage():
-    return storages["payloads"]
-
-
 def payload_blob_write(plaintext: bytes) -> StoredBlob:
-    """Encrypt and write one blob under a fresh random name."""
+    """Encrypt and write one blob under a fresh random name, to the configured store.
+
+    Call it inside the transaction that records the row naming the blob: the
+    database store inserts it there (and refuses to write outside a transaction);
+    the file store has it on disk, fsynced, before it returns."""
     name = f"{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}.bin"
     key_id, blob = key_ring().encrypt(plaintext, associated_data=name.encode())
-    saved = _storage().save(name, ContentFile(blob))
+    primary_store().write(name, blob)
     return StoredBlob(
-        storage_name=saved,
+        storage_name=name,
         key_id=key_id,
         sha256=hashlib.sha256(plaintext).hexdigest(),
         size_bytes=len(plaintext),
@@ -57,9 +68,9 @@ def payload_blob_write(plaintext: bytes) -> StoredBlob:
 
 
 def payload_blob_read(*, storage_name: str, expected_sha256: str) -> bytes:
-    """Decrypt one blob and prove it is the bytes we stored."""
-    with _storage().open(storage_name, "rb") as handle:
-        blob = handle.read()
+    """Decrypt one blob, from whichever store holds it, and prove it is the bytes we
+    stored. PayloadBlobMissing (a FileNotFoundError) when no store holds it."""
+    _, blob = blob_locate(storage_name)
     _, plaintext = key_ring().decrypt(blob, associated_data=storage_name.encode())
     if hashlib.sha256(plaintext).hexdigest() != expected_sha256:
         raise PayloadIntegrityError("payload checksum mismatch")
@@ -67,62 +78,52 @@ def payload_blob_read(*, storage_name: str, expected_sha256: str) -> bytes:
 
 
 def payload_blob_delete(storage_name: str) -> None:
-    """Remove a blob (used when the record that would own it was never committed)."""
-    storage = _storage()
-    if storage.exists(storage_name):
-        storage.delete(storage_name)
+    """Remove a blob whose record was never committed (a failed or replayed write).
+
+    Inside a transaction that can only roll back, a database blob goes with the
+    rollback; a file is removed at once."""
+    for store in stores_in_read_order():
+        store.discard([storage_name])
+
+
+def payload_blobs_purge(storage_names: list[str]) -> None:
+    """Remove purged versions' blobs: database rows in the caller's transaction (they
+    go when the purge commits), files once it has committed."""
+    if not storage_names:
+        return
+    database, files = blob_store(DATABASE), blob_store(FILESYSTEM)
+    for name in storage_names:
+        database.delete(name)
+
+    def delete_files() -> None:
+        for name in storage_names:
+            try:
+                files.delete(name)
+            except OSError:
+                # The record says purged; the blob is encrypted and found again by
+                # an operator through the log line (no patient data: a random name).
+                logger.exception("could not delete purged payload blob %s", name)
+
+    transaction.on_commit(delete_files)
 
 
 def payload_blob_key_id(storage_name: str) -> str:
     """The key a stored blob is sealed under, from its header alone."""
-    with _storage().open(storage_name, "rb") as handle:
-        return blob_key_id(handle.read(HEADER_BYTES))
-
-
-def _local_path(storage_name: str) -> str | None:
-    try:
-        return _storage().path(storage_name)
-    except NotImplementedError:  # object storage: no local file to swap
-        return None
-
-
-def _replace_atomically(path: str, blob: bytes) -> None:
-    """Write beside the blob, then rename over it: a reader or a crash sees the old
-    blob or the new one, never half of either."""
-    temporary = f"{path}.rotating"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    directory = os.open(os.path.dirname(path), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    return blob_key_id(blob_head(storage_name, HEADER_BYTES))
 
 
 def payload_blob_reseal(*, storage_name: str, expected_sha256: str) -> StoredBlob:
-    """Re-encrypt one blob under the active key, proving its checksum first.
-
-    On a local file system the blob keeps its name and is swapped in place. On
-    object storage a new blob is written under a new name; the caller points the
-    record at it and deletes the old one after commit.
-    """
-    plaintext = payload_blob_read(
-        storage_name=storage_name, expected_sha256=expected_sha256
+    """Re-encrypt one blob under the active key, proving its checksum first; it keeps
+    its name and its store. A database blob is rewritten in the caller's
+    transaction; a file is swapped atomically (a crash leaves old or new)."""
+    store, blob = blob_locate(storage_name)
+    _, plaintext = key_ring().decrypt(blob, associated_data=storage_name.encode())
+    if hashlib.sha256(plaintext).hexdigest() != expected_sha256:
+        raise PayloadIntegrityError("payload checksum mismatch")
+    key_id, sealed = key_ring().encrypt(
+        plaintext, associated_data=storage_name.encode()
     )
-    path = _local_path(storage_name)
-    if path is None:
-        return payload_blob_write(plaintext)
-    key_id, blob = key_ring().encrypt(plaintext, associated_data=storage_name.encode())
-    _replace_atomically(path, blob)
+    store.replace(storage_name, sealed)
     return StoredBlob(
         storage_name=storage_name,
         key_id=key_id,
@@ -181,13 +182,11 @@ def payload_version_rekey(*, version_id: int) -> str:
             version.key_id = active
             version.save(update_fields=["key_id"])
         return Rekeyed.CURRENT
-    old_name = version.storage_name
-    blob = payload_blob_reseal(storage_name=old_name, expected_sha256=version.sha256)
+    blob = payload_blob_reseal(
+        storage_name=version.storage_name, expected_sha256=version.sha256
+    )
     version.key_id = blob.key_id
-    version.storage_name = blob.storage_name
-    version.save(update_fields=["key_id", "storage_name"])
-    if blob.storage_name != old_name:
-        transaction.on_commit(lambda: payload_blob_delete(old_name))
+    version.save(update_fields=["key_id"])
     return Rekeyed.RESEALED
 
 

@@ -106,12 +106,12 @@ def test_replay_with_same_key_and_body_returns_200_and_the_original(api_client):
 
 
 def test_same_key_with_different_content_is_409_and_stores_nothing(
-    api_client, _payloads_in_tmp
+    api_client, filesystem_payload_store
 ):
     api_client.post(
         "/api/v1/documents", payload(), format="json", HTTP_IDEMPOTENCY_KEY="k"
     )
-    files_before = sorted(p for p in _payloads_in_tmp.rglob("*") if p.is_file())
+    files_before = sorted(p for p in filesystem_payload_store.rglob("*") if p.is_file())
     response = api_client.post(
         "/api/v1/documents",
         payload(description="Another letter"),
@@ -121,7 +121,10 @@ def test_same_key_with_different_content_is_409_and_stores_nothing(
     assert response.status_code == 409
     assert response["Content-Type"] == "application/problem+json"
     assert Document.objects.count() == 1
-    assert sorted(p for p in _payloads_in_tmp.rglob("*") if p.is_file()) == files_before
+    assert (
+        sorted(p for p in filesystem_payload_store.rglob("*") if p.is_file())
+        == files_before
+    )
 
 
 def test_every_field_error_is_listed_at_once(api_client):
@@ -153,7 +156,7 @@ def test_every_field_error_is_listed_at_once(api_client):
 
 
 def test_docm_renamed_pdf_is_refused_and_nothing_is_stored(
-    api_client, _payloads_in_tmp
+    api_client, filesystem_payload_store
 ):
     response = api_client.post(
         "/api/v1/documents",
@@ -166,7 +169,7 @@ def test_docm_renamed_pdf_is_refused_and_nothing_is_stored(
     assert error["field"] == "content"
     assert error["code"] == "macro_enabled"
     assert Document.objects.count() == 0
-    assert not any(p.is_file() for p in _payloads_in_tmp.rglob("*"))
+    assert not any(p.is_file() for p in filesystem_payload_store.rglob("*"))
 
 
 def test_body_over_the_ceiling_is_413(api_client, settings):

@@ -29,6 +29,11 @@ OLD = key_spec("k2023", 1)
 NEW = key_spec("k2024", 101)
 
 
+@pytest.fixture(autouse=True)
+def _blobs_as_files(filesystem_payload_store):
+    """These tests look at blob files and run without a database."""
+
+
 @pytest.fixture
 def one_key(settings):
     settings.DOCFLOW_PAYLOAD_KEYS = NEW
@@ -131,10 +136,10 @@ def test_malformed_key_spec_is_refused(spec):
 # Blobs in the payload storage.
 
 
-def test_blob_on_disk_is_ciphertext_and_reads_back(one_key, _payloads_in_tmp):
+def test_blob_on_disk_is_ciphertext_and_reads_back(one_key, filesystem_payload_store):
     stored = payload_blob_write(PLAINTEXT)
 
-    on_disk = (_payloads_in_tmp / stored.storage_name).read_bytes()
+    on_disk = (filesystem_payload_store / stored.storage_name).read_bytes()
     assert MARKER not in on_disk
     assert stored.key_id == "k2024"
     assert stored.size_bytes == len(PLAINTEXT)
@@ -153,11 +158,14 @@ def test_blob_file_names_carry_no_content(one_key):
     assert stored.storage_name.endswith(".bin")
 
 
-def test_blob_copied_under_another_storage_name_fails(one_key, _payloads_in_tmp):
+def test_blob_copied_under_another_storage_name_fails(
+    one_key, filesystem_payload_store
+):
     stored = payload_blob_write(PLAINTEXT)
     other = payload_blob_write(b"another document")
     shutil.copyfile(
-        _payloads_in_tmp / stored.storage_name, _payloads_in_tmp / other.storage_name
+        filesystem_payload_store / stored.storage_name,
+        filesystem_payload_store / other.storage_name,
     )
 
     with pytest.raises(PayloadDecryptionError):
@@ -166,9 +174,9 @@ def test_blob_copied_under_another_storage_name_fails(one_key, _payloads_in_tmp)
         )
 
 
-def test_tampered_blob_on_disk_fails(one_key, _payloads_in_tmp):
+def test_tampered_blob_on_disk_fails(one_key, filesystem_payload_store):
     stored = payload_blob_write(PLAINTEXT)
-    path = _payloads_in_tmp / stored.storage_name
+    path = filesystem_payload_store / stored.storage_name
     path.write_bytes(tampered(path.read_bytes(), len(path.read_bytes()) // 2))
 
     with pytest.raises(PayloadDecryptionError):

@@ -51,7 +51,7 @@ def png_header(width: int, height: int) -> bytes:
 
 
 def test_the_issue_13_render_bomb_is_refused_at_intake_over_the_api(
-    api_client, _payloads_in_tmp
+    api_client, filesystem_payload_store
 ):
     response = api_client.post(
         "/api/v1/documents",
@@ -68,7 +68,7 @@ def test_the_issue_13_render_bomb_is_refused_at_intake_over_the_api(
     [error] = response.json()["errors"]
     assert (error["field"], error["code"]) == ("content", "html_too_many_elements")
     assert Document.objects.count() == 0
-    assert not any(p.is_file() for p in _payloads_in_tmp.rglob("*"))
+    assert not any(p.is_file() for p in filesystem_payload_store.rglob("*"))
 
 
 def test_an_honest_letter_passes_every_html_check():

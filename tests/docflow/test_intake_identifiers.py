@@ -99,7 +99,7 @@ def test_uuid_hex_keys_whose_digits_pass_modulus_11_are_accepted():
 @pytest.mark.parametrize("written", WRITTEN_FORMS)
 @pytest.mark.parametrize("field", NON_PATIENT_TEXT_FIELDS)
 def test_nhs_number_in_a_non_patient_field_is_refused_without_echoing_it(
-    field, written, _payloads_in_tmp
+    field, written, filesystem_payload_store
 ):
     refused = refusal(**{field: written})
 

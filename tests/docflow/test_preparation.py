@@ -233,10 +233,10 @@ def test_allowed_pdf_becomes_ready_with_its_page_count_and_no_new_version(
 
 
 def test_allowed_pdf_costs_one_read_no_second_opening_and_few_queries(
-    destination, monkeypatch, _payloads_in_tmp
+    destination, monkeypatch, filesystem_payload_store
 ):
     document = submit()
-    files_before = stored_files(_payloads_in_tmp)
+    files_before = stored_files(filesystem_payload_store)
     calls = {"read": 0, "inspect": 0}
 
     def counting(name, real):
@@ -263,7 +263,7 @@ def test_allowed_pdf_costs_one_read_no_second_opening_and_few_queries(
     # Intake opened these bytes and recorded their pages; the read proves they are
     # the same bytes (SHA-256), so they are not opened again.
     assert calls == {"read": 1, "inspect": 0}
-    assert stored_files(_payloads_in_tmp) == files_before
+    assert stored_files(filesystem_payload_store) == files_before
 
 
 def test_intake_records_a_pdfs_page_count_on_its_original():
@@ -595,10 +595,10 @@ def test_preparing_twice_changes_nothing_the_second_time(destination):
 
 
 def test_a_failure_after_storing_rolls_back_and_removes_the_new_blobs(
-    destination, monkeypatch, _payloads_in_tmp
+    destination, monkeypatch, filesystem_payload_store
 ):
     document = submit(HTML_LETTER, "html")
-    files_before = stored_files(_payloads_in_tmp)
+    files_before = stored_files(filesystem_payload_store)
 
     real_flush = DocumentTransitions.flush
     flushes = []
@@ -618,7 +618,7 @@ def test_a_failure_after_storing_rolls_back_and_removes_the_new_blobs(
     document.refresh_from_db()
     assert document.status == S.SUBMITTED
     assert len(versions(document)) == 1
-    assert stored_files(_payloads_in_tmp) == files_before
+    assert stored_files(filesystem_payload_store) == files_before
 
 
 def test_audit_events_carry_sha256_and_no_patient_data(destination):

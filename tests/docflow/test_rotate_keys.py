@@ -17,7 +17,7 @@ from django.db import connection
 
 from audit.models import AuditEvent
 from docflow.models import DocumentStatus, PayloadStage, PayloadVersion
-from docflow.payloads import store as payload_store
+from docflow.payloads import blobstores
 from docflow.payloads.encryption import KeyRing, PayloadDecryptionError
 from docflow.payloads.store import payload_blob_read
 from docflow.preparation import document_prepare
@@ -47,8 +47,10 @@ def html_letter() -> bytes:
 
 
 @pytest.fixture
-def stored_under_old_key(settings):
-    """Five documents under the old key: four PDFs and one converted HTML letter."""
+def stored_under_old_key(settings, filesystem_payload_store):
+    """Five documents under the old key: four PDFs and one converted HTML letter,
+    as files (these tests look at them; tests/docflow/test_payload_stores.py
+    rotates the database store)."""
     settings.DOCFLOW_PAYLOAD_KEYS = OLD
     OrganisationFactory(ods_code="A81001")
     for number in range(4):
@@ -100,14 +102,14 @@ def every_byte_in_storage(payload_dir) -> bytes:
 
 
 def test_rotation_then_key_removal_leaves_old_copies_unreadable_and_all_payloads_readable(  # noqa: E501
-    settings, stored_under_old_key, _payloads_in_tmp
+    settings, stored_under_old_key, filesystem_payload_store
 ):
     versions = stored_under_old_key
     plaintexts = {
         v.pk: payload_blob_read(storage_name=v.storage_name, expected_sha256=v.sha256)
         for v in versions
     }
-    old_copies = {v.pk: blob_bytes(_payloads_in_tmp, v) for v in versions}
+    old_copies = {v.pk: blob_bytes(filesystem_payload_store, v) for v in versions}
     assert sum(MARKER.encode() in text for text in plaintexts.values()) >= 5
 
     settings.DOCFLOW_PAYLOAD_KEYS = f"{NEW},{OLD}"
@@ -125,7 +127,7 @@ def test_rotation_then_key_removal_leaves_old_copies_unreadable_and_all_payloads
             )
             == plaintexts[version.pk]
         )
-        current = blob_bytes(_payloads_in_tmp, version)
+        current = blob_bytes(filesystem_payload_store, version)
         assert current != old_copies[version.pk]
         with pytest.raises(PayloadDecryptionError, match="not in the key ring"):
             new_ring.decrypt(
@@ -134,7 +136,9 @@ def test_rotation_then_key_removal_leaves_old_copies_unreadable_and_all_payloads
             )
     # An old copy put back in place is refused, not read.
     restored = versions[0]
-    (_payloads_in_tmp / restored.storage_name).write_bytes(old_copies[restored.pk])
+    (filesystem_payload_store / restored.storage_name).write_bytes(
+        old_copies[restored.pk]
+    )
     with pytest.raises(PayloadDecryptionError):
         payload_blob_read(
             storage_name=restored.storage_name, expected_sha256=restored.sha256
@@ -147,47 +151,49 @@ def test_rotation_then_key_removal_leaves_old_copies_unreadable_and_all_payloads
 
 
 def test_marker_is_in_no_stored_file_and_no_database_row_before_or_after_rotation(
-    settings, stored_under_old_key, _payloads_in_tmp
+    settings, stored_under_old_key, filesystem_payload_store
 ):
     # The scans can find things: patient metadata is in the database as expected.
     database = every_text_in_the_database()
     assert "Testpatient" in database
     assert MARKER not in database
-    assert MARKER.encode() not in every_byte_in_storage(_payloads_in_tmp)
+    assert MARKER.encode() not in every_byte_in_storage(filesystem_payload_store)
 
     settings.DOCFLOW_PAYLOAD_KEYS = f"{NEW},{OLD}"
     rotate()
     settings.DOCFLOW_PAYLOAD_KEYS = NEW
 
-    stored = every_byte_in_storage(_payloads_in_tmp)
+    stored = every_byte_in_storage(filesystem_payload_store)
     assert MARKER.encode() not in stored
     assert b".rotating" not in b"".join(
-        str(p).encode() for p in _payloads_in_tmp.rglob("*")
+        str(p).encode() for p in filesystem_payload_store.rglob("*")
     )
     assert MARKER not in every_text_in_the_database()
-    assert len(list(_payloads_in_tmp.rglob("*.bin"))) == 6
+    assert len(list(filesystem_payload_store.rglob("*.bin"))) == 6
 
 
 def test_second_run_finds_everything_current_and_changes_nothing(
-    settings, stored_under_old_key, _payloads_in_tmp
+    settings, stored_under_old_key, filesystem_payload_store
 ):
     settings.DOCFLOW_PAYLOAD_KEYS = f"{NEW},{OLD}"
     rotate()
     after_first = {
-        v.pk: blob_bytes(_payloads_in_tmp, v) for v in PayloadVersion.objects.all()
+        v.pk: blob_bytes(filesystem_payload_store, v)
+        for v in PayloadVersion.objects.all()
     }
 
     output = rotate("--batch-size", "2")
 
     assert "0 re-encrypted, 6 already current, 0 failed" in output
     assert {
-        v.pk: blob_bytes(_payloads_in_tmp, v) for v in PayloadVersion.objects.all()
+        v.pk: blob_bytes(filesystem_payload_store, v)
+        for v in PayloadVersion.objects.all()
     } == after_first
     assert AuditEvent.objects.filter(action="payload.keys_rotated").count() == 2
 
 
 def test_interrupted_run_leaves_whole_blobs_and_a_second_run_finishes(
-    settings, stored_under_old_key, _payloads_in_tmp, monkeypatch
+    settings, stored_under_old_key, filesystem_payload_store, monkeypatch
 ):
     settings.DOCFLOW_PAYLOAD_KEYS = f"{NEW},{OLD}"
     real_replace = os.replace
@@ -201,10 +207,10 @@ def test_interrupted_run_leaves_whole_blobs_and_a_second_run_finishes(
         swaps.append(target)
         real_replace(source, target)
 
-    monkeypatch.setattr(payload_store.os, "replace", killed_on_third_swap)
+    monkeypatch.setattr(blobstores.os, "replace", killed_on_third_swap)
     with pytest.raises(KeyboardInterrupt):
         rotate("--batch-size", "2")
-    monkeypatch.setattr(payload_store.os, "replace", real_replace)
+    monkeypatch.setattr(blobstores.os, "replace", real_replace)
 
     by_key = {}
     for version in PayloadVersion.objects.order_by("pk"):
@@ -215,7 +221,7 @@ def test_interrupted_run_leaves_whole_blobs_and_a_second_run_finishes(
         by_key.setdefault(version.key_id, 0)
         by_key[version.key_id] += 1
     assert by_key == {"k2026": 2, "k2025": 4}
-    assert not list(_payloads_in_tmp.rglob("*.rotating"))
+    assert not list(filesystem_payload_store.rglob("*.tmp"))
     [interrupted] = AuditEvent.objects.filter(action="payload.keys_rotated")
     assert interrupted.data["interrupted"] is True
     assert interrupted.data["re_encrypted"] == 2
@@ -232,30 +238,30 @@ def test_interrupted_run_leaves_whole_blobs_and_a_second_run_finishes(
 
 
 def test_a_record_behind_its_blob_is_caught_up_from_the_blob_header(
-    settings, stored_under_old_key, _payloads_in_tmp
+    settings, stored_under_old_key, filesystem_payload_store
 ):
     settings.DOCFLOW_PAYLOAD_KEYS = f"{NEW},{OLD}"
     rotate()
     # As if a run was killed after the swap but before its commit.
     PayloadVersion.objects.filter(pk=stored_under_old_key[0].pk).update(key_id="k2025")
-    before = blob_bytes(_payloads_in_tmp, stored_under_old_key[0])
+    before = blob_bytes(filesystem_payload_store, stored_under_old_key[0])
 
     output = rotate()
 
     assert "0 re-encrypted, 6 already current, 0 failed" in output
     version = PayloadVersion.objects.get(pk=stored_under_old_key[0].pk)
     assert version.key_id == "k2026"
-    assert blob_bytes(_payloads_in_tmp, version) == before
+    assert blob_bytes(filesystem_payload_store, version) == before
 
 
 def test_unreadable_blobs_are_counted_failed_and_the_command_exits_non_zero(
-    settings, stored_under_old_key, _payloads_in_tmp
+    settings, stored_under_old_key, filesystem_payload_store
 ):
     broken, missing = stored_under_old_key[1], stored_under_old_key[2]
-    path = _payloads_in_tmp / broken.storage_name
+    path = filesystem_payload_store / broken.storage_name
     data = path.read_bytes()
     path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
-    (_payloads_in_tmp / missing.storage_name).unlink()
+    (filesystem_payload_store / missing.storage_name).unlink()
     settings.DOCFLOW_PAYLOAD_KEYS = f"{NEW},{OLD}"
     out, err = io.StringIO(), io.StringIO()
 

@@ -171,13 +171,13 @@ def test_submit_stores_the_original_payload_version_with_checksum_and_key(settin
     assert version.key_id == TEST_KEY_ID
 
 
-def test_submitted_payload_decrypts_back_to_the_same_bytes(_payloads_in_tmp):
+def test_submitted_payload_decrypts_back_to_the_same_bytes(filesystem_payload_store):
     content = pdf_bytes("Round trip")
 
     document, _ = submit(content=content)
 
     version = document.payload_versions.get()
-    assert (_payloads_in_tmp / version.storage_name).is_file()
+    assert (filesystem_payload_store / version.storage_name).is_file()
     assert (
         payload_blob_read(
             storage_name=version.storage_name, expected_sha256=version.sha256
@@ -287,7 +287,7 @@ FIELD_ERRORS = [
 
 @pytest.mark.parametrize(("field", "overrides", "code"), FIELD_ERRORS)
 def test_invalid_field_is_refused_naming_only_that_field_and_stores_nothing(
-    field, overrides, code, _payloads_in_tmp
+    field, overrides, code, filesystem_payload_store
 ):
     # Future dates are computed at run time, not at collection time.
     overrides = {k: v if v is not None else tomorrow() for k, v in overrides.items()}
@@ -296,12 +296,12 @@ def test_invalid_field_is_refused_naming_only_that_field_and_stores_nothing(
 
     assert set(refused.errors) == {field}
     assert code in [error_code for error_code, _ in refused.errors[field]]
-    assert_nothing_stored(_payloads_in_tmp)
+    assert_nothing_stored(filesystem_payload_store)
 
 
 @pytest.mark.parametrize(("field", "limit"), sorted(CONNECT_LENGTH_LIMITS.items()))
 def test_each_connect_length_limit_refuses_one_character_more(
-    field, limit, _payloads_in_tmp
+    field, limit, filesystem_payload_store
 ):
     max_length, connect_code = limit
 
@@ -311,7 +311,7 @@ def test_each_connect_length_limit_refuses_one_character_more(
     [(code, message)] = refused.errors[field]
     assert code == "too_long"
     assert connect_code in message
-    assert_nothing_stored(_payloads_in_tmp)
+    assert_nothing_stored(filesystem_payload_store)
 
 
 @pytest.mark.parametrize(("field", "limit"), sorted(CONNECT_LENGTH_LIMITS.items()))
@@ -338,22 +338,24 @@ def test_each_connect_length_limit_accepts_exactly_the_limit(field, limit):
     ],
 )
 def test_missing_required_field_is_refused_and_stores_nothing(
-    field, missing, _payloads_in_tmp
+    field, missing, filesystem_payload_store
 ):
     refused = refusal(**{field: missing})
 
     assert refused.errors == {field: [("required", "This field is required.")]}
-    assert_nothing_stored(_payloads_in_tmp)
+    assert_nothing_stored(filesystem_payload_store)
 
 
-def test_missing_idempotency_key_is_refused_and_stores_nothing(_payloads_in_tmp):
+def test_missing_idempotency_key_is_refused_and_stores_nothing(
+    filesystem_payload_store,
+):
     refused = refusal(key="")
 
     assert set(refused.errors) == {"idempotency_key"}
-    assert_nothing_stored(_payloads_in_tmp)
+    assert_nothing_stored(filesystem_payload_store)
 
 
-def test_every_problem_is_reported_in_one_refusal(_payloads_in_tmp):
+def test_every_problem_is_reported_in_one_refusal(filesystem_payload_store):
     refused = refusal(
         nhs_number=INVALID_CHECKSUM_NHS_NUMBER,
         destination_ods_code="?",
@@ -369,7 +371,7 @@ def test_every_problem_is_reported_in_one_refusal(_payloads_in_tmp):
         "folder_name",
         "content",
     }
-    assert_nothing_stored(_payloads_in_tmp)
+    assert_nothing_stored(filesystem_payload_store)
 
 
 # Intake: content judged by its bytes, not its name.
@@ -385,14 +387,14 @@ SPOOFED_CONTENT = [
 
 @pytest.mark.parametrize(("content", "extension", "code"), SPOOFED_CONTENT)
 def test_disallowed_or_disguised_content_is_refused_and_stores_nothing(
-    content, extension, code, _payloads_in_tmp
+    content, extension, code, filesystem_payload_store
 ):
     refused = refusal(content=content, declared_extension=extension)
 
     assert set(refused.errors) == {"content"}
     [(error_code, _)] = refused.errors["content"]
     assert error_code == code
-    assert_nothing_stored(_payloads_in_tmp)
+    assert_nothing_stored(filesystem_payload_store)
 
 
 def test_each_kind_of_refused_content_has_its_own_code():
@@ -430,11 +432,11 @@ def test_content_with_a_matching_name_is_accepted_with_its_sniffed_media_type(
 
 
 def test_replay_with_same_key_and_content_returns_the_original_and_stores_nothing(
-    _payloads_in_tmp,
+    filesystem_payload_store,
 ):
     organisation = SendingOrganisationFactory()
     original, first_created = submit(organisation, key="evt-7")
-    files = stored_files(_payloads_in_tmp)
+    files = stored_files(filesystem_payload_store)
 
     replay, created = submit(organisation, key="evt-7")
 
@@ -444,7 +446,7 @@ def test_replay_with_same_key_and_content_returns_the_original_and_stores_nothin
     assert Document.objects.count() == 1
     assert PayloadVersion.objects.count() == 1
     assert AuditEvent.objects.filter(action="document.submitted").count() == 1
-    assert stored_files(_payloads_in_tmp) == files
+    assert stored_files(filesystem_payload_store) == files
 
 
 def test_replay_with_a_differently_spaced_nhs_number_is_still_a_replay():
@@ -464,11 +466,11 @@ def test_replay_with_a_differently_spaced_nhs_number_is_still_a_replay():
     ],
 )
 def test_same_key_for_a_different_document_is_a_conflict_and_stores_nothing(
-    change, _payloads_in_tmp
+    change, filesystem_payload_store
 ):
     organisation = SendingOrganisationFactory()
     original, _ = submit(organisation, key="evt-9")
-    files = stored_files(_payloads_in_tmp)
+    files = stored_files(filesystem_payload_store)
 
     with pytest.raises(IdempotencyConflict):
         submit(organisation, key="evt-9", **change)
@@ -476,7 +478,7 @@ def test_same_key_for_a_different_document_is_a_conflict_and_stores_nothing(
     assert list(Document.objects.all()) == [original]
     assert PayloadVersion.objects.count() == 1
     assert AuditEvent.objects.count() == 1
-    assert stored_files(_payloads_in_tmp) == files
+    assert stored_files(filesystem_payload_store) == files
 
 
 def test_same_key_from_another_source_system_is_a_new_document():
@@ -494,29 +496,29 @@ def test_same_key_from_another_source_system_is_a_new_document():
     assert second.pk != first.pk
 
 
-def test_a_replay_keeps_no_second_blob(_payloads_in_tmp):
+def test_a_replay_keeps_no_second_blob(filesystem_payload_store):
     organisation = SendingOrganisationFactory()
     original, _ = submit(organisation, key="evt-race")
-    files = stored_files(_payloads_in_tmp)
+    files = stored_files(filesystem_payload_store)
 
     replay, created = submit(organisation, key="evt-race")
 
     assert (replay.pk, created) == (original.pk, False)
     assert Document.objects.count() == 1
     assert AuditEvent.objects.count() == 1
-    assert stored_files(_payloads_in_tmp) == files
+    assert stored_files(filesystem_payload_store) == files
 
 
-def test_a_conflicting_reuse_of_a_key_keeps_no_blob(_payloads_in_tmp):
+def test_a_conflicting_reuse_of_a_key_keeps_no_blob(filesystem_payload_store):
     organisation = SendingOrganisationFactory()
     submit(organisation, key="evt-race-2")
-    files = stored_files(_payloads_in_tmp)
+    files = stored_files(filesystem_payload_store)
 
     with pytest.raises(IdempotencyConflict):
         submit(organisation, key="evt-race-2", description="Another letter")
 
     assert Document.objects.count() == 1
-    assert stored_files(_payloads_in_tmp) == files
+    assert stored_files(filesystem_payload_store) == files
 
 
 # Lifecycle services.

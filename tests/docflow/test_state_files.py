@@ -144,14 +144,14 @@ def test_a_shared_sticky_directory_is_never_tightened(tmp_path):
     assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777
 
 
-def test_payload_blobs_are_0600_in_0700_directories(_payloads_in_tmp):
+def test_payload_blobs_are_0600_in_0700_directories(filesystem_payload_store):
     previous = os.umask(0o022)
     try:
         blob = payload_blob_write(b"%PDF-1.7 letter")
     finally:
         os.umask(previous)
 
-    path = _payloads_in_tmp / blob.storage_name
+    path = filesystem_payload_store / blob.storage_name
     assert mode(path) == 0o600
     assert mode(path.parent) == 0o700
-    assert mode(_payloads_in_tmp) == 0o700
+    assert mode(filesystem_payload_store) == 0o700

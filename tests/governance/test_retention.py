@@ -103,7 +103,7 @@ def test_policy_reads_settings_with_defaults(settings):
 
 
 def test_superseded_original_is_purged_exactly_when_due_and_audited(
-    destination, _payloads_in_tmp
+    destination, filesystem_payload_store
 ):
     document, original, converted = converted_letter()
     due = T0 + INTERMEDIATE_DAYS * DAY
@@ -112,7 +112,9 @@ def test_superseded_original_is_purged_exactly_when_due_and_audited(
 
     assert sum(early.purged.values()) == 0
     original.refresh_from_db()
-    assert original.purged_at is None and blob_exists(_payloads_in_tmp, original)
+    assert original.purged_at is None and blob_exists(
+        filesystem_payload_store, original
+    )
 
     report = purge_at(due)
 
@@ -120,8 +122,10 @@ def test_superseded_original_is_purged_exactly_when_due_and_audited(
     original.refresh_from_db()
     converted.refresh_from_db()
     assert original.purged_at == due
-    assert not blob_exists(_payloads_in_tmp, original)
-    assert converted.purged_at is None and blob_exists(_payloads_in_tmp, converted)
+    assert not blob_exists(filesystem_payload_store, original)
+    assert converted.purged_at is None and blob_exists(
+        filesystem_payload_store, converted
+    )
     # The row stays as the proof of what was received.
     assert original.sha256 and original.size_bytes
     [early_run, run] = run_events()
@@ -142,7 +146,7 @@ def test_superseded_original_is_purged_exactly_when_due_and_audited(
     ]
 
 
-def test_the_scheduled_task_purges_what_is_due(destination, _payloads_in_tmp):
+def test_the_scheduled_task_purges_what_is_due(destination, filesystem_payload_store):
     from governance.tasks import purge_payloads
 
     _, original, _ = converted_letter()
@@ -156,7 +160,7 @@ def test_the_scheduled_task_purges_what_is_due(destination, _payloads_in_tmp):
     assert summary == "purged {'intermediate': 1}"
     original.refresh_from_db()
     assert original.purged_at is not None
-    assert not blob_exists(_payloads_in_tmp, original)
+    assert not blob_exists(filesystem_payload_store, original)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +182,9 @@ def test_the_scheduled_task_purges_what_is_due(destination, _payloads_in_tmp):
         ),
     ],
 )
-def test_finished_document_payload_is_purged_exactly_when_due(_payloads_in_tmp, finish):
+def test_finished_document_payload_is_purged_exactly_when_due(
+    filesystem_payload_store, finish
+):
     with at(T0):
         document = submit_document(content=pdf_bytes())
     finished_at = T0 + 3 * DAY
@@ -188,19 +194,19 @@ def test_finished_document_payload_is_purged_exactly_when_due(_payloads_in_tmp, 
     due = finished_at + FINISHED_DAYS * DAY
 
     assert sum(purge_at(due - SECOND).purged.values()) == 0
-    assert blob_exists(_payloads_in_tmp, version)
+    assert blob_exists(filesystem_payload_store, version)
 
     report = purge_at(due)
 
     assert report.purged == {"finished": 1}
     version.refresh_from_db()
     assert version.purged_at == due
-    assert not blob_exists(_payloads_in_tmp, version)
+    assert not blob_exists(filesystem_payload_store, version)
     assert run_events()[-1].data["purged"] == {"intermediate": 0, "finished": 1}
 
 
 def test_a_document_on_its_way_keeps_its_current_payload_indefinitely(
-    _payloads_in_tmp,
+    filesystem_payload_store,
 ):
     with at(T0):
         document = move(submit_document(), "mark_prepared", "claim_for_sending")
@@ -213,7 +219,7 @@ def test_a_document_on_its_way_keeps_its_current_payload_indefinitely(
 
 
 def test_delivered_is_final_only_where_the_profile_never_reports_accepted(
-    _payloads_in_tmp,
+    filesystem_payload_store,
 ):
     DestinationProfile.objects.update_or_create(
         endpoint_type="never_accepts",
@@ -242,7 +248,7 @@ def test_delivered_is_final_only_where_the_profile_never_reports_accepted(
 
 
 def test_payloads_are_never_purged_while_a_work_item_is_open_and_are_once_closed(
-    destination, _payloads_in_tmp
+    destination, filesystem_payload_store
 ):
     document, original, converted = converted_letter()
     with at(T0 + DAY):
@@ -257,7 +263,7 @@ def test_payloads_are_never_purged_while_a_work_item_is_open_and_are_once_closed
     assert report.skipped_open_work == 1
     assert run_events()[-1].data["skipped_open_work"] == 1
     assert not PayloadVersion.objects.filter(purged_at__isnull=False).exists()
-    assert blob_exists(_payloads_in_tmp, original)
+    assert blob_exists(filesystem_payload_store, original)
 
     with at(years_later):
         document = document_cancel(document=document, reason="withdrawn", actor=None)
@@ -274,10 +280,12 @@ def test_payloads_are_never_purged_while_a_work_item_is_open_and_are_once_closed
     assert purge_at(due).purged == {"finished": 1}
     converted.refresh_from_db()
     assert converted.purged_at == due
-    assert not blob_exists(_payloads_in_tmp, converted)
+    assert not blob_exists(filesystem_payload_store, converted)
 
 
-def test_a_version_with_retain_until_is_kept_until_that_moment(_payloads_in_tmp):
+def test_a_version_with_retain_until_is_kept_until_that_moment(
+    filesystem_payload_store,
+):
     with at(T0):
         document = document_cancel(
             document=submit_document(), reason="withdrawn", actor=None
@@ -290,7 +298,7 @@ def test_a_version_with_retain_until_is_kept_until_that_moment(_payloads_in_tmp)
     assert purge_at(hold_until).purged == {"finished": 1}
 
 
-def test_a_second_run_purges_nothing_more(destination, _payloads_in_tmp):
+def test_a_second_run_purges_nothing_more(destination, filesystem_payload_store):
     converted_letter()
     due = T0 + INTERMEDIATE_DAYS * DAY
 
@@ -300,7 +308,7 @@ def test_a_second_run_purges_nothing_more(destination, _payloads_in_tmp):
     assert len(run_events()) == 2
 
 
-def test_split_parent_is_purged_once_every_part_is_finished(_payloads_in_tmp):
+def test_split_parent_is_purged_once_every_part_is_finished(filesystem_payload_store):
     with at(T0):
         parent = move(submit_document(), "mark_prepared")
         parts = [submit_document(content=pdf_bytes(f"part {n}")) for n in (1, 2)]
@@ -322,7 +330,7 @@ def test_split_parent_is_purged_once_every_part_is_finished(_payloads_in_tmp):
 
 
 def test_audit_and_access_logs_are_kept_and_counted_past_retention(
-    settings, _payloads_in_tmp
+    settings, filesystem_payload_store
 ):
     settings.DOCFLOW_RETENTION_AUDIT_DAYS = 10
     settings.DOCFLOW_RETENTION_ACCESS_LOG_DAYS = 20
@@ -351,7 +359,9 @@ def test_audit_and_access_logs_are_kept_and_counted_past_retention(
     assert purge_at(T0 + 21 * DAY).access_logs_past_retention == 1
 
 
-def test_dry_run_command_counts_and_changes_nothing(destination, _payloads_in_tmp):
+def test_dry_run_command_counts_and_changes_nothing(
+    destination, filesystem_payload_store
+):
     converted_letter()
     out = io.StringIO()
     with at(T0 + INTERMEDIATE_DAYS * DAY):

@@ -262,11 +262,11 @@ def test_unreadable_and_unmatched_answers_are_kept_with_an_audit_event(
             action="mesh.answer_quarantined", target_id=str(kept.public_id)
         )
         assert event.data["message_id"] == kept.message_id
-    # Encrypted at rest: the stored blob is not the content.
-    from django.core.files.storage import storages
+    # Encrypted at rest: the stored blob (a row or a file) is not the content.
+    from docflow.payloads.blobstores import blob_locate
 
-    with storages["payloads"].open(unmatched.content_storage_name, "rb") as blob:
-        assert stranger.encode() not in blob.read()
+    _, blob = blob_locate(unmatched.content_storage_name)
+    assert blob and stranger.encode() not in blob
     # Not suspicious: no incident for a practice's typing mistake.
     assert not Incident.objects.filter(kind=IncidentKind.MESH_ANSWER_SUSPICIOUS)
 

@@ -119,7 +119,7 @@ def stored_blob_count(payload_dir) -> int:
 
 
 @pytest.fixture
-def submit(api_client, _payloads_in_tmp):
+def submit(api_client, filesystem_payload_store):
     """POST one file through the API; check that a refusal stored nothing."""
     keys = iter(range(10_000))
 
@@ -127,7 +127,7 @@ def submit(api_client, _payloads_in_tmp):
         before = (
             Document.objects.count(),
             PayloadVersion.objects.count(),
-            stored_blob_count(_payloads_in_tmp),
+            stored_blob_count(filesystem_payload_store),
             AuditEvent.objects.filter(action="document.submitted").count(),
         )
         started = time.monotonic()
@@ -156,7 +156,7 @@ def submit(api_client, _payloads_in_tmp):
         after = (
             Document.objects.count(),
             PayloadVersion.objects.count(),
-            stored_blob_count(_payloads_in_tmp),
+            stored_blob_count(filesystem_payload_store),
             AuditEvent.objects.filter(action="document.submitted").count(),
         )
         response.stored_nothing = before == after
@@ -183,7 +183,9 @@ def assert_refused(response, code: str) -> None:
 # The control: what is safe still goes in (so every refusal below means something).
 
 
-def test_a_plain_pdf_with_an_ordinary_web_link_is_accepted(submit, _payloads_in_tmp):
+def test_a_plain_pdf_with_an_ordinary_web_link_is_accepted(
+    submit, filesystem_payload_store
+):
     link = b"<< /Type /Annot /Subtype /Link /Rect [0 0 10 10] /A 6 0 R >>"
     pdf = build_pdf(
         page=b"/Annots [7 0 R]",
@@ -194,7 +196,7 @@ def test_a_plain_pdf_with_an_ordinary_web_link_is_accepted(submit, _payloads_in_
 
     assert response.status_code == 201, response.content
     assert Document.objects.count() == 1
-    assert stored_blob_count(_payloads_in_tmp) == 1
+    assert stored_blob_count(filesystem_payload_store) == 1
 
 
 def test_a_pdf_with_moderately_compressed_content_is_accepted(submit):
