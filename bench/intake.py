@@ -257,6 +257,19 @@ def stored_counts(url: str, *, source_system: str) -> StoredCounts:
 
 
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1: any the system gives, or, with
+    ``BENCH_PORTS=low-high`` set, the first free one in that range."""
+    spec = os.environ.get("BENCH_PORTS", "")
+    if spec:
+        low, high = (int(part) for part in spec.split("-"))
+        for port in range(low, high + 1):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in BENCH_PORTS={spec}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -9,7 +9,13 @@ import json
 import pytest
 
 from audit.models import AuditEvent
-from docflow.backpressure import preparation_backlog_at_least
+from docflow import backpressure
+from docflow.backpressure import (
+    intake_backpressure_check,
+    preparation_backlog_at_least,
+    preparation_backlog_forget,
+)
+from docflow.errors import IntakeBusy
 from docflow.models import Document, DocumentStatus, PayloadVersion
 from tests.factories import submit_document
 from tests.fhir.conftest import FHIR_JSON, document_reference
@@ -112,3 +118,44 @@ def test_fhir_at_depth_answers_503_operation_outcome_with_retry_after(
     assert outcome["issue"][0]["code"] == "transient"
     assert outcome["issue"][0]["details"]["coding"][0]["code"] == "intake_busy"
     assert stored_counts() == before
+
+
+def test_a_backlog_far_below_the_depth_is_counted_once_a_second_not_per_document(
+    settings, sending_organisation, django_assert_num_queries, monkeypatch
+):
+    settings.DOCFLOW_INTAKE_BACKPRESSURE_DEPTH = 2 * backpressure.CLEAR_HEADROOM
+    preparation_backlog_forget()
+    with django_assert_num_queries(1):
+        intake_backpressure_check()
+    with django_assert_num_queries(0):
+        intake_backpressure_check()
+        intake_backpressure_check()
+    # Once the remembered answer is older than CLEAR_FOR_SECONDS, it counts again.
+    now = backpressure.time.monotonic()
+    monkeypatch.setattr(
+        backpressure.time,
+        "monotonic",
+        lambda: now + backpressure.CLEAR_FOR_SECONDS + 0.01,
+    )
+    with django_assert_num_queries(1):
+        intake_backpressure_check()
+
+
+def test_within_the_headroom_every_document_is_counted(
+    settings, sending_organisation, django_assert_num_queries
+):
+    # A depth smaller than the headroom: no clear answer is ever remembered.
+    settings.DOCFLOW_INTAKE_BACKPRESSURE_DEPTH = backpressure.CLEAR_HEADROOM - 1
+    preparation_backlog_forget()
+    for _ in range(3):
+        with django_assert_num_queries(1):
+            intake_backpressure_check()
+
+
+def test_a_remembered_clear_answer_is_for_its_depth_only(backlog, settings):
+    settings.DOCFLOW_INTAKE_BACKPRESSURE_DEPTH = 2 * backpressure.CLEAR_HEADROOM
+    preparation_backlog_forget()
+    intake_backpressure_check()  # clear, remembered for this depth
+    settings.DOCFLOW_INTAKE_BACKPRESSURE_DEPTH = 2
+    with pytest.raises(IntakeBusy):
+        intake_backpressure_check()
