@@ -65,7 +65,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(PY) scripts/check-private-imports transmissions
+	$(PY) scripts/check-private-imports
 
 format: venv
 	$(VENV)/bin/ruff format .

@@ -45,11 +45,11 @@ from docflow.services import (
     DocumentSubmission,
     IntakeRefused,
     Submitted,
-    _validate_submission,
     document_submit,
     document_transition,
     payload_version_record,
     submission_fingerprint,
+    submission_problems,
 )
 from docflow.uploads.media import MediaRefused, vet_upload
 from docflow.validation import (
@@ -290,7 +290,7 @@ def _corrected_submission(
         submission.destination_ods_code or ""
     )
     # The same rules as intake: a correction may not bring in what intake refuses.
-    errors = _validate_submission(submission)
+    errors = submission_problems(submission)
     if errors:
         raise IntakeRefused(errors)
     return submission
