@@ -32,6 +32,13 @@ def deferred(settings):
     settings.AUDIT_SEALING = "deferred"
 
 
+@pytest.fixture
+def deferred_across_connections(transactional_db, reference_data, settings):
+    """Deferred sealing in a committed database, the chain head seeded as the
+    migrations seed it (a flush by an earlier transactional test removes it)."""
+    settings.AUDIT_SEALING = "deferred"
+
+
 def audit_verify() -> str:
     out = StringIO()
     call_command("audit_verify", stdout=out)
@@ -188,7 +195,9 @@ def _in_own_connection(work, *args):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_an_event_that_commits_after_a_higher_id_is_sealed_after_it(deferred):
+def test_an_event_that_commits_after_a_higher_id_is_sealed_after_it(
+    deferred_across_connections,
+):
     inserted, release = threading.Event(), threading.Event()
 
     def slow_writer():
@@ -219,7 +228,9 @@ def test_an_event_that_commits_after_a_higher_id_is_sealed_after_it(deferred):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_writers_do_not_wait_for_the_sealer_and_a_second_sealer_steps_aside(deferred):
+def test_writers_do_not_wait_for_the_sealer_and_a_second_sealer_steps_aside(
+    deferred_across_connections,
+):
     audit_record(action="x.before", target_type="t", target_id=1)
     holding, release = threading.Event(), threading.Event()
 
@@ -246,7 +257,9 @@ def test_writers_do_not_wait_for_the_sealer_and_a_second_sealer_steps_aside(defe
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_deferred_writers_and_a_looping_sealer_build_one_chain(deferred):
+def test_concurrent_deferred_writers_and_a_looping_sealer_build_one_chain(
+    deferred_across_connections,
+):
     writers, events_each = 6, 30
     start = threading.Barrier(writers + 1)
     done = threading.Event()
