@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -110,11 +113,15 @@ def audit_chain_verify_sealed(
     scanned = AuditEvent.objects.filter(sequence__isnull=False)
     if after_sequence:
         scanned = scanned.filter(sequence__gt=after_sequence)
-    rows: Iterator[tuple] = (
-        scanned.order_by("sequence")
-        .values_list(*_HASHED_FIELDS, "hash")
-        .iterator(chunk_size=batch_size)
-    )
+    rows: Iterator[tuple]
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        rows = _sealed_rows_read_ahead(after_sequence, batch_size)
+    else:
+        rows = (
+            scanned.order_by("sequence")
+            .values_list(*_HASHED_FIELDS, "hash")
+            .iterator(chunk_size=batch_size)
+        )
     for row in rows:
         (
             sequence,
@@ -203,6 +210,61 @@ def audit_chain_verify_sealed(
             False, checked, head_now_sequence + 1, "events follow the chain head"
         )
     return _access_log_verdict(access_refs, checked, full=not after_sequence)
+
+
+def _sealed_rows_read_ahead(after_sequence: int, batch_size: int) -> Iterator[tuple]:
+    """The sealed events after ``after_sequence`` in sequence order, as
+    :data:`_HASHED_FIELDS` + hash tuples, from a server-side cursor in the caller's
+    transaction (its snapshot). A thread fetches the next batch while the caller
+    hashes this one: the database's work and the hashing overlap (the thread waits
+    on the socket with the GIL released)."""
+    columns = ", ".join(f'"{name}"' for name in (*_HASHED_FIELDS, "hash"))
+    raw = connection.connection  # the psycopg connection of this transaction
+    cursor = raw.cursor(name=f"audit_verify_{id(raw):x}")
+    cursor.itersize = batch_size
+    cursor.execute(
+        f"SELECT {columns} FROM audit_auditevent "  # noqa: S608 - fixed columns
+        "WHERE sequence IS NOT NULL AND sequence > %s ORDER BY sequence",
+        [after_sequence],
+    )
+    batches: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            while not stop.is_set():
+                batch = cursor.fetchmany(batch_size)
+                batches.put(batch)
+                if not batch:
+                    return
+        except BaseException as error:  # handed to the reading thread
+            batches.put(error)
+
+    reader = threading.Thread(target=fetch, name="audit-verify-read-ahead")
+    reader.start()
+    try:
+        while True:
+            batch = batches.get()
+            if isinstance(batch, BaseException):
+                raise batch
+            if not batch:
+                return
+            for row in batch:
+                data = row[8]
+                if type(data) is str:
+                    row = (*row[:8], json.loads(data), *row[9:])
+                yield row
+    finally:
+        # A caller that stops early (a broken chain) stops the reader and waits
+        # for it: the connection is the caller's again when this returns.
+        stop.set()
+        while reader.is_alive():
+            try:
+                batches.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        reader.join()
+        cursor.close()
 
 
 _HASHED_FIELDS = (
