@@ -222,10 +222,13 @@ def _sealed_rows_read_ahead(after_sequence: int, batch_size: int) -> Iterator[tu
     raw = connection.connection  # the psycopg connection of this transaction
     cursor = raw.cursor(name=f"audit_verify_{id(raw):x}")
     cursor.itersize = batch_size
+    # From the start, every sealed row: one slipped in at sequence 0 or below (past
+    # a dropped CHECK) must show up as the gap before sequence 1.
+    after = "AND sequence > %s " if after_sequence else ""
     cursor.execute(
-        f"SELECT {columns} FROM audit_auditevent "  # noqa: S608 - fixed columns
-        "WHERE sequence IS NOT NULL AND sequence > %s ORDER BY sequence",
-        [after_sequence],
+        f"SELECT {columns} FROM audit_auditevent "  # noqa: S608 - fixed text
+        f"WHERE sequence IS NOT NULL {after}ORDER BY sequence",
+        [after_sequence] if after_sequence else [],
     )
     batches: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
