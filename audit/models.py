@@ -12,7 +12,8 @@ class ActorKind(models.TextChoices):
 
 
 class AuditChainHead(models.Model):
-    """The single row that holds the tip of the hash chain; locked by every writer."""
+    """The single row that holds the tip of the hash chain; locked by whoever
+    extends the chain (the sealer, or an inline writer on SQLite)."""
 
     sequence = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
@@ -31,9 +32,15 @@ class AuditChainHead(models.Model):
 
 
 class AuditEvent(models.Model):
-    """One thing that happened, chained to the event before it by SHA-256."""
+    """One thing that happened, chained to the event before it by SHA-256.
 
-    sequence = models.BigIntegerField(unique=True)
+    An event is written *unsealed* in the business transaction (``sequence``,
+    ``prev_hash`` and ``hash`` empty, no lock) and the sealer chains it within
+    seconds of its commit, in the order events become visible (see
+    ``audit.sealing``); or it is written sealed under the head lock (inline mode).
+    """
+
+    sequence = models.BigIntegerField(unique=True, null=True)
     occurred_at = models.DateTimeField(db_index=True)
     actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
     actor_id = models.CharField(max_length=64)
@@ -42,23 +49,42 @@ class AuditEvent(models.Model):
     target_type = models.CharField(max_length=64)
     target_id = models.CharField(max_length=64)
     data = models.JSONField(default=dict)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # NULL, not "", until sealed: the three are empty together (a CHECK), and an
+    # unsealed event must not collide with another on the unique hash.
+    prev_hash = models.CharField(max_length=64, null=True)  # noqa: DJ001
+    hash = models.CharField(max_length=64, unique=True, null=True)  # noqa: DJ001
 
     class Meta:
-        ordering = ["sequence"]
+        # Sealed events in chain order, then the unsealed ones in insert order.
+        ordering = [models.F("sequence").asc(nulls_last=True), "id"]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(sequence__gt=0), name="audit_event_sequence_positive"
-            )
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    sequence__isnull=True, prev_hash__isnull=True, hash__isnull=True
+                )
+                | models.Q(
+                    sequence__isnull=False, prev_hash__isnull=False, hash__isnull=False
+                ),
+                name="audit_event_sealed_whole",
+            ),
         ]
         indexes = [
             models.Index(fields=["target_type", "target_id", "sequence"]),
             models.Index(fields=["actor_kind", "actor_id", "sequence"]),
+            # What the sealer reads: the few events still waiting.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(sequence__isnull=True),
+                name="audit_event_unsealed",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.sequence} {self.action} {self.target_type}:{self.target_id}"
+        where = self.sequence or "(unsealed)"
+        return f"#{where} {self.action} {self.target_type}:{self.target_id}"
 
 
 class AccessChannel(models.TextChoices):

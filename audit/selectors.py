@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from audit.chain import GENESIS_HASH, access_log_digest, event_hash
@@ -34,9 +38,37 @@ def audit_chain_verify(
     after_hash: str = GENESIS_HASH,
     external: Sequence[SignedCheckpoint] = (),
 ) -> ChainVerdict:
+    """:func:`audit_chain_verify_sealed` in one snapshot: on PostgreSQL, outside a
+    transaction, the whole run reads one REPEATABLE READ snapshot, so what commits
+    while it runs (events, seals, access-log rows) is neither seen half nor mistaken
+    for tampering."""
+    arguments = {
+        "batch_size": batch_size,
+        "after_sequence": after_sequence,
+        "after_hash": after_hash,
+        "external": external,
+    }
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return audit_chain_verify_sealed(**arguments)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return audit_chain_verify_sealed(**arguments)
+
+
+def audit_chain_verify_sealed(
+    *,
+    batch_size: int = 5000,
+    after_sequence: int = 0,
+    after_hash: str = GENESIS_HASH,
+    external: Sequence[SignedCheckpoint] = (),
+) -> ChainVerdict:
     """Recompute every hash in sequence order and hold the chain to every checkpoint
     (those recorded in it, and the signed ``external`` ones, which the caller has
     checked the signatures of); report the first sequence that disagrees.
+
+    Only sealed events are chained; the unsealed ones wait for the sealer (see
+    ``audit.sealing``) and an access-log row that one of them records is pending,
+    not missing. How long they have waited is :func:`audit.sealing.audit_seal_lag`.
 
     A rewrite that recomputes the hashes and moves the head is consistent inside the
     database: only a checkpoint kept outside it tells, at the first checkpoint at or
@@ -78,14 +110,18 @@ def audit_chain_verify(
     access_refs: dict[int, tuple[int, str | None]] = {}
     # A full run reads every row, so one slipped in at sequence 0 or below (past
     # a dropped CHECK) shows up as the gap before sequence 1.
-    scanned = AuditEvent.objects.all()
+    scanned = AuditEvent.objects.filter(sequence__isnull=False)
     if after_sequence:
         scanned = scanned.filter(sequence__gt=after_sequence)
-    rows: Iterator[tuple] = (
-        scanned.order_by("sequence")
-        .values_list(*_HASHED_FIELDS, "hash")
-        .iterator(chunk_size=batch_size)
-    )
+    rows: Iterator[tuple]
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        rows = _sealed_rows_read_ahead(after_sequence, batch_size)
+    else:
+        rows = (
+            scanned.order_by("sequence")
+            .values_list(*_HASHED_FIELDS, "hash")
+            .iterator(chunk_size=batch_size)
+        )
     for row in rows:
         (
             sequence,
@@ -176,6 +212,64 @@ def audit_chain_verify(
     return _access_log_verdict(access_refs, checked, full=not after_sequence)
 
 
+def _sealed_rows_read_ahead(after_sequence: int, batch_size: int) -> Iterator[tuple]:
+    """The sealed events after ``after_sequence`` in sequence order, as
+    :data:`_HASHED_FIELDS` + hash tuples, from a server-side cursor in the caller's
+    transaction (its snapshot). A thread fetches the next batch while the caller
+    hashes this one: the database's work and the hashing overlap (the thread waits
+    on the socket with the GIL released)."""
+    columns = ", ".join(f'"{name}"' for name in (*_HASHED_FIELDS, "hash"))
+    raw = connection.connection  # the psycopg connection of this transaction
+    cursor = raw.cursor(name=f"audit_verify_{id(raw):x}")
+    cursor.itersize = batch_size
+    # From the start, every sealed row: one slipped in at sequence 0 or below (past
+    # a dropped CHECK) must show up as the gap before sequence 1.
+    after = "AND sequence > %s " if after_sequence else ""
+    cursor.execute(
+        f"SELECT {columns} FROM audit_auditevent "  # noqa: S608 - fixed text
+        f"WHERE sequence IS NOT NULL {after}ORDER BY sequence",
+        [after_sequence] if after_sequence else [],
+    )
+    batches: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def fetch() -> None:
+        try:
+            while not stop.is_set():
+                batch = cursor.fetchmany(batch_size)
+                batches.put(batch)
+                if not batch:
+                    return
+        except BaseException as error:  # handed to the reading thread
+            batches.put(error)
+
+    reader = threading.Thread(target=fetch, name="audit-verify-read-ahead")
+    reader.start()
+    try:
+        while True:
+            batch = batches.get()
+            if isinstance(batch, BaseException):
+                raise batch
+            if not batch:
+                return
+            for row in batch:
+                data = row[8]
+                if type(data) is str:
+                    row = (*row[:8], json.loads(data), *row[9:])
+                yield row
+    finally:
+        # A caller that stops early (a broken chain) stops the reader and waits
+        # for it: the connection is the caller's again when this returns.
+        stop.set()
+        while reader.is_alive():
+            try:
+                batches.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        reader.join()
+        cursor.close()
+
+
 _HASHED_FIELDS = (
     "sequence",
     "occurred_at",
@@ -221,6 +315,7 @@ def _access_log_verdict(
     """Every access-log row the chain names exists unchanged; on a full run, every
     row is named by the chain."""
     seen: set[int] = set()
+    pending = _access_log_pending() if full else set()
     wanted = AccessLog.objects.order_by("pk")
     if not full:
         wanted = wanted.filter(pk__in=list(refs))
@@ -239,6 +334,8 @@ def _access_log_verdict(
         pk = row[0]
         seen.add(pk)
         ref = refs.get(pk)
+        if ref is None and pk in pending:
+            continue  # its event waits for the sealer
         if ref is None:
             return ChainVerdict(
                 False, checked, None, f"access log row {pk} is in no audit event"
@@ -280,6 +377,14 @@ def _access_log_verdict(
             f"access log row {_refs_pk(refs, sequence)} recorded here is missing",
         )
     return ChainVerdict(True, checked)
+
+
+def _access_log_pending() -> set[int]:
+    """Access-log rows recorded by events that wait for the sealer."""
+    waiting = AuditEvent.objects.filter(
+        sequence__isnull=True, action__startswith="content."
+    ).values_list("data", flat=True)
+    return {data["access_log_id"] for data in waiting if "access_log_id" in data}
 
 
 def _refs_pk(refs: dict[int, tuple[int, str | None]], sequence: int) -> int:

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from audit.actors import actor_for
 from audit.chain import GENESIS_HASH, EventHasher, access_log_digest
-from audit.models import AccessLog, AuditChainHead, AuditEvent
+from audit.models import AccessLog, AuditEvent
 from audit.redaction import pseudonymise_nhs_numbers
+from audit.sealing import audit_seal_pending, chain_head_for_update, sealing_mode
 from audit.selectors import (
     CHECKPOINT_ACTION,
     CHECKPOINT_TARGET,
@@ -29,16 +30,6 @@ from audit.signing import (
     checkpoints_trusted,
     signing_key,
 )
-
-
-def _chain_head_for_update() -> AuditChainHead:
-    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:
-        head, _ = AuditChainHead.objects.get_or_create(
-            pk=1, defaults={"sequence": 0, "last_hash": GENESIS_HASH}
-        )
-        head = AuditChainHead.objects.select_for_update().get(pk=1)
-    return head
 
 
 @dataclass(frozen=True)
@@ -63,7 +54,8 @@ def audit_record(
     data: dict[str, Any] | None = None,
     actor: Any = None,
 ) -> AuditEvent:
-    """Chain one event in the caller's transaction, holding the head lock."""
+    """Record one event in the caller's transaction: unsealed, for the sealer to
+    chain (deferred mode), or chained at once under the head lock (inline)."""
     [event] = audit_record_many(
         [EventSpec(action, target_type, str(target_id), data, actor)]
     )
@@ -72,13 +64,17 @@ def audit_record(
 
 @transaction.atomic(savepoint=False)
 def audit_record_many(specs: Sequence[EventSpec]) -> list[AuditEvent]:
-    """Chain several events, in order, in the caller's transaction: the head is
-    locked once and the events inserted in one statement, so a batch of changes
-    holds the chain for three statements, not three per event."""
+    """Record several events, in order, in the caller's transaction, inserted in one
+    statement. Deferred mode (PostgreSQL's default): unsealed, no lock; the sealer
+    chains them in id order once they are committed. Inline mode: the head is
+    locked once and the events chained at once, so a batch holds the chain for three
+    statements, not three per event."""
     if not specs:
         return []
     # Everything that does not depend on the chain is made before its lock is
-    # taken: the lock is held until commit, and every writer waits for it.
+    # taken: the lock is held until commit, and every inline writer waits for it.
+    deferred = sealing_mode() == "deferred"
+    occurred_at = timezone.now()
     actors: dict[int, Any] = {}
     events: list[AuditEvent] = []
     hashers: list[EventHasher] = []
@@ -95,8 +91,11 @@ def audit_record_many(specs: Sequence[EventSpec]) -> list[AuditEvent]:
             target_type=spec.target_type,
             target_id=str(spec.target_id),
             data=spec.data or {},
+            occurred_at=occurred_at,
         )
         events.append(event)
+        if deferred:
+            continue
         hashers.append(
             EventHasher.for_event(
                 action=event.action,
@@ -108,7 +107,9 @@ def audit_record_many(specs: Sequence[EventSpec]) -> list[AuditEvent]:
                 target_type=event.target_type,
             )
         )
-    head = _chain_head_for_update()
+    if deferred:
+        return AuditEvent.objects.bulk_create(events)
+    head = chain_head_for_update()
     sequence, prev_hash = head.sequence, head.last_hash
     occurred_at = timezone.now()
     for event, hasher in zip(events, hashers, strict=True):
@@ -190,11 +191,15 @@ def audit_chain_checkpoint(
     """Verify the chain (from the last passing checkpoint unless ``full``) against
     every checkpoint in it and every external one, chain the verdict as an event, and
     when it passes sign (sequence, hash, time) and publish it outside the database.
+    Unsealed events are sealed first: a checkpoint covers sealed sequences only.
 
     The verdict is the one ``audit_verify`` gives: both call the same verifier with
     the same external checkpoints. An external checkpoint with a bad signature is
     itself a failed verdict.
     """
+    # Everything committed so far is chained first, so the verdict covers it; the
+    # verdict's own event is sealed after it (both no-ops in inline mode).
+    audit_seal_pending(wait=True)
     previous = None if full else audit_chain_last_checkpoint(ok_only=True)
     after_sequence = previous.data["through_sequence"] if previous else 0
     after_hash = previous.data["through_hash"] if previous else GENESIS_HASH
@@ -248,6 +253,9 @@ def audit_chain_checkpoint(
             # Published before the verdict commits: a sink failure rolls the verdict
             # back; a commit failing after it leaves a true statement outside.
             _checkpoint_publish_once(signed)
+    if event.sequence is None:
+        audit_seal_pending(wait=True)
+        event.refresh_from_db(fields=["sequence", "prev_hash", "hash"])
     return event
 
 

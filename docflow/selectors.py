@@ -114,10 +114,11 @@ def document_get_by_source_key(
 
 
 def document_timeline(*, document: Document) -> QuerySet[AuditEvent]:
-    """The document's journey: every audit event about it, oldest first."""
+    """The document's journey: every audit event about it, oldest first (chain
+    order; events still waiting for the audit sealer last, in the order written)."""
     return audit_events_for_target(
         target_type="document", target_id=str(document.public_id)
-    ).order_by("sequence")
+    ).order_by(F("sequence").asc(nulls_last=True), "id")
 
 
 def document_current_payload(*, document: Document) -> PayloadVersion:
@@ -193,5 +194,8 @@ def document_list_page(
 def document_recent_events(*, document: Document, limit: int) -> tuple[list, bool]:
     """The newest ``limit`` events of a document's timeline, oldest first, and
     whether older ones were left out."""
-    rows = list(document_timeline(document=document).order_by("-sequence")[: limit + 1])
+    newest_first = document_timeline(document=document).order_by(
+        F("sequence").desc(nulls_first=True), "-id"
+    )
+    rows = list(newest_first[: limit + 1])
     return rows[:limit][::-1], len(rows) > limit

@@ -709,6 +709,12 @@ DOCFLOW_ACCESSIBILITY_RESULTS = os.environ.get(
 # migration owner apart from the application role. The checkpoint signing key is
 # never a setting: DOCFLOW_AUDIT_SIGNING_KEY or DOCFLOW_AUDIT_SIGNING_KEY_FILE (see
 # audit.signing); older public keys in DOCFLOW_AUDIT_TRUSTED_PUBLIC_KEYS.
+# Audited writes: "deferred" inserts events unsealed (no chain lock) and the sealer
+# (``manage.py audit_sealer``) chains them within seconds; "inline" chains each one
+# under the head lock. Empty: deferred on PostgreSQL, inline on SQLite.
+AUDIT_SEALING = os.environ.get("DOCFLOW_AUDIT_SEALING", "")
+# An event unsealed for longer fails audit_verify and warns in readiness.
+AUDIT_SEAL_MAX_LAG_SECONDS = env_int("DOCFLOW_AUDIT_SEAL_MAX_LAG_SECONDS", 60)
 AUDIT_CHECKPOINT_SINK = os.environ.get("DOCFLOW_AUDIT_CHECKPOINT_SINK", "directory")
 AUDIT_CHECKPOINT_DIR = Path(
     os.environ.get("DOCFLOW_AUDIT_CHECKPOINT_DIR", VAR_DIR / "audit-checkpoints")

@@ -5,9 +5,9 @@
   restart healthy web workers for someone else's outage.
 - **ready** (``/healthz/ready``, and ``/healthz``): the database and the task broker
   answer; either failing makes it 503 (take this node out of rotation). Connect
-  reachability, open outbound halts (the circuit) and the age of the oldest ready
-  document are reported as warnings: sending waits safely while they last, and intake
-  must keep working through them.
+  reachability, open outbound halts (the circuit), the age of the oldest ready
+  document and the audit sealer's lag are reported as warnings: sending waits safely
+  while they last, and intake must keep working through them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import connection
 
+from audit.sealing import audit_seal_lag, seal_max_lag_seconds
 from operations.selectors import oldest_ready_age_seconds, outbound_halts_open_counts
 
 OK, FAIL, WARN = "ok", "fail", "warn"
@@ -79,12 +80,27 @@ def check_queue() -> dict:
     }
 
 
+def check_audit_sealer() -> dict:
+    """Audit events waiting for the sealer (a warning past the bound: audited writes
+    go on, but they are not tamper-evident until sealed)."""
+    lag = audit_seal_lag()
+    limit = seal_max_lag_seconds()
+    age = lag.oldest_age_seconds
+    return {
+        "status": WARN if age > limit else OK,
+        "unsealed": lag.pending,
+        "oldest_unsealed_seconds": round(age, 1),
+        "limit_seconds": limit,
+    }
+
+
 # What readiness depends on (a failure: 503), and what it only reports.
 READY_CHECKS = {"database": check_database, "broker": check_broker}
 WARNING_CHECKS = {
     "connect": check_connect,
     "circuit": check_circuit,
     "queue": check_queue,
+    "audit_sealer": check_audit_sealer,
 }
 
 

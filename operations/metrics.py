@@ -6,13 +6,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from audit.sealing import audit_seal_lag
 from casework.models import WorkItemCategory
 from operations import selectors
 
 
 class DomainCollector:
-    """Documents by state, the oldest ready age, open incidents, open work items
-    and open halts, read from the database at each scrape."""
+    """Documents by state, the oldest ready age, open incidents, open work items,
+    the audit sealer's lag and open halts, read from the database at each scrape."""
 
     def collect(self):
         documents = GaugeMetricFamily(
@@ -54,6 +55,18 @@ class DomainCollector:
         for category in WorkItemCategory.values:
             work_items.add_metric([category], open_items.get(category, 0))
         yield work_items
+
+        lag = audit_seal_lag()
+        yield GaugeMetricFamily(
+            "docflow_audit_unsealed_events",
+            "Audit events committed but not yet chained by the sealer.",
+            value=lag.pending,
+        )
+        yield GaugeMetricFamily(
+            "docflow_audit_seal_lag_seconds",
+            "Seconds the oldest unsealed audit event has waited for the sealer.",
+            value=lag.oldest_age_seconds,
+        )
 
         halts = GaugeMetricFamily(
             "docflow_outbound_halts_open",

@@ -54,6 +54,14 @@ def reference_data(transactional_db):
 
 
 @pytest.fixture(autouse=True)
+def _audit_sealed_inline(settings):
+    """Audit events are chained as they are written, so a test reads an event's
+    sequence at once; the sealer's own tests (tests/audit/test_sealing.py) and the
+    tamper suite's deferred runs set ``AUDIT_SEALING = "deferred"``."""
+    settings.AUDIT_SEALING = "inline"
+
+
+@pytest.fixture(autouse=True)
 def _audit_checkpoints_in_tmp(settings, tmp_path, monkeypatch):
     """Each test publishes signed audit checkpoints into its own directory, and signs
     with no key unless it sets one."""

@@ -367,7 +367,10 @@ def new_document_detail(
         "transmissions": [],
         "timeline": [
             {
-                "sequence": int(audit_event.sequence),
+                # None until the audit sealer chains the event (seconds).
+                "sequence": (
+                    None if audit_event.sequence is None else int(audit_event.sequence)
+                ),
                 "at": moment(audit_event.occurred_at),
                 "action": str(audit_event.action),
                 "actor_kind": str(audit_event.actor_kind),

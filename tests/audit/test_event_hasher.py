@@ -77,3 +77,77 @@ def test_any_field_changes_the_hash():
         )
         != base
     )
+
+
+def _rfc8785_event_hash(**fields) -> str:
+    """The definition: SHA-256 of ``rfc8785.dumps`` of the ten fields."""
+    import hashlib
+
+    import rfc8785
+
+    moment = fields["occurred_at"].astimezone(datetime.UTC)
+    payload = {**fields, "occurred_at": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    return hashlib.sha256(rfc8785.dumps(payload)).hexdigest()
+
+
+TRICKY_DATA = [
+    {},
+    {"n": 0, "neg": -(2**53 - 1), "max": 2**53 - 1, "t": True, "f": False, "z": None},
+    {"float": 1.5, "exp": 1e21, "small": 5e-324},  # floats: the rfc8785 path
+    {"s": 'quote " backslash \\ slash / nul \x00 us \x1f del \x7f tab \t nl \n'},
+    {"u": "é ß 中 \u2028 \U0001f600"},
+    {"é": 1, "a": 2, "\ue000": 3, "\U0001f600": 4},  # UTF-16 key order
+    {"nested": [{"b": [1, [2, {"d": "e"}]], "a": {}}, [], ""]},
+]
+
+
+@pytest.mark.parametrize("data", TRICKY_DATA)
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime.datetime(2026, 12, 2, 12, 0, 0, 0, tzinfo=datetime.UTC),
+        datetime.datetime(
+            2026,
+            7,
+            1,
+            13,
+            30,
+            5,
+            123456,
+            tzinfo=datetime.timezone(datetime.timedelta(hours=1)),
+        ),
+    ],
+)
+def test_the_fast_canonical_json_is_byte_for_byte_rfc8785(data, moment):
+    fields = {
+        "sequence": 123456789,
+        "occurred_at": moment,
+        "actor_kind": "user",
+        "actor_id": "42",
+        "actor_label": 'Zoë "IG"\n',
+        "action": "content.view",
+        "target_type": "document",
+        "target_id": "\U0001f600",
+        "data": data,
+        "prev_hash": GENESIS_HASH,
+    }
+    assert event_hash(**fields) == _rfc8785_event_hash(**fields)
+
+
+def test_integers_outside_rfc8785s_range_are_refused_as_rfc8785_refuses_them():
+    import rfc8785
+
+    fields = {
+        "sequence": 1,
+        "occurred_at": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+        "actor_kind": "user",
+        "actor_id": "1",
+        "actor_label": "x",
+        "action": "x",
+        "target_type": "t",
+        "target_id": "1",
+        "data": {"big": 2**53},
+        "prev_hash": GENESIS_HASH,
+    }
+    with pytest.raises(rfc8785.IntegerDomainError):
+        event_hash(**fields)

@@ -76,3 +76,30 @@ def test_the_application_role_reads_and_appends_but_cannot_move_the_head_back(
             "'document.cancel', 'document', '1', '{}', repeat('0', 64), "
             "repeat('a', 64))"
         )
+
+
+def test_the_application_role_seals_an_event_but_changes_nothing_else_of_it(app_role):
+    [(head_hash,)] = app_role.execute(
+        "SELECT last_hash FROM audit_auditchainhead WHERE id = 1"
+    ).fetchall()
+    [(event_id,)] = app_role.execute(
+        "INSERT INTO audit_auditevent (occurred_at, actor_kind, actor_id, "
+        "actor_label, action, target_type, target_id, data) VALUES (now(), 'user', "
+        "'admin', 'admin', 'document.sent', 'document', '2', '{}') RETURNING id"
+    ).fetchall()
+    # Its other columns are not the role's to change, sealed or not.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        app_role.execute(
+            "UPDATE audit_auditevent SET action = 'document.cancel' WHERE id = %s",
+            (event_id,),
+        )
+    app_role.execute(
+        "UPDATE audit_auditevent SET sequence = 2, prev_hash = %s, hash = %s "
+        "WHERE id = %s",
+        (head_hash, "b" * 64, event_id),
+    )
+    # Once sealed, not even the chain columns move again.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+        app_role.execute(
+            "UPDATE audit_auditevent SET hash = %s WHERE id = %s", ("c" * 64, event_id)
+        )

@@ -19,6 +19,7 @@ from django.db import DatabaseError, connection, transaction
 
 from audit.chain import GENESIS_HASH, event_hash
 from audit.models import AccessChannel, AccessLog, AuditChainHead, AuditEvent
+from audit.sealing import audit_seal_pending
 from audit.services import access_log_record, audit_chain_checkpoint, audit_record
 from audit.signing import private_key_text, public_key_text
 from tests.audit.owner import audit_guards_disabled
@@ -33,10 +34,12 @@ def signing_key(monkeypatch) -> Ed25519PrivateKey:
     return key
 
 
-@pytest.fixture
-def chain(signing_key, _audit_checkpoints_in_tmp) -> dict:
+@pytest.fixture(params=["inline", "deferred"])
+def chain(request, settings, signing_key, _audit_checkpoints_in_tmp) -> dict:
     """Events 1-5 (event 3 an access-log look), a signed checkpoint through 5
-    (recorded as event 6), then events 7-8 after it."""
+    (recorded as event 6), then events 7-8 after it. Written inline, or unsealed and
+    then sealed (every attack comes after sealing, so both must be caught alike)."""
+    settings.AUDIT_SEALING = request.param
     for n in (1, 2):
         audit_record(action="document.submitted", target_type="document", target_id=n)
     access_log_record(
@@ -53,6 +56,10 @@ def chain(signing_key, _audit_checkpoints_in_tmp) -> dict:
     assert checkpoint.sequence == 6 and checkpoint.data["signed"] is True
     for n in (7, 8):
         audit_record(action="document.sent", target_type="document", target_id=n)
+    audit_seal_pending()
+    assert list(AuditEvent.objects.values_list("sequence", flat=True)) == list(
+        range(1, 9)
+    )
     [published] = list(_audit_checkpoints_in_tmp.glob("*.json"))
     assert json.loads(published.read_text())["sequence"] == 5
     return {"directory": _audit_checkpoints_in_tmp}

@@ -39,7 +39,7 @@ def samples(family) -> dict:
     return {tuple(sorted(s.labels.items())): s.value for s in family.samples}
 
 
-READY_CHECKS = {"database", "broker", "connect", "circuit", "queue"}
+READY_CHECKS = {"database", "broker", "connect", "circuit", "queue", "audit_sealer"}
 
 
 @pytest.mark.parametrize("path", ["/healthz/ready", "/healthz"])
