@@ -29,6 +29,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
 
 BENCH_DIR = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("bench_intake", BENCH_DIR / "intake.py")
@@ -155,6 +158,41 @@ def send_all(
     return latencies, codes, time.perf_counter() - started
 
 
+def cpu_snapshot(processes: list[subprocess.Popen], database: str) -> dict:
+    """CPU seconds used so far: each listener, PostgreSQL (our database's sessions
+    and the server's own processes), this client, and the whole machine."""
+    return {
+        "listeners": [
+            sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes
+        ],
+        "postgres": bench_intake.postgres_cpu_seconds(database),
+        "client": bench_intake.client_cpu_seconds(),
+        "busy": bench_intake.busy_cpu_seconds(),
+    }
+
+
+def cpu_lines(before: dict, after: dict, *, messages: int, seconds: float) -> str:
+    """CPU ms per acknowledged message, per listener process and in all."""
+
+    def per(used: float) -> str:
+        return f"{1000 * used / max(messages, 1):.1f}"
+
+    used = [b - a for a, b in zip(before["listeners"], after["listeners"], strict=True)]
+    postgres = (
+        per(after["postgres"] - before["postgres"])
+        if before["postgres"] is not None and after["postgres"] is not None
+        else "n/a"
+    )
+    busy = after["busy"] - before["busy"]
+    cores = os.cpu_count() or 1
+    return (
+        f"CPU ms/message: listeners {per(sum(used))} "
+        f"({' + '.join(per(u) for u in used)} per process), postgres {postgres}, "
+        f"client {per(after['client'] - before['client'])}, "
+        f"machine {per(busy)} (machine {100 * busy / (seconds * cores):.0f}% busy)"
+    )
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -228,9 +266,13 @@ def main(argv: list[str] | None = None) -> int:
             f"sending {args.messages} MDM^T02 ({len(messages[0]) // 1024} KB each) "
             f"over {args.connections} connections"
         )
+        database = urlsplit(args.database_url).path.lstrip("/")
+        before = cpu_snapshot(processes, database)
         latencies, codes, seconds = send_all(
             port=port, messages=messages, connections=args.connections
         )
+        after = cpu_snapshot(processes, database)
+        load = os.getloadavg()
     finally:
         for process in processes:
             try:
@@ -264,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         f"time to ACK: p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms, "
         f"max {max(latencies):.0f} ms, mean {statistics.fmean(latencies):.0f} ms "
         f"(target p99 < {TARGET_P99_MS:.0f})",
+        cpu_lines(before, after, messages=max(accepted, 1), seconds=seconds),
+        f"load average (1/5/15 min) after the run: "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
         f"other answers: {({k: v for k, v in codes.items() if k != 'AA'}) or 'none'}",
         f"stored (incl. warm-up): {counts} — {'ok' if stored_ok else 'MISMATCH'}",
         f"targets: {'met' if met else 'missed'}",
