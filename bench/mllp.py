@@ -15,6 +15,7 @@ event per acknowledged message. Run ``python bench/mllp.py --help``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -91,6 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--listeners", type=int, default=2, help="listener processes on the port"
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="worker processes per listener (0: worker threads)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=6, help="worker threads per listener"
     )
     parser.add_argument(
@@ -158,13 +165,23 @@ def send_all(
     return latencies, codes, time.perf_counter() - started
 
 
+def _tree_cpu(pid: int) -> tuple[float, float]:
+    """(CPU seconds of a listener itself, of its worker processes)."""
+    process = psutil.Process(pid)
+    own = sum(process.cpu_times()[:2])
+    workers = 0.0
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            workers += sum(child.cpu_times()[:2])
+    return own, workers
+
+
 def cpu_snapshot(processes: list[subprocess.Popen], database: str) -> dict:
-    """CPU seconds used so far: each listener, PostgreSQL (our database's sessions
-    and the server's own processes), this client, and the whole machine."""
+    """CPU seconds used so far: each listener and its worker processes, PostgreSQL
+    (our database's sessions and the server's own processes), this client, and the
+    whole machine."""
     return {
-        "listeners": [
-            sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes
-        ],
+        "listeners": [_tree_cpu(p.pid) for p in processes],
         "postgres": bench_intake.postgres_cpu_seconds(database),
         "client": bench_intake.client_cpu_seconds(),
         "busy": bench_intake.busy_cpu_seconds(),
@@ -172,12 +189,19 @@ def cpu_snapshot(processes: list[subprocess.Popen], database: str) -> dict:
 
 
 def cpu_lines(before: dict, after: dict, *, messages: int, seconds: float) -> str:
-    """CPU ms per acknowledged message, per listener process and in all."""
+    """CPU ms per acknowledged message: each listener process (with its worker
+    processes), PostgreSQL, this client, the whole machine."""
 
     def per(used: float) -> str:
         return f"{1000 * used / max(messages, 1):.1f}"
 
-    used = [b - a for a, b in zip(before["listeners"], after["listeners"], strict=True)]
+    parts, total = [], 0.0
+    for (own_a, workers_a), (own_b, workers_b) in zip(
+        before["listeners"], after["listeners"], strict=True
+    ):
+        own, workers = own_b - own_a, workers_b - workers_a
+        total += own + workers
+        parts.append(per(own) + (f" + workers {per(workers)}" if workers else ""))
     postgres = (
         per(after["postgres"] - before["postgres"])
         if before["postgres"] is not None and after["postgres"] is not None
@@ -186,9 +210,8 @@ def cpu_lines(before: dict, after: dict, *, messages: int, seconds: float) -> st
     busy = after["busy"] - before["busy"]
     cores = os.cpu_count() or 1
     return (
-        f"CPU ms/message: listeners {per(sum(used))} "
-        f"({' + '.join(per(u) for u in used)} per process), postgres {postgres}, "
-        f"client {per(after['client'] - before['client'])}, "
+        f"CPU ms/message: listeners {per(total)} ({'; '.join(parts)}), "
+        f"postgres {postgres}, client {per(after['client'] - before['client'])}, "
         f"machine {per(busy)} (machine {100 * busy / (seconds * cores):.0f}% busy)"
     )
 
@@ -236,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                         "",
                         "--workers",
                         str(args.workers),
+                        "--processes",
+                        str(args.processes),
                         "--reuse-port",
                     ],
                     cwd=ROOT,
@@ -297,8 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     met = rate >= TARGET_RATE and p99 < TARGET_P99_MS
     lines = [
         f"database: {bench_intake.redact(args.database_url)} — {db_description}",
-        f"listeners: {args.listeners} processes x {args.workers} worker threads; "
-        f"cores: {os.cpu_count()}",
+        f"listeners: {args.listeners} processes x "
+        + (
+            f"{args.processes} worker processes; "
+            if args.processes
+            else f"{args.workers} worker threads; "
+        )
+        + f"cores: {os.cpu_count()}",
         f"messages: {args.messages} MDM^T02, PDF {len(content) // 1024} KB, "
         f"{args.connections} connections",
         f"acknowledged: {accepted} AA in {seconds:.1f} s = {rate:.1f} msg/s "

@@ -26,10 +26,10 @@ from docflow.services import (
     IntakeBusy,
     IntakeRefused,
     TransitionRefused,
-    _validate_submission,
     document_cancel,
     document_submit,
     submission_fingerprint,
+    submission_problems,
 )
 from docflow.validation import normalise_nhs_number, normalise_ods_code
 from intake.mdm import (
@@ -167,7 +167,7 @@ def _all_problems(
         destination_ods_code=normalise_ods_code(submission.destination_ods_code),
     )
     flagged = {problem.field for problem in found}
-    for name, errors in _validate_submission(checked).items():
+    for name, errors in submission_problems(checked).items():
         if name in flagged:
             continue
         problems.extend(FieldProblem(name, code, message) for code, message in errors)
