@@ -18,6 +18,7 @@ import hl7
 from docflow.models import DocumentType, Gender
 from docflow.services import DocumentSubmission
 from intake.models import DestinationRule, DocumentTypeMapping, SourceSystem
+from intake.selectors import mllp_source_system
 
 # Triggers docflow accepts; anything else is answered AR.
 ORIGINAL = "T02"
@@ -171,15 +172,8 @@ def mdm_header(message: hl7.Message) -> MdmMessage:
 
 def source_system_for(mdm: MdmMessage) -> SourceSystem:
     """The active MLLP source system named by MSH-4 and MSH-3; AR otherwise."""
-    source = (
-        SourceSystem.objects.select_related("sending_organisation")
-        .filter(
-            channel="mllp",
-            is_active=True,
-            sending_facility=mdm.sending_facility,
-            sending_application=mdm.sending_application,
-        )
-        .first()
+    source = mllp_source_system(
+        facility=mdm.sending_facility, application=mdm.sending_application
     )
     if source is None:
         raise MessageRejected(
