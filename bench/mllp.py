@@ -2,14 +2,16 @@
 
 Sets up a dedicated PostgreSQL database (bench/intake.py's helpers), migrates it,
 creates a sending organisation and an MLLP source system, starts
-``manage.py mllp_listener`` (``--listeners`` processes sharing the port) with
-production settings, warms up, then sends ``--messages`` MDM^T02 messages, each
+``manage.py mllp_listener`` (``--listeners`` processes sharing the port, each with
+``--processes`` worker processes, or ``--workers`` threads with ``--processes 0``)
+with production settings, warms up, then sends ``--messages`` MDM^T02 messages, each
 with its own TXA-12 and a ``--payload-kb`` PDF, over ``--connections`` connections
 of python-hl7's own MLLPClient (one thread each, one message in flight each).
 
-Prints acknowledged messages/s, time to ACK (p50/p95/p99), anything but AA, and
-checks the database holds exactly one document, one payload version and one audit
-event per acknowledged message. Run ``python bench/mllp.py --help``.
+Prints acknowledged messages/s, time to ACK (p50/p95/p99), CPU ms per message (each
+listener and its workers, PostgreSQL, the client, the machine), the load average
+and anything but AA, and checks the database holds exactly one document, one
+payload version and one audit event per acknowledged message. Run ``python bench/mllp.py --help``.
 """
 
 from __future__ import annotations
@@ -89,16 +91,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--payload-kb", type=int, default=100)
     parser.add_argument(
-        "--listeners", type=int, default=2, help="listener processes on the port"
+        "--listeners", type=int, default=1, help="listener processes on the port"
     )
     parser.add_argument(
         "--processes",
         type=int,
-        default=0,
+        default=6,
         help="worker processes per listener (0: worker threads)",
     )
     parser.add_argument(
-        "--workers", type=int, default=6, help="worker threads per listener"
+        "--workers",
+        type=int,
+        default=6,
+        help="worker threads per listener, with --processes 0",
     )
     parser.add_argument(
         "--database-url",
