@@ -11,7 +11,8 @@ of python-hl7's own MLLPClient (one thread each, one message in flight each).
 Prints acknowledged messages/s, time to ACK (p50/p95/p99), CPU ms per message (each
 listener and its workers, PostgreSQL, the client, the machine), the load average
 and anything but AA, and checks the database holds exactly one document, one
-payload version and one audit event per acknowledged message. Run ``python bench/mllp.py --help``.
+payload version and one audit event per acknowledged message. Run
+``python bench/mllp.py --help``.
 """
 
 from __future__ import annotations
