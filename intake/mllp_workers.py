@@ -114,6 +114,7 @@ class WorkerPool:
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="mllp")
         self._idle: asyncio.Queue[WorkerProcess] | None = None
         self._workers: set[WorkerProcess] = set()
+        self._stopping = False
 
     def start(self) -> None:
         """Start the workers (each sets Django up in the background)."""
@@ -146,14 +147,17 @@ class WorkerPool:
     def _returned(self, worker: WorkerProcess, done: Future) -> None:
         assert self._idle is not None
         if done.cancelled() or isinstance(done.exception(), EOFError | OSError):
-            logger.warning("mllp: a worker process died; starting another")
             self._workers.discard(worker)
             worker.close(timeout=5)
+            if self._stopping:
+                return
+            logger.warning("mllp: a worker process died; starting another")
             worker = self._spawn()
         self._idle.put_nowait(worker)
 
     def stop(self) -> None:
         """Wait for the messages in hand, then close every worker."""
+        self._stopping = True
         self._threads.shutdown(wait=True)
         for worker in list(self._workers):
             worker.close()
