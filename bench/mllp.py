@@ -2,19 +2,23 @@
 
 Sets up a dedicated PostgreSQL database (bench/intake.py's helpers), migrates it,
 creates a sending organisation and an MLLP source system, starts
-``manage.py mllp_listener`` (``--listeners`` processes sharing the port) with
-production settings, warms up, then sends ``--messages`` MDM^T02 messages, each
+``manage.py mllp_listener`` (``--listeners`` processes sharing the port, each with
+``--processes`` worker processes, or ``--workers`` threads with ``--processes 0``)
+with production settings, warms up, then sends ``--messages`` MDM^T02 messages, each
 with its own TXA-12 and a ``--payload-kb`` PDF, over ``--connections`` connections
 of python-hl7's own MLLPClient (one thread each, one message in flight each).
 
-Prints acknowledged messages/s, time to ACK (p50/p95/p99), anything but AA, and
-checks the database holds exactly one document, one payload version and one audit
-event per acknowledged message. Run ``python bench/mllp.py --help``.
+Prints acknowledged messages/s, time to ACK (p50/p95/p99), CPU ms per message (each
+listener and its workers, PostgreSQL, the client, the machine), the load average
+and anything but AA, and checks the database holds exactly one document, one
+payload version and one audit event per acknowledged message. Run
+``python bench/mllp.py --help``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -29,6 +33,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
 
 BENCH_DIR = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("bench_intake", BENCH_DIR / "intake.py")
@@ -85,10 +92,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--payload-kb", type=int, default=100)
     parser.add_argument(
-        "--listeners", type=int, default=2, help="listener processes on the port"
+        "--listeners", type=int, default=1, help="listener processes on the port"
     )
     parser.add_argument(
-        "--workers", type=int, default=6, help="worker threads per listener"
+        "--processes",
+        type=int,
+        default=6,
+        help="worker processes per listener (0: worker threads)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=6,
+        help="worker threads per listener, with --processes 0",
     )
     parser.add_argument(
         "--database-url",
@@ -155,6 +171,57 @@ def send_all(
     return latencies, codes, time.perf_counter() - started
 
 
+def _tree_cpu(pid: int) -> tuple[float, float]:
+    """(CPU seconds of a listener itself, of its worker processes)."""
+    process = psutil.Process(pid)
+    own = sum(process.cpu_times()[:2])
+    workers = 0.0
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            workers += sum(child.cpu_times()[:2])
+    return own, workers
+
+
+def cpu_snapshot(processes: list[subprocess.Popen], database: str) -> dict:
+    """CPU seconds used so far: each listener and its worker processes, PostgreSQL
+    (our database's sessions and the server's own processes), this client, and the
+    whole machine."""
+    return {
+        "listeners": [_tree_cpu(p.pid) for p in processes],
+        "postgres": bench_intake.postgres_cpu_seconds(database),
+        "client": bench_intake.client_cpu_seconds(),
+        "busy": bench_intake.busy_cpu_seconds(),
+    }
+
+
+def cpu_lines(before: dict, after: dict, *, messages: int, seconds: float) -> str:
+    """CPU ms per acknowledged message: each listener process (with its worker
+    processes), PostgreSQL, this client, the whole machine."""
+
+    def per(used: float) -> str:
+        return f"{1000 * used / max(messages, 1):.1f}"
+
+    parts, total = [], 0.0
+    for (own_a, workers_a), (own_b, workers_b) in zip(
+        before["listeners"], after["listeners"], strict=True
+    ):
+        own, workers = own_b - own_a, workers_b - workers_a
+        total += own + workers
+        parts.append(per(own) + (f" + workers {per(workers)}" if workers else ""))
+    postgres = (
+        per(after["postgres"] - before["postgres"])
+        if before["postgres"] is not None and after["postgres"] is not None
+        else "n/a"
+    )
+    busy = after["busy"] - before["busy"]
+    cores = os.cpu_count() or 1
+    return (
+        f"CPU ms/message: listeners {per(total)} ({'; '.join(parts)}), "
+        f"postgres {postgres}, client {per(after['client'] - before['client'])}, "
+        f"machine {per(busy)} (machine {100 * busy / (seconds * cores):.0f}% busy)"
+    )
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -198,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                         "",
                         "--workers",
                         str(args.workers),
+                        "--processes",
+                        str(args.processes),
                         "--reuse-port",
                     ],
                     cwd=ROOT,
@@ -228,9 +297,13 @@ def main(argv: list[str] | None = None) -> int:
             f"sending {args.messages} MDM^T02 ({len(messages[0]) // 1024} KB each) "
             f"over {args.connections} connections"
         )
+        database = urlsplit(args.database_url).path.lstrip("/")
+        before = cpu_snapshot(processes, database)
         latencies, codes, seconds = send_all(
             port=port, messages=messages, connections=args.connections
         )
+        after = cpu_snapshot(processes, database)
+        load = os.getloadavg()
     finally:
         for process in processes:
             try:
@@ -255,8 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     met = rate >= TARGET_RATE and p99 < TARGET_P99_MS
     lines = [
         f"database: {bench_intake.redact(args.database_url)} — {db_description}",
-        f"listeners: {args.listeners} processes x {args.workers} worker threads; "
-        f"cores: {os.cpu_count()}",
+        f"listeners: {args.listeners} processes x "
+        + (
+            f"{args.processes} worker processes; "
+            if args.processes
+            else f"{args.workers} worker threads; "
+        )
+        + f"cores: {os.cpu_count()}",
         f"messages: {args.messages} MDM^T02, PDF {len(content) // 1024} KB, "
         f"{args.connections} connections",
         f"acknowledged: {accepted} AA in {seconds:.1f} s = {rate:.1f} msg/s "
@@ -264,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         f"time to ACK: p50 {p50:.0f} ms, p95 {p95:.0f} ms, p99 {p99:.0f} ms, "
         f"max {max(latencies):.0f} ms, mean {statistics.fmean(latencies):.0f} ms "
         f"(target p99 < {TARGET_P99_MS:.0f})",
+        cpu_lines(before, after, messages=max(accepted, 1), seconds=seconds),
+        f"load average (1/5/15 min) after the run: "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
         f"other answers: {({k: v for k, v in codes.items() if k != 'AA'}) or 'none'}",
         f"stored (incl. warm-up): {counts} — {'ok' if stored_ok else 'MISMATCH'}",
         f"targets: {'met' if met else 'missed'}",

@@ -644,7 +644,9 @@ LOGIN_REDIRECT_URL = "casework:queue"
 # against DOCFLOW_MLLP_TLS_CLIENT_CA; each source may require its own). A message
 # is at most DOCFLOW_MLLP_MAX_MESSAGE_BYTES (the upload ceiling in base64, plus
 # headers) and must arrive within DOCFLOW_MLLP_READ_TIMEOUT_SECONDS of its first
-# byte; a connection idle for DOCFLOW_MLLP_IDLE_SECONDS is closed.
+# byte; a connection idle for DOCFLOW_MLLP_IDLE_SECONDS is closed. Messages are
+# handled by DOCFLOW_MLLP_PROCESSES single-threaded worker processes (0: by
+# DOCFLOW_MLLP_WORKERS threads in the listener itself).
 # `manage.py watch_folders` polls every source's drop folder.
 INSTALLED_APPS += ["intake.apps.IntakeConfig"]
 DOCFLOW_MLLP_HOST = os.environ.get("DOCFLOW_MLLP_HOST", "127.0.0.1")
@@ -662,6 +664,7 @@ DOCFLOW_MLLP_READ_TIMEOUT_SECONDS = float(
 )
 DOCFLOW_MLLP_IDLE_SECONDS = float(os.environ.get("DOCFLOW_MLLP_IDLE_SECONDS", "300"))
 DOCFLOW_MLLP_WORKERS = env_int("DOCFLOW_MLLP_WORKERS", 8)
+DOCFLOW_MLLP_PROCESSES = env_int("DOCFLOW_MLLP_PROCESSES", 4)
 DOCFLOW_FILE_DROP_POLL_SECONDS = float(
     os.environ.get("DOCFLOW_FILE_DROP_POLL_SECONDS", "2")
 )

@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime
 import re
+import threading
 from dataclasses import dataclass, field
 
 import hl7
@@ -18,6 +19,7 @@ import hl7
 from docflow.models import DocumentType, Gender
 from docflow.services import DocumentSubmission
 from intake.models import DestinationRule, DocumentTypeMapping, SourceSystem
+from intake.selectors import mllp_source_system
 
 # Triggers docflow accepts; anything else is answered AR.
 ORIGINAL = "T02"
@@ -122,10 +124,30 @@ class MdmMessage:
     problems: list[FieldProblem] = field(default_factory=list)
 
 
+_first = threading.local()
+
+
+def _first_segment(message: hl7.Message, segment: str) -> hl7.Segment | None:
+    """The first segment of a type. python-hl7's own lookup scans every segment
+    each time; a message is read field by field, so its first segments are indexed
+    once (for the message last read on this thread)."""
+    if getattr(_first, "message", None) is not message:
+        index: dict[str, hl7.Segment] = {}
+        for found in message:
+            index.setdefault(str(found[0][0]), found)
+        _first.message, _first.index = message, index
+    return _first.index.get(segment)
+
+
 def _get(message: hl7.Message, segment: str, field_no: int, rep=1, comp=1, sub=1):
+    """One field's text, unescaped ("" when absent), as python-hl7's
+    ``Message.extract_field`` gives it for the first segment of that type."""
+    found = _first_segment(message, segment)
+    if found is None:
+        return ""
     try:
-        return str(message.extract_field(segment, 1, field_no, rep, comp, sub))
-    except (IndexError, KeyError):
+        return str(found.extract_field(1, field_no, rep, comp, sub))
+    except IndexError:
         return ""
 
 
@@ -171,15 +193,8 @@ def mdm_header(message: hl7.Message) -> MdmMessage:
 
 def source_system_for(mdm: MdmMessage) -> SourceSystem:
     """The active MLLP source system named by MSH-4 and MSH-3; AR otherwise."""
-    source = (
-        SourceSystem.objects.select_related("sending_organisation")
-        .filter(
-            channel="mllp",
-            is_active=True,
-            sending_facility=mdm.sending_facility,
-            sending_application=mdm.sending_application,
-        )
-        .first()
+    source = mllp_source_system(
+        facility=mdm.sending_facility, application=mdm.sending_application
     )
     if source is None:
         raise MessageRejected(

@@ -1,5 +1,7 @@
 """The MLLP listener: asyncio connections, python-hl7's MLLP framing, and each
-message handed to :func:`intake.services.mdm_receive` on a worker thread.
+message handed to :func:`intake.services.mdm_receive` in a worker process
+(:mod:`intake.mllp_workers`), or on a worker thread when no processes are asked for
+(the tests' listener in the test process, whose database it shares).
 
 A connection carries any number of messages, answered in order. A connection is
 closed (and only that one) when its framing is broken, a message passes the size
@@ -29,6 +31,7 @@ from hl7.mllp.streams import (
     MLLPStreamReader,
 )
 
+from intake.mllp_workers import WorkerPool
 from intake.services import Peer, mdm_receive
 
 logger = logging.getLogger(__name__)
@@ -43,7 +46,10 @@ class ListenerLimits:
     read_timeout_seconds: float
     # A connection with no message begun for this long is closed.
     idle_seconds: float
+    # Worker threads, used when ``processes`` is 0.
     workers: int
+    # Worker processes, each handling one message at a time.
+    processes: int = 0
 
 
 def tls_server_context(
@@ -77,9 +83,17 @@ class MllpListener:
         handle: Callable[..., str] | None = None,
     ) -> None:
         self.limits = limits
+        if limits.processes and handle is not None:
+            raise ValueError("worker processes always call mdm_receive")
         self._handle = handle or (lambda text, peer: mdm_receive(text=text, peer=peer))
-        self._executor = ThreadPoolExecutor(
-            max_workers=limits.workers, thread_name_prefix="mllp"
+        self._pool = WorkerPool(limits.processes) if limits.processes else None
+        self._pool_started = False
+        self._executor = (
+            None
+            if self._pool
+            else ThreadPoolExecutor(
+                max_workers=limits.workers, thread_name_prefix="mllp"
+            )
         )
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task] = set()
@@ -96,6 +110,9 @@ class MllpListener:
         ``reuse_port`` lets several listener processes share the port."""
         loop = asyncio.get_running_loop()
         limit = self.limits.max_message_bytes
+        if self._pool is not None and not self._pool_started:
+            self._pool.start()
+            self._pool_started = True
 
         def factory():
             reader = MLLPStreamReader(limit=limit, loop=loop)
@@ -127,7 +144,6 @@ class MllpListener:
     async def _serve(
         self, reader: MLLPStreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        loop = asyncio.get_running_loop()
         ssl_object = writer.get_extra_info("ssl_object")
         peername = writer.get_extra_info("peername") or ("", 0)
         if ssl_object is None and not _is_loopback(str(peername[0])):
@@ -160,9 +176,7 @@ class MllpListener:
                     return
                 text = block.decode("utf-8", errors="replace")
                 try:
-                    answer = await loop.run_in_executor(
-                        self._executor, self._handle_in_thread, text, peer
-                    )
+                    answer = await self._answer(text, peer)
                 except Exception:
                     logger.exception("mllp: message not handled; no ACK sent")
                     return
@@ -189,6 +203,14 @@ class MllpListener:
             raise InvalidBlockError("A block begins inside another")
         return block[:-2]
 
+    async def _answer(self, text: str, peer: Peer) -> str:
+        """The ACK, once the message's effect is committed."""
+        if self._pool is not None:
+            return await self._pool.handle(text, peer)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._handle_in_thread, text, peer
+        )
+
     def _handle_in_thread(self, text: str, peer: Peer) -> str:
         close_old_connections()
         try:
@@ -209,4 +231,7 @@ class MllpListener:
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
-        self._executor.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)

@@ -228,6 +228,38 @@ def test_other_events_and_unknown_senders_are_answered_ar(listener, source):
     assert Document.objects.count() == 0
 
 
+def test_a_change_to_the_source_system_is_seen_by_the_next_message(listener, source):
+    """The listener keeps the source it loaded only while its row is unchanged."""
+    with listener.client() as client:
+        first = send(client, mdm_message(unique_id="DOC-20"))
+        source.certificate_sha256 = "ab" * 32
+        source.save()
+        needs_certificate = send(client, mdm_message(unique_id="DOC-21"))
+        source.certificate_sha256 = ""
+        source.is_active = False
+        source.save()
+        deactivated = send(client, mdm_message(unique_id="DOC-22"))
+        source.is_active = True
+        source.save()
+        again = send(client, mdm_message(unique_id="DOC-23"))
+        source.sending_organisation.name = "Renamed Hospitals"
+        source.sending_organisation.save()
+        renamed = send(client, mdm_message(unique_id="DOC-24"))
+    assert [ack_code(a) for a in (first, needs_certificate, deactivated)] == [
+        "AA",
+        "AR",
+        "AR",
+    ]
+    assert "certificate" in str(needs_certificate.segment("MSA")(3))
+    assert ack_code(again) == "AA"
+    assert ack_code(renamed) == "AA"
+    assert set(Document.objects.values_list("idempotency_key", flat=True)) == {
+        "DOC-20",
+        "DOC-23",
+        "DOC-24",
+    }
+
+
 def test_tls_with_the_sources_client_certificate_is_accepted(listener, source):
     certificate = listener.ca.issue_cert("rx1-engine.example.nhs.uk")
     der = certificate.cert_chain_pems[0].bytes()

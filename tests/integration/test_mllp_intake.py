@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+import psutil
 import pytest
 from hl7.client import MLLPClient
 
@@ -26,10 +27,13 @@ pytestmark = [
 ]
 
 
-def _listener(engine, port: int, name: str = "mllp") -> Process:
+def _listener(
+    engine, port: int, name: str = "mllp", *, processes: int | None = None
+) -> Process:
+    extra = [] if processes is None else ["--processes", str(processes)]
     process = Process(
         name,
-        ["manage.py", "mllp_listener", "--port", str(port), "--certfile", ""],
+        ["manage.py", "mllp_listener", "--port", str(port), "--certfile", "", *extra],
         env=engine.env,
         log_path=engine.tmp_path / f"{name}.log",
     )
@@ -161,6 +165,94 @@ def test_sigkill_in_flight_loses_no_acked_message_and_resends_make_no_duplicate(
         )
     )
     assert len(keys) == len(set(keys)) == 200
+
+
+def _workers(listener: Process, count: int) -> list[psutil.Process]:
+    """The listener's worker processes, once ``count`` of them are running."""
+
+    def found() -> list[psutil.Process]:
+        children = psutil.Process(listener.popen.pid).children()
+        return [
+            child
+            for child in children
+            if "spawn_main" in " ".join(child.cmdline())
+            and child.status() != psutil.STATUS_ZOMBIE
+        ]
+
+    wait_for(
+        lambda: len(found()) == count,
+        timeout=60,
+        message=f"{count} worker processes",
+        details=listener.log_tail,
+    )
+    return found()
+
+
+def _gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_dead_worker_costs_its_message_an_ack_is_replaced_and_the_resend_is_stored(
+    engine, mllp_source
+):
+    port = free_port()
+    listener = _listener(engine, port, processes=2)
+    try:
+        first = _workers(listener, 2)
+        with MLLPClient("127.0.0.1", port) as client:
+            answer = client.send_message(mdm_message(unique_id="WORKER-0"))
+        assert _ack_code(answer) == "AA"
+        for worker in first:
+            worker.kill()
+        wait_for(
+            lambda: all(_gone(worker) for worker in first),
+            timeout=10,
+            message="the workers to die",
+        )
+        message = mdm_message(unique_id="WORKER-1", content=pdf_bytes("after"))
+        answers = []
+        for _attempt in range(4):
+            try:
+                with MLLPClient("127.0.0.1", port) as client:
+                    answers.append(_ack_code(client.send_message(message)))
+            except OSError:
+                answers.append("")
+            if answers[-1] == "AA":
+                break
+        # A message handed to a dead worker is answered by nothing (the connection
+        # closes); the resend reaches a worker started in its place.
+        assert answers[0] == ""
+        assert answers[-1] == "AA"
+        assert set(answers[:-1]) <= {""}
+        assert listener.alive
+        replaced = _workers(listener, 2)
+        assert not {w.pid for w in replaced} & {w.pid for w in first}
+        assert Document.objects.filter(idempotency_key="WORKER-1").count() == 1
+    finally:
+        listener.kill()
+
+
+def test_a_listener_killed_alone_leaves_no_worker_behind(engine, mllp_source):
+    port = free_port()
+    listener = _listener(engine, port, processes=2)
+    try:
+        workers = _workers(listener, 2)
+        with MLLPClient("127.0.0.1", port) as client:
+            answer = client.send_message(mdm_message(unique_id="ORPHAN-0"))
+        assert _ack_code(answer) == "AA"
+        listener.popen.kill()  # SIGKILL to the listener only, not its group
+        listener.popen.wait(10)
+        # Each worker sees its pipe close and exits (its database session with it).
+        wait_for(
+            lambda: all(_gone(worker) for worker in workers),
+            timeout=30,
+            message="the workers to exit",
+        )
+    finally:
+        listener.kill()
 
 
 @pytest.fixture

@@ -25,7 +25,16 @@ class Command(BaseCommand):
         parser.add_argument("--keyfile", default=settings.DOCFLOW_MLLP_TLS_KEY)
         parser.add_argument("--client-ca", default=settings.DOCFLOW_MLLP_TLS_CLIENT_CA)
         parser.add_argument(
-            "--workers", type=int, default=settings.DOCFLOW_MLLP_WORKERS
+            "--processes",
+            type=int,
+            default=settings.DOCFLOW_MLLP_PROCESSES,
+            help="Worker processes handling messages (0: threads in this process).",
+        )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=settings.DOCFLOW_MLLP_WORKERS,
+            help="Worker threads, when --processes is 0.",
         )
         parser.add_argument(
             "--reuse-port",
@@ -43,6 +52,7 @@ class Command(BaseCommand):
                 read_timeout_seconds=settings.DOCFLOW_MLLP_READ_TIMEOUT_SECONDS,
                 idle_seconds=settings.DOCFLOW_MLLP_IDLE_SECONDS,
                 workers=options["workers"],
+                processes=options["processes"],
             )
         )
         reuse = options["reuse_port"]
