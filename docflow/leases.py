@@ -15,8 +15,8 @@ for longer than a lease) sees ``HeldLease.lost`` set and must stop; loops check
 it each round. Expiry is written from each node's clock: nodes keep time (NTP)
 to well within a lease length.
 
-Every take, skip, release and loss is logged and sent as a signal (``lease_taken``
-and the rest) for whoever counts them.
+Every take, skip, end and loss is sent as a signal (``lease_taken`` and the rest)
+for whoever counts them; skips are logged at info, losses as errors.
 """
 
 from __future__ import annotations
@@ -43,10 +43,13 @@ from docflow.models import Lease
 
 logger = logging.getLogger(__name__)
 
-# Sent with ``name`` and ``token`` (and ``node`` on a take).
+# Sent with ``name`` and ``token`` (and ``node`` on a take): taken, then the job
+# runs; ending, as the job is done and just before the lease is given back (so a
+# receiver's record of the run ends while it still holds it); skipped, when another
+# run held it; lost, when the heartbeat found it another run's.
 lease_taken = Signal()
+lease_ending = Signal()
 lease_skipped = Signal()
-lease_released = Signal()
 lease_lost = Signal()
 
 
@@ -196,8 +199,8 @@ def lease_held(
         stop.set()
         beat.join()
         if not lease.lost.is_set():
+            lease_ending.send(sender=HeldLease, name=name, token=token)
             lease_release(name=name, token=token)
-            lease_released.send(sender=HeldLease, name=name, token=token)
 
 
 def singleton(name: str, *, seconds: float | None = None):
