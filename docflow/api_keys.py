@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.db.models.signals import post_delete, post_save
 
 from audit.configuration_changes import (
     configuration_change_record,
     configuration_snapshot,
 )
-from docflow.models import ApiKey, Stamp
+from docflow.models import ApiKey, SendingOrganisation, Stamp
 
 API_KEYS_STAMP = "api_keys"
 
@@ -52,6 +54,22 @@ def api_keys_stamp_bump() -> None:
 def api_keys_stamp_bump_on_commit() -> None:
     """Bump the stamp once the surrounding transaction commits (now if none)."""
     transaction.on_commit(api_keys_stamp_bump)
+
+
+def _stamp_bump_on_change(**kwargs) -> None:
+    api_keys_stamp_bump_on_commit()
+
+
+def api_keys_stamp_signals_connect() -> None:
+    """Bump the stamp whenever a key, a user or an organisation is saved or
+    deleted (in any process: called when the app is ready)."""
+    for model in (ApiKey, SendingOrganisation, get_user_model()):
+        for signal, verb in ((post_save, "saved"), (post_delete, "deleted")):
+            signal.connect(
+                _stamp_bump_on_change,
+                sender=model,
+                dispatch_uid=f"api-keys-stamp-{verb}-{model._meta.label}",
+            )
 
 
 @transaction.atomic

@@ -131,25 +131,24 @@ class HeldLease:
         return self.token is not None and not self.lost.is_set()
 
 
-def _heartbeat(
-    lease: HeldLease, seconds: float, stop: threading.Event, last: list[float]
-) -> None:
-    """Renew every third of a lease until ``stop``; a failed renewal (the database
-    unreachable a moment) is tried again on the next beat, a refused one (the row
-    is another run's) or one past the expiry marks the lease lost."""
+def _taken_by_another(*, name: str, token: str) -> bool:
+    return Lease.objects.filter(name=name).exclude(holder=token).exists()
+
+
+def _heartbeat(lease: HeldLease, seconds: float, stop: threading.Event) -> None:
+    """Renew every third of a lease until ``stop``. A renewal that fails (the
+    database unreachable a moment) or finds no row (the taker's transaction has not
+    committed yet) is tried again on the next beat; one that finds the row another
+    run's marks the lease lost."""
     try:
         while not stop.wait(seconds / 3):
             try:
-                renewed = lease_renew(
-                    name=lease.name, token=lease.token, seconds=seconds
-                )
+                if lease_renew(name=lease.name, token=lease.token, seconds=seconds):
+                    continue
+                if not _taken_by_another(name=lease.name, token=lease.token):
+                    continue
             except Exception:
                 logger.warning("Could not renew the lease on %s", lease.name)
-                if time.monotonic() - last[0] < seconds:
-                    continue
-                renewed = False
-            if renewed:
-                last[0] = time.monotonic()
                 continue
             logger.error("Lost the lease on %s: another run holds it", lease.name)
             lease.lost.set()
@@ -188,7 +187,7 @@ def lease_held(
     stop = threading.Event()
     beat = threading.Thread(
         target=_heartbeat,
-        args=(lease, seconds, stop, [time.monotonic()]),
+        args=(lease, seconds, stop),
         name=f"lease {name}",
         daemon=True,
     )

@@ -13,7 +13,7 @@ from django.db.models.signals import post_delete, post_save
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from docflow.api_keys import api_keys_stamp, api_keys_stamp_bump_on_commit
+from docflow.api_keys import api_keys_stamp
 from docflow.models import ApiKey, SendingOrganisation
 
 KEYWORD = "Api-Key"
@@ -88,8 +88,11 @@ class VerifiedKeyCache:
             self._entries[digest] = (now + seconds, kept)
 
     def clear(self) -> None:
+        """Forget every verified key, and the stamp (read again next time)."""
         with self._lock:
             self._entries.clear()
+            self._stamp_seen = None
+            self._stamp_read_at = float("-inf")
 
 
 def _detached_copy(api_key: ApiKey) -> ApiKey:
@@ -109,11 +112,11 @@ verified_keys = VerifiedKeyCache()
 
 def _forget_verified_keys(**kwargs) -> None:
     verified_keys.clear()
-    api_keys_stamp_bump_on_commit()
 
 
 # A change to a key, a user or an organisation made in this process forgets every
-# verified key at once; other processes follow when they see the stamp move.
+# verified key at once; other processes follow when they see the stamp move (it is
+# bumped by docflow.api_keys, in whichever process made the change).
 for _model in (ApiKey, SendingOrganisation, get_user_model()):
     post_save.connect(
         _forget_verified_keys,

@@ -28,16 +28,25 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A free loopback port (TEST_PORT_BASE: the first of a range to take it from)."""
+    """A free loopback port, never the same twice in a run (TEST_PORT_BASE: the
+    first of a range of 1000 to take it from; else the system's choice)."""
     base = int(os.environ.get("TEST_PORT_BASE", "0"))
-    for port in range(base, base + 1000) if base else [0]:
+    for port in range(base, base + 1000) if base else [0] * 20:
+        if port in _PORTS_GIVEN:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return sock.getsockname()[1]
+            port = sock.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
     raise RuntimeError("no free port")
 
 
