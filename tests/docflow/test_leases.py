@@ -10,7 +10,9 @@ import pytest
 
 from docflow import leases
 from docflow.models import Lease
+from governance import tasks as governance_tasks
 from intake.file_drop import FILE_DROP_LEASE, drop_folders_scan
+from operations import tasks as operations_tasks
 from transmissions import tasks
 
 SHORT = 0.6  # seconds: a heartbeat every 0.2 s
@@ -83,6 +85,8 @@ def test_a_run_that_finds_the_lease_held_does_not_wait_unless_asked():
         (tasks.mesh_handshake, "transmissions.mesh_handshake"),
         (tasks.mesh_settle_unanswered, "transmissions.mesh_settle_unanswered"),
         (tasks.reconcile_organisations, "transmissions.reconcile_organisations"),
+        (operations_tasks.roll_up_hourly_counts, "operations.roll_up_hourly_counts"),
+        (governance_tasks.purge_payloads, "governance.purge_payloads"),
     ],
 )
 def test_a_singleton_task_skips_while_another_run_holds_its_lease(task, lease):
