@@ -118,6 +118,17 @@ def lease_is_held(*, name: str, now: datetime | None = None) -> bool:
     )
 
 
+def leases_held_by_name(*, now: datetime | None = None) -> dict[str, bool]:
+    """Every lease ever taken, by name: whether a live holder has it now."""
+    now = now or timezone.now()
+    return {
+        name: bool(holder) and expires_at > now
+        for name, holder, expires_at in Lease.objects.values_list(
+            "name", "holder", "expires_at"
+        )
+    }
+
+
 @dataclass
 class HeldLease:
     """The outcome of ``lease_held``: true while this run holds the lease. ``lost``
