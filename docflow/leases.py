@@ -53,9 +53,14 @@ lease_skipped = Signal()
 lease_lost = Signal()
 
 
+def node_name() -> str:
+    """This node: DOCFLOW_NODE_NAME, else the host's name."""
+    return settings.DOCFLOW_NODE_NAME or socket.gethostname()
+
+
 def lease_node() -> str:
-    """This process, as operators see it on a lease: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"[:128]
+    """This process, as operators see it on a lease: ``node:pid``."""
+    return f"{node_name()}:{os.getpid()}"[:128]
 
 
 def _seconds(seconds: float | None) -> float:

@@ -435,8 +435,10 @@ DOCFLOW_SURGE_THRESHOLD = env_int("DOCFLOW_SURGE_THRESHOLD", 10)
 DOCFLOW_SURGE_WINDOW_SECONDS = env_int("DOCFLOW_SURGE_WINDOW_SECONDS", 600)
 DOCFLOW_TRACK_LOOP_SECONDS = env_int("DOCFLOW_TRACK_LOOP_SECONDS", 50)
 # A scheduled tracker run that finds another at work stands by this long for its
-# lease (a standby always waits, so a dead tracker is replaced within a lease);
-# the loop and the standby together stay inside the task timeout.
+# lease (a standby always waits, so a dead tracker is replaced within a lease); the
+# loop and the standby together stay inside the task timeout. The standby spends
+# one worker of some cluster (0: none, and a dead tracker is replaced by the next
+# minute's run instead).
 DOCFLOW_TRACK_STANDBY_SECONDS = env_int("DOCFLOW_TRACK_STANDBY_SECONDS", 50)
 DOCFLOW_TRACK_ROUND_SECONDS = float(os.environ.get("DOCFLOW_TRACK_ROUND_SECONDS", "1"))
 # Queued (by dotted name) when a new document is stored; empty turns it off.
@@ -562,6 +564,9 @@ DOCFLOW_SEND_LEASE_SECONDS = env_int("DOCFLOW_SEND_LEASE_SECONDS", 15)
 # Keep it well under 30 s: a standby takes over within a lease and a poll.
 DOCFLOW_LEASE_SECONDS = float(os.environ.get("DOCFLOW_LEASE_SECONDS", "15"))
 DOCFLOW_LEASE_POLL_SECONDS = float(os.environ.get("DOCFLOW_LEASE_POLL_SECONDS", "0.5"))
+# This node's name on the leases it holds (default: the host's name); nodes that
+# share a host (a rehearsal) set their own.
+DOCFLOW_NODE_NAME = os.environ.get("DOCFLOW_NODE_NAME", "")
 # This many destinations of one sending organisation with their circuit open at
 # once open the circuit for its whole Connect endpoint.
 DOCFLOW_CIRCUIT_ENDPOINT_DESTINATIONS = env_int(
