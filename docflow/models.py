@@ -512,3 +512,33 @@ class PayloadBlob(models.Model):
 
     def __str__(self) -> str:
         return f"payload blob {self.name}"
+
+
+class Lease(models.Model):
+    """Who runs one singleton job until when (the tracker, the MESH inbox poll,
+    the operations watch, the file-drop scanner...): taken by compare-and-set, so
+    two runs on any number of nodes never overlap; renewed by its holder's
+    heartbeat, so a holder that died leaves a lease that simply runs out
+    (``docflow.leases``)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    holder = models.CharField(max_length=64, blank=True)
+    # Which process holds it ("host:pid"), for operators; never read to decide.
+    node = models.CharField(max_length=128, blank=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at}"
+
+
+class Stamp(models.Model):
+    """A counter every process reads cheaply and bumps when something it caches
+    changed (``api_keys``: a key, service account or organisation), so caches in
+    other processes and on other nodes know to forget."""
+
+    name = models.CharField(max_length=100, unique=True)
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.value}"

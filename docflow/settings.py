@@ -310,6 +310,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DOCFLOW_MAX_UPLOAD_BYTES + 64 * 1024
 # revoking or deactivating one takes effect within this many seconds in every worker
 # (0: look every key up on every request). See docflow.api.authentication.
 DOCFLOW_API_KEY_CACHE_SECONDS = env_int("DOCFLOW_API_KEY_CACHE_SECONDS", 5)
+# Every process checks the shared revocation stamp (docflow.Stamp "api_keys", bumped
+# by any change to a key, service account or organisation) at most this often and
+# forgets its verified keys when it moved: a revoked key is refused on every node
+# within this many seconds, whatever DOCFLOW_API_KEY_CACHE_SECONDS is.
+DOCFLOW_API_KEY_STAMP_SECONDS = float(
+    os.environ.get("DOCFLOW_API_KEY_STAMP_SECONDS", "1")
+)
 
 # Hostile input at the API and intake (docflow.api.parsers, docflow.validation):
 # JSON nested deeper than this is refused with 400 before it is parsed; NHS numbers
@@ -455,6 +462,12 @@ DOCFLOW_CIRCUIT_COOLDOWN_SECONDS = env_int("DOCFLOW_CIRCUIT_COOLDOWN_SECONDS", 6
 DOCFLOW_SURGE_THRESHOLD = env_int("DOCFLOW_SURGE_THRESHOLD", 10)
 DOCFLOW_SURGE_WINDOW_SECONDS = env_int("DOCFLOW_SURGE_WINDOW_SECONDS", 600)
 DOCFLOW_TRACK_LOOP_SECONDS = env_int("DOCFLOW_TRACK_LOOP_SECONDS", 50)
+# A scheduled tracker run that finds another at work stands by this long for its
+# lease (a standby always waits, so a dead tracker is replaced within a lease); the
+# loop and the standby together stay inside the task timeout. The standby spends
+# one worker of some cluster (0: none, and a dead tracker is replaced by the next
+# minute's run instead).
+DOCFLOW_TRACK_STANDBY_SECONDS = env_int("DOCFLOW_TRACK_STANDBY_SECONDS", 50)
 DOCFLOW_TRACK_ROUND_SECONDS = float(os.environ.get("DOCFLOW_TRACK_ROUND_SECONDS", "1"))
 # Queued (by dotted name) when a new document is stored; empty turns it off.
 DOCFLOW_PREPARE_TASK = os.environ.get(
@@ -572,6 +585,16 @@ DOCFLOW_CLOCK_REQUEUE_SECONDS = env_int("DOCFLOW_CLOCK_REQUEUE_SECONDS", 30)
 # A claim (a document in sending) is its worker's for this long, renewed every
 # third of it while the worker lives; then the clock settles it by key.
 DOCFLOW_SEND_LEASE_SECONDS = env_int("DOCFLOW_SEND_LEASE_SECONDS", 15)
+# Singleton jobs (the tracker, the MESH inbox poll and handshake, the operations
+# watch, the file-drop scanner...) run under a lease of this many seconds, renewed
+# every third of it while the job runs: a dead holder's lease runs out within this
+# long, and a waiting run (polling every DOCFLOW_LEASE_POLL_SECONDS) takes it over.
+# Keep it well under 30 s: a standby takes over within a lease and a poll.
+DOCFLOW_LEASE_SECONDS = float(os.environ.get("DOCFLOW_LEASE_SECONDS", "15"))
+DOCFLOW_LEASE_POLL_SECONDS = float(os.environ.get("DOCFLOW_LEASE_POLL_SECONDS", "0.5"))
+# This node's name on the leases it holds (default: the host's name); nodes that
+# share a host (a rehearsal) set their own.
+DOCFLOW_NODE_NAME = os.environ.get("DOCFLOW_NODE_NAME", "")
 # This many destinations of one sending organisation with their circuit open at
 # once open the circuit for its whole Connect endpoint.
 DOCFLOW_CIRCUIT_ENDPOINT_DESTINATIONS = env_int(

@@ -16,6 +16,10 @@ being written is never read. The sidecar is moved first, then the document; a pa
 left in ``processing/`` by a crash is finished on the next pass, and intake's
 idempotency (source + ``unique_id``) makes finishing it twice harmless. Nothing is
 deleted unprocessed; files are 0600 and folders 0700.
+
+The scanner (``watch_folders``) may run on every node: each pass takes the lease
+``intake.file_drop`` (``docflow.leases``), so one pass runs at a time anywhere and
+a pass on another node carries on within a lease of a scanner's death.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from docflow.api.problems import flatten_errors, problem_body
 from docflow.api.serializers import DocumentMetadataSerializer
 from docflow.backpressure import intake_backpressure_check
 from docflow.errors import IntakeBusy
+from docflow.leases import lease_held
 from docflow.services import DocumentSubmission
 from intake.mdm import FieldProblem
 from intake.models import IntakeChannel, SourceSystem
@@ -40,6 +45,7 @@ from intake.services import IntakeOutcome, intake_submit
 
 logger = logging.getLogger(__name__)
 
+FILE_DROP_LEASE = "intake.file_drop"
 PROCESSING = "processing"
 PROCESSED = "processed"
 REJECTED = "rejected"
@@ -339,3 +345,12 @@ def drop_folders_process(**kwargs) -> dict[str, int]:
         for key, value in folder_process(source, **kwargs).items():
             totals[key] += value
     return totals
+
+
+def drop_folders_scan(**kwargs) -> dict[str, int] | None:
+    """One pass over every file-drop folder under the scanner's lease; None (and
+    nothing read) while a pass on another node holds it."""
+    with lease_held(name=FILE_DROP_LEASE) as lease:
+        if not lease:
+            return None
+        return drop_folders_process(**kwargs)

@@ -8,12 +8,14 @@ from prometheus_client.core import GaugeMetricFamily
 
 from audit.sealing import audit_seal_lag
 from casework.models import WorkItemCategory
+from docflow.leases import leases_held_by_name
 from operations import selectors
 
 
 class DomainCollector:
     """Documents by state, the oldest ready age, open incidents, open work items,
-    the audit sealer's lag and open halts, read from the database at each scrape."""
+    the audit sealer's lag, open halts and singleton leases, read from the database
+    at each scrape."""
 
     def collect(self):
         documents = GaugeMetricFamily(
@@ -76,6 +78,16 @@ class DomainCollector:
         for kind, count in selectors.outbound_halts_open_counts().items():
             halts.add_metric([kind], count)
         yield halts
+
+        leases = GaugeMetricFamily(
+            "docflow_lease_held",
+            "Whether a live holder has each singleton job's lease (1) or not (0): "
+            "the tracker's should stay 1.",
+            labels=["name"],
+        )
+        for name, held in sorted(leases_held_by_name().items()):
+            leases.add_metric([name], int(held))
+        yield leases
 
 
 def metrics_text() -> bytes:

@@ -247,16 +247,3 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} at {self.taken_at:%Y-%m-%d %H:%M:%S}"
-
-
-class Lease(models.Model):
-    """Who runs one singleton job (the operations watch) until when: a run takes it
-    by compare-and-set, so two runs never overlap, and a run that died leaves a
-    lease that simply runs out."""
-
-    name = models.CharField(max_length=100, unique=True)
-    holder = models.CharField(max_length=64, blank=True)
-    expires_at = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from docflow.leases import singleton
 from operations.services import rollup, task_failures
 from operations.services.notifications import notification_deliver as _deliver
 from operations.services.watch import operations_watch_run
@@ -23,6 +24,7 @@ def prune_task_failures() -> int:
     return task_failures.task_failures_prune()
 
 
+@singleton("operations.roll_up_hourly_counts")
 def roll_up_hourly_counts() -> int:
     """Recount the recent hours for the dashboard."""
     return rollup.hourly_counts_roll_up_recent()

@@ -1,10 +1,16 @@
-"""django-q2 entry points: take ids, call one service, safe to run twice."""
+"""django-q2 entry points: take ids, call one service, safe to run twice.
+
+Singletons (the tracker, the MESH inbox poll and handshake, the sweep of MESH
+sends left unanswered, the re-check of destinations) run under a lease
+(``docflow.leases``): one run at a time on any number of nodes; a run that finds
+the lease held returns at once and says so."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.utils import timezone
 
+from docflow.leases import singleton
 from transmissions.channels.connect import directory
 from transmissions.channels.mesh import mailboxes as mesh_mailboxes
 from transmissions.channels.mesh import tracking as mesh_tracking
@@ -55,19 +61,21 @@ def reconcile_sending() -> int:
     return queued + len(engine_settling.sending_stuck_mark_unknown())
 
 
+@singleton("transmissions.reconcile_organisations")
 def reconcile_organisations() -> str:
     """Re-check destinations in Connect's directory."""
     return str(directory.organisations_reconcile())
 
 
-def track(seconds: float | None = None, wait: float = 0.0) -> int:
+def track(seconds: float | None = None, wait: float | None = None) -> int:
     """Keep the clock (queue retries, circuit trials and expired claims as they
     come due) and apply Connect's statuses in rounds while anything is on its way;
     scheduled every minute, and a run hands over to its successor so neither has
-    gaps."""
+    gaps. A scheduled run (no arguments) that finds another tracker at work stands
+    by for DOCFLOW_TRACK_STANDBY_SECONDS, ready to take over if it dies."""
     return tracker.statuses_track(
         seconds=settings.DOCFLOW_TRACK_LOOP_SECONDS if seconds is None else seconds,
-        wait=wait,
+        wait=settings.DOCFLOW_TRACK_STANDBY_SECONDS if wait is None else wait,
     )
 
 
@@ -83,6 +91,7 @@ def resolve_rejection_at_connect(document_id: int, note: str) -> str:
     return sending.rejection_resolve(document_id=document_id, note=note)
 
 
+@singleton("transmissions.mesh_poll_inboxes")
 def mesh_poll_inboxes() -> str:
     """Record and apply MESH reports and acknowledgements from every inbox, then
     track messages with no news for a while."""
@@ -90,11 +99,13 @@ def mesh_poll_inboxes() -> str:
     return ", ".join(f"{box}: {poll.outcomes}" for box, poll in polls.items())
 
 
+@singleton("transmissions.mesh_handshake")
 def mesh_handshake() -> int:
     """Validate every MESH mailbox with MESH (daily)."""
     return mesh_mailboxes.mesh_mailboxes_handshake()
 
 
+@singleton("transmissions.mesh_settle_unanswered")
 def mesh_settle_unanswered() -> int:
     """MESH sends without both acknowledgements by the deadline become undelivered
     (hourly; the deadline is days)."""

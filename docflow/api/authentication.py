@@ -13,6 +13,7 @@ from django.db.models.signals import post_delete, post_save
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from docflow.api_keys import api_keys_stamp
 from docflow.models import ApiKey, SendingOrganisation
 
 KEYWORD = "Api-Key"
@@ -24,18 +25,38 @@ class VerifiedKeyCache:
     """API keys this process has verified in the last few seconds, by SHA-256.
 
     Looking a key up costs a three-table query on every request. A key verified
-    less than ``DOCFLOW_API_KEY_CACHE_SECONDS`` ago is trusted again without it, so
-    revoking a key, deactivating its service account or its organisation, or
-    deleting any of them takes effect within that many seconds in every process
-    (and at once in the process that made the change, through the signals below).
-    Expiry is checked on every request. Failures are never cached, and the raw key
-    is never kept: entries are keyed by its SHA-256.
+    less than ``DOCFLOW_API_KEY_CACHE_SECONDS`` ago is trusted again without it.
+    Revoking a key, deactivating its service account or its organisation, or
+    deleting any of them forgets every verified key at once in the process that
+    made the change (the signals below) and bumps the shared stamp
+    (``docflow.api_keys``) when it commits; every process reads the stamp at most
+    every ``DOCFLOW_API_KEY_STAMP_SECONDS`` and forgets its keys when it moved, so
+    the change takes effect on every node within that bound (and within the cache's
+    lifetime even if the stamp were never bumped). Expiry is checked on every
+    request. Failures are never cached, and the raw key is never kept: entries are
+    keyed by its SHA-256.
     """
 
-    def __init__(self, *, clock=time.monotonic) -> None:
+    def __init__(self, *, clock=time.monotonic, stamp=api_keys_stamp) -> None:
         self.clock = clock
+        self.stamp = stamp
         self._entries: dict[bytes, tuple[float, ApiKey]] = {}
         self._lock = threading.Lock()
+        self._stamp_seen: int | None = None
+        self._stamp_read_at = float("-inf")
+
+    def stamp_check(self, *, every: float) -> None:
+        """Read the shared stamp if it was last read ``every`` seconds ago or more,
+        and forget every verified key when it moved since."""
+        now = self.clock()
+        if now - self._stamp_read_at < every:
+            return
+        value = self.stamp()
+        with self._lock:
+            if value != self._stamp_seen:
+                self._entries.clear()
+                self._stamp_seen = value
+            self._stamp_read_at = now
 
     @staticmethod
     def digest(raw_key: str) -> bytes:
@@ -67,8 +88,11 @@ class VerifiedKeyCache:
             self._entries[digest] = (now + seconds, kept)
 
     def clear(self) -> None:
+        """Forget every verified key, and the stamp (read again next time)."""
         with self._lock:
             self._entries.clear()
+            self._stamp_seen = None
+            self._stamp_read_at = float("-inf")
 
 
 def _detached_copy(api_key: ApiKey) -> ApiKey:
@@ -91,7 +115,8 @@ def _forget_verified_keys(**kwargs) -> None:
 
 
 # A change to a key, a user or an organisation made in this process forgets every
-# verified key at once; other processes follow within the cache's lifetime.
+# verified key at once; other processes follow when they see the stamp move (it is
+# bumped by docflow.api_keys, in whichever process made the change).
 for _model in (ApiKey, SendingOrganisation, get_user_model()):
     post_save.connect(
         _forget_verified_keys,
@@ -111,7 +136,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     The key is looked up by its public prefix and checked against its hash; revoked
     or expired keys, inactive service accounts and inactive organisations are refused.
     A key verified in the last ``DOCFLOW_API_KEY_CACHE_SECONDS`` is not looked up
-    again (see VerifiedKeyCache for what that means for revocation).
+    again unless the shared stamp moved (see VerifiedKeyCache for what that means
+    for revocation).
     """
 
     def authenticate(self, request):
@@ -126,6 +152,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Missing API key.")
         seconds = settings.DOCFLOW_API_KEY_CACHE_SECONDS
         digest = VerifiedKeyCache.digest(raw_key)
+        if seconds > 0:
+            verified_keys.stamp_check(every=settings.DOCFLOW_API_KEY_STAMP_SECONDS)
         api_key = verified_keys.get(digest) if seconds > 0 else None
         if api_key is None:
             api_key = self._verified_from_database(raw_key)

@@ -8,20 +8,20 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from docflow import leases
 from operations.services import (
     feeds,
     health,
-    leases,
     snapshots,
     surges,
     task_failures,
     watchdog,
 )
 
-# One watch at a time: a run that outlives its minute makes the next one skip
-# rather than overlap; a worker that died mid-run frees it when this runs out.
+# One watch at a time on any node: a run that outlives its minute makes the next
+# one skip rather than overlap (its heartbeat renews the lease while it runs); a
+# worker that died mid-run frees it within DOCFLOW_LEASE_SECONDS.
 WATCH_LEASE = "operations.watch"
-WATCH_LEASE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ def operations_watch_run(*, now: datetime | None = None) -> WatchReport:
     feeds, as of ``now``, and the snapshot of documents by state the dashboard and
     /metrics read."""
     # Skipped (nothing read or written) while another run holds the lease.
-    with leases.lease_held(name=WATCH_LEASE, seconds=WATCH_LEASE_SECONDS) as token:
-        if token is None:
+    with leases.lease_held(name=WATCH_LEASE) as lease:
+        if not lease:
             return WatchReport(0, 0, 0, 0, 0, 0, 0, skipped=True)
         return _watch(now=now or timezone.now())
 

@@ -67,6 +67,9 @@ ENGINE_ENV = {
     "DOCFLOW_DISPATCH_GRACE_SECONDS": "2",
     "DOCFLOW_CIRCUIT_COOLDOWN_SECONDS": "1",
     "DOCFLOW_TRACK_ROUND_SECONDS": "0.2",
+    # A killed cluster's tracker lease runs out in seconds.
+    "DOCFLOW_LEASE_SECONDS": "3",
+    "DOCFLOW_TRACK_STANDBY_SECONDS": "0",
 }
 PERIODIC_TASKS = (
     "transmissions.tasks.dispatch_due",

@@ -30,17 +30,17 @@ import time
 
 import httpx
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from audit.models import AuditEvent
 from casework.models import WorkItem, WorkItemStatus
+from docflow.leases import lease_is_held
 from docflow.models import Document, DocumentStatus
 from tests.factories import submit_document
 from tests.integration.conftest import wait_for
 from transmissions.models import Transmission
-from transmissions.pipeline.tracker import TRACKER_LOCK
+from transmissions.pipeline.tracker import TRACKER_LEASE
 from transmissions.queue import TRACK
 
 pytestmark = [
@@ -69,9 +69,10 @@ LOOP_SECONDS = 4
 
 class Schedule:
     """The minute schedules, sped up: the tracker's loop whenever no live tracker
-    holds its lock (a killed one freed it with its connection), and the sweep
-    every few seconds (queued whatever the queue holds, as the scheduler does: a
-    killed cluster's tasks stay in the queue until the broker retries them)."""
+    holds its lease (a killed one's runs out within the clusters' short lease),
+    and the sweep every few seconds (queued whatever the queue holds, as the
+    scheduler does: a killed cluster's tasks stay in the queue until the broker
+    retries them)."""
 
     def __init__(self, engine):
         self.engine = engine
@@ -91,12 +92,7 @@ class Schedule:
 
 
 def tracker_free() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [TRACKER_LOCK])
-        free = cursor.fetchone()[0]
-        if free:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [TRACKER_LOCK])
-    return free
+    return not lease_is_held(name=TRACKER_LEASE)
 
 
 def submit(engine, destinations: list[str]) -> list[Document]:

@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from prometheus_client.parser import text_string_to_metric_families
 
+from docflow.leases import lease_release, lease_take
 from operations import health
 from operations.models import IncidentKind, IncidentSeverity
 from operations.services.incidents import incident_raise
@@ -222,3 +223,16 @@ def broken_broker(monkeypatch, unused_port):
 
     monkeypatch.setattr(Conf, "ORM", None)
     monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{unused_port}/15")
+
+
+def test_metrics_say_which_singleton_leases_have_a_live_holder(client):
+    lease_take(name="transmissions.tracker", seconds=60)
+    token = lease_take(name="operations.watch", seconds=60)
+    lease_release(name="operations.watch", token=token)
+
+    found = families(client.get("/metrics", REMOTE_ADDR="127.0.0.1"))
+
+    assert samples(found["docflow_lease_held"]) == {
+        (("name", "operations.watch"),): 0,
+        (("name", "transmissions.tracker"),): 1,
+    }

@@ -9,9 +9,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from docflow.leases import lease_release, lease_take
 from operations.models import Incident, IncidentKind, IncidentSeverity, Snapshot
 from operations.services.incidents import Found, incidents_raise_many
-from operations.services.leases import lease_release, lease_take
 from operations.services.watch import WATCH_LEASE, operations_watch_run
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""Watch every file-drop source system's folder until SIGINT or SIGTERM."""
+"""Watch every file-drop source system's folder until SIGINT or SIGTERM; it may run
+on every node (one pass at a time anywhere, under the scanner's lease)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from intake.file_drop import drop_folders_process
+from intake.file_drop import drop_folders_scan
 
 
 class Command(BaseCommand):
@@ -33,7 +34,9 @@ class Command(BaseCommand):
             self.stdout.flush()
         while True:
             close_old_connections()
-            counts = drop_folders_process()
+            counts = drop_folders_scan()
+            if counts is None:
+                counts = {"processed": 0, "rejected": 0}  # another node's pass
             if options["once"]:
                 self.stdout.write(
                     f"processed {counts['processed']}, rejected {counts['rejected']}"
