@@ -58,6 +58,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fresh", action="store_true", help="drop and rebuild first")
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument(
+        "--watch-runs", type=int, default=4, help="timed watch runs (first included)"
+    )
+    parser.add_argument(
+        "--explain",
+        type=int,
+        default=8,
+        metavar="N",
+        help="EXPLAIN ANALYZE every read of one more watch run; print the N slowest",
+    )
+    parser.add_argument(
         "--enforce-target", action="store_true", help="exit 3 when p95 is missed"
     )
     return parser.parse_args(argv)
@@ -91,6 +101,124 @@ ROLL_UP_SQL = [
 ]
 
 
+# Larger datasets are the base dataset (``BASE_DOCUMENTS`` documents from queue.py's
+# generator) and copies of it, each a year older than the one before, written by
+# INSERT ... SELECT in the database (no row crosses to Python): documents and their
+# payload versions; transmissions and work items stay those of the base.
+BASE_DOCUMENTS = 1_000_000
+SHIFTED = {"status_changed_at", "created_at", "updated_at", "event_date"}
+
+
+def _columns(conn, table: str) -> list[str]:
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+    ]
+
+
+def _copy_statement(conn, table: str, renamed: dict[str, str]) -> str:
+    columns = _columns(conn, table)
+    exprs = []
+    for column in columns:
+        if column in renamed:
+            exprs.append(renamed[column])
+        elif column in SHIFTED:
+            exprs.append(f"{column} - %(years)s * interval '365 days'")
+        else:
+            exprs.append(column)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - bench SQL
+        f"SELECT {', '.join(exprs)} FROM {table} WHERE id <= %(base)s"
+    )
+
+
+def grow(url: str, documents: int) -> float | None:
+    """Copy the base dataset until it holds ``documents`` documents; returns the
+    seconds taken (None when already grown). Secondary indexes are dropped during
+    the copies and built again after; foreign-key and counting triggers are off for
+    the copies (session_replication_role) and the kept counts are recounted once."""
+    copies = documents // BASE_DOCUMENTS
+    with psycopg.connect(url, autocommit=True) as conn:
+        (have,) = conn.execute("SELECT count(*) FROM docflow_document").fetchone()
+        if have == documents:
+            return None
+        if have != BASE_DOCUMENTS or documents % BASE_DOCUMENTS:
+            raise SystemExit(
+                f"{have} documents: grow from exactly {BASE_DOCUMENTS} to a multiple"
+            )
+        started = time.perf_counter()
+        tables = ("docflow_document", "docflow_payloadversion")
+        indexes = [
+            (name, definition)
+            for name, definition in conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s)"
+                " AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+                (list(tables),),
+            )
+        ]
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        conn.execute("SET session_replication_role = replica")
+        document_copy = _copy_statement(
+            conn,
+            "docflow_document",
+            {
+                "id": "id + %(offset)s",
+                "public_id": "gen_random_uuid()",
+                # Another source system: queue.py's check of its dataset still
+                # finds the base.
+                "source_system": "source_system || '-history'",
+                "idempotency_key": "idempotency_key || '~' || %(years)s",
+                "parent_id": "parent_id + %(offset)s",
+                "replaces_id": "replaces_id + %(offset)s",
+            },
+        )
+        version_copy = _copy_statement(
+            conn,
+            "docflow_payloadversion",
+            {
+                "id": "id + %(offset)s",
+                "public_id": "gen_random_uuid()",
+                "storage_name": "storage_name || '~' || %(years)s",
+                "document_id": "document_id + %(offset)s",
+            },
+        )
+        for years in range(1, copies):
+            values = {
+                "years": years,
+                "offset": years * BASE_DOCUMENTS,
+                "base": BASE_DOCUMENTS,
+            }
+            for statement in (document_copy, version_copy):
+                conn.execute(statement, values)
+            bench_queue.log(
+                f"copy {years} of {copies - 1}: "
+                f"{(years + 1) * BASE_DOCUMENTS:,} documents, "
+                f"{time.perf_counter() - started:.0f} s"
+            )
+        conn.execute("SET session_replication_role = origin")
+        for name, definition in indexes:
+            bench_queue.log(f"building index {name}")
+            conn.execute(definition)
+        for table in tables:
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"  # noqa: S608
+                f" (SELECT max(id) FROM {table}))"
+            )
+        conn.execute("TRUNCATE operations_hourlycount, operations_hourlystatecount")
+        bench_queue.log("VACUUM ANALYZE")
+        conn.execute("VACUUM ANALYZE docflow_document")
+        conn.execute("VACUUM ANALYZE docflow_payloadversion")
+    from operations.counting import document_counts_rebuild
+
+    bench_queue.log(f"recounted documents into {document_counts_rebuild()} count rows")
+    return time.perf_counter() - started
+
+
 def fill_roll_up(url: str) -> str:
     with psycopg.connect(url) as conn:
         (rows,) = conn.execute("SELECT count(*) FROM operations_hourlycount").fetchone()
@@ -110,6 +238,44 @@ def fill_roll_up(url: str) -> str:
     return (
         f"{counts:,} hourly count rows, {states:,} hourly state rows over {hours:,} h"
     )
+
+
+def explain_watch(limit: int) -> list[str]:
+    """Run the watch once more capturing its SQL, then EXPLAIN ANALYZE each read
+    (SELECT) of it: the statements, their total execution time and the slowest."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from operations.tasks import watch
+
+    with CaptureQueriesContext(connection) as captured:
+        watch()
+    timed = []
+    with connection.cursor() as cursor:
+        for query in captured.captured_queries:
+            sql = query["sql"]
+            if not sql.lstrip().upper().startswith("SELECT") or "FOR UPDATE" in sql:
+                continue
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)
+            (plan,) = cursor.fetchone()[0]
+            top = plan["Plan"]
+            timed.append(
+                (
+                    plan["Execution Time"],
+                    top.get("Actual Rows", 0),
+                    top["Node Type"],
+                    " ".join(sql.split())[:110],
+                )
+            )
+    timed.sort(reverse=True)
+    lines = [
+        f"  explained      {len(captured)} statements in one watch run, "
+        f"{len(timed)} reads explained: {sum(t[0] for t in timed):.1f} ms "
+        "execution in all; slowest:"
+    ]
+    for ms, rows, node, sql in timed[:limit]:
+        lines.append(f"    {ms:8.2f} ms  {rows:>7} rows  {node:<16} {sql}")
+    return lines
 
 
 def operator():
@@ -154,28 +320,38 @@ def main(argv: list[str] | None = None) -> int:
     bench_queue.configure_django(args.database_url, workdir)
     description, seconds = bench_queue.prepare(
         args.database_url,
-        documents=args.documents,
+        documents=min(args.documents, BASE_DOCUMENTS),
         work_items=args.work_items,
         caseworkers=0,
         fresh=args.fresh,
         seed=args.seed,
     )
+    grown = None
+    if args.documents > BASE_DOCUMENTS:
+        grown = grow(args.database_url, args.documents)
     roll_up = fill_roll_up(args.database_url)
-
-    from django.test import Client
-
-    from operations.tasks import watch
 
     # The scheduled watch takes the snapshots the page reads (documents by state,
     # stuck counts); it runs every minute in production.
     # The first run on a fresh database opens every incident it finds (a change);
     # the next ones join them and pay only for what changed since: both are timed.
-    watch_runs = []
-    for _ in range(3):
-        started = time.perf_counter()
-        watched = watch()
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from operations.tasks import watch
+
+    watch_runs, watch_cpu, watch_statements = [], [], []
+    for _ in range(args.watch_runs):
+        started, cpu = time.perf_counter(), time.process_time()
+        with CaptureQueriesContext(connection) as captured:
+            watched = watch()
         watch_runs.append((time.perf_counter() - started) * 1000)
+        watch_cpu.append((time.process_time() - cpu) * 1000)
+        watch_statements.append(len(captured))
     watchdog_ms = min(watch_runs[1:])
+
+    explained = explain_watch(args.explain) if args.explain else []
 
     client = Client()
     client.force_login(operator())
@@ -189,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()[0]
 
     build = "already built" if seconds is None else f"built in {seconds:.0f} s"
+    if grown is not None:
+        build += f", grown to {args.documents:,} in {grown:.0f} s"
     lines = [
         "docflow operations dashboard benchmark",
         f"  measured       Django test client in-process, DEBUG off, {args.requests} "
@@ -201,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
         f"  roll-up        {roll_up}",
         f"  watch runs     {', '.join(f'{ms:.0f}' for ms in watch_runs)} ms "
         f"(first, then again; {watched})",
+        "                 CPU in this process "
+        + ", ".join(f"{ms:.0f}" for ms in watch_cpu)
+        + f" ms; SQL statements {watch_statements}",
     ]
+    lines.extend(explained)
     for result in results:
         lines.append(
             f"  GET {result['path']:<10} p50 {result['p50']:7.1f} ms  "
