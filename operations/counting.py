@@ -7,9 +7,12 @@ row for the key it enters, whatever wrote it: the lifecycle services, a bulk
 ``QuerySet.update``, a COPY, a retention purge. On PostgreSQL it is one trigger per
 statement over its transition tables (a batch of a thousand edges appends one row per
 key it touched, not two per document); on SQLite a trigger per row. Rows are only
-appended, so two writers never wait on one counter. ``document_counts_fold`` (run by
-the operations watch under its lease) folds the rows appended since the last fold
-into one row per key: its cost follows what changed, not the number of documents.
+appended, so two writers never wait on one counter. Beside the per-destination
+rows, each change appends to its state's total (destination id -1), so the counts
+by state read a few rows whatever the number of destinations.
+``document_counts_fold`` (run by the operations watch under its lease) folds the
+rows appended since the last fold into one row per key: its cost follows what
+changed, not the number of documents.
 
 The watch reads these counts for the totals by state, and by state and destination,
 and subtracts the documents that entered a state after its threshold's cut (a range
@@ -28,39 +31,46 @@ from operations.models import DocumentCount
 
 KEY = ("status", "destination_id", "destination_ods_code")
 
+# destination_id -1 marks a state's total (every destination), kept beside the
+# per-destination rows so the counts by state read a few rows.
+STATE_TOTAL = -1
+_PG_MOVES_INSERT = """
+        INSERT INTO operations_documentcount
+            (status, destination_id, destination_ods_code, delta, folded)
+        SELECT status, coalesce(destination_id, -1),
+               coalesce(destination_ods_code, ''), sum(delta), false
+        FROM moves
+        GROUP BY GROUPING SETS ((status, destination_id, destination_ods_code),
+                                (status))
+        HAVING sum(delta) <> 0;
+"""
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION operations_document_count() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO operations_documentcount
-            (status, destination_id, destination_ods_code, delta, folded)
-        SELECT status, coalesce(destination_id, 0), destination_ods_code,
-               count(*), false
-        FROM new_rows GROUP BY 1, 2, 3;
+        WITH moves AS (
+            SELECT status, coalesce(destination_id, 0) AS destination_id,
+                   destination_ods_code, 1 AS delta FROM new_rows
+        ) MOVES_INSERT
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO operations_documentcount
-            (status, destination_id, destination_ods_code, delta, folded)
-        SELECT status, coalesce(destination_id, 0), destination_ods_code,
-               -count(*), false
-        FROM old_rows GROUP BY 1, 2, 3;
+        WITH moves AS (
+            SELECT status, coalesce(destination_id, 0) AS destination_id,
+                   destination_ods_code, -1 AS delta FROM old_rows
+        ) MOVES_INSERT
     ELSE
         -- Rows whose key did not change cancel out: only moves are appended.
-        INSERT INTO operations_documentcount
-            (status, destination_id, destination_ods_code, delta, folded)
-        SELECT status, destination_id, destination_ods_code, sum(delta), false
-        FROM (
+        WITH moves AS (
             SELECT status, coalesce(destination_id, 0) AS destination_id,
                    destination_ods_code, -1 AS delta FROM old_rows
             UNION ALL
             SELECT status, coalesce(destination_id, 0), destination_ods_code, 1
             FROM new_rows
-        ) AS moves
-        GROUP BY 1, 2, 3 HAVING sum(delta) <> 0;
+        ) MOVES_INSERT
     END IF;
     RETURN NULL;
 END $$;
-"""
+""".replace("MOVES_INSERT", _PG_MOVES_INSERT.strip())
 _PG_TRIGGERS = [
     _PG_FUNCTION,
     "CREATE TRIGGER operations_document_count_insert AFTER INSERT ON docflow_document"
@@ -91,16 +101,25 @@ _SQLITE_INSERT_OLD = (
     " destination_ods_code, delta, folded) VALUES (OLD.status,"
     " coalesce(OLD.destination_id, 0), OLD.destination_ods_code, -1, 0);"
 )
+_SQLITE_TOTAL_NEW = (
+    "INSERT INTO operations_documentcount (status, destination_id,"
+    " destination_ods_code, delta, folded) VALUES (NEW.status, -1, '', 1, 0);"
+)
+_SQLITE_TOTAL_OLD = (
+    "INSERT INTO operations_documentcount (status, destination_id,"
+    " destination_ods_code, delta, folded) VALUES (OLD.status, -1, '', -1, 0);"
+)
 _SQLITE_TRIGGERS = [
     "CREATE TRIGGER operations_document_count_insert AFTER INSERT ON docflow_document"
-    f" BEGIN {_SQLITE_INSERT_NEW} END",
+    f" BEGIN {_SQLITE_INSERT_NEW} {_SQLITE_TOTAL_NEW} END",
     "CREATE TRIGGER operations_document_count_update AFTER UPDATE OF status,"
     " destination_id, destination_ods_code ON docflow_document"
     " WHEN OLD.status IS NOT NEW.status OR OLD.destination_id IS NOT"
     " NEW.destination_id OR OLD.destination_ods_code IS NOT NEW.destination_ods_code"
-    f" BEGIN {_SQLITE_INSERT_OLD} {_SQLITE_INSERT_NEW} END",
+    f" BEGIN {_SQLITE_INSERT_OLD} {_SQLITE_INSERT_NEW}"
+    f" {_SQLITE_TOTAL_OLD} {_SQLITE_TOTAL_NEW} END",
     "CREATE TRIGGER operations_document_count_delete AFTER DELETE ON docflow_document"
-    f" BEGIN {_SQLITE_INSERT_OLD} END",
+    f" BEGIN {_SQLITE_INSERT_OLD} {_SQLITE_TOTAL_OLD} END",
 ]
 _SQLITE_DROP = [
     "DROP TRIGGER IF EXISTS operations_document_count_insert",
@@ -138,7 +157,15 @@ def document_counts_rebuild(*, using=None) -> int:
             " GROUP BY 1, 2, 3",
             [True],
         )
-        return cursor.rowcount
+        keys = cursor.rowcount
+        cursor.execute(
+            "INSERT INTO operations_documentcount (status, destination_id,"
+            " destination_ods_code, delta, folded)"
+            " SELECT status, %s, '', count(*), %s FROM docflow_document"
+            " GROUP BY 1",
+            [STATE_TOTAL, True],
+        )
+        return keys
 
 
 def document_counts_fold() -> int:
@@ -190,10 +217,12 @@ def document_counts_fold() -> int:
 
 
 def documents_by_state_kept() -> dict[str, int]:
-    """Documents per state, from the kept counts (states without any left out)."""
+    """Documents per state, from the kept counts (states without any left out):
+    the states' total rows, a few per state."""
     return {
         status: total
-        for status, total in DocumentCount.objects.order_by()
+        for status, total in DocumentCount.objects.filter(destination_id=STATE_TOTAL)
+        .order_by()
         .values_list("status")
         .annotate(total=Sum("delta"))
         .values_list("status", "total")
@@ -208,7 +237,7 @@ def documents_by_destination_kept(
     return {
         (status, destination_id, code): total
         for status, destination_id, code, total in DocumentCount.objects.filter(
-            status__in=list(states)
+            status__in=list(states), destination_id__gte=0
         )
         .order_by()
         .values_list(*KEY)
