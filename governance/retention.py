@@ -47,7 +47,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from audit.models import AccessLog, AuditEvent
@@ -77,7 +77,10 @@ class RetentionPolicy:
     ``DOCFLOW_RETENTION_INTERMEDIATE_DAYS`` [30], ``DOCFLOW_RETENTION_FINISHED_DAYS``
     [90], ``DOCFLOW_RETENTION_AUDIT_DAYS`` [2922, eight years],
     ``DOCFLOW_RETENTION_ACCESS_LOG_DAYS`` [2922], and
-    ``DOCFLOW_RETENTION_BATCH_SIZE`` [200] finished documents per look-up.
+    ``DOCFLOW_RETENTION_BATCH_SIZE`` [200] finished documents per look-up,
+    ``DOCFLOW_RETENTION_WINDOW`` [10000] document ids looked at per batch (the
+    due versions of one window are found, purged and reported before the next is
+    read, so memory and each look-up stay bounded at any number of documents).
     """
 
     intermediate: datetime.timedelta
@@ -85,6 +88,7 @@ class RetentionPolicy:
     audit: datetime.timedelta
     access_log: datetime.timedelta
     batch_size: int
+    window: int = 10_000
 
     @classmethod
     def from_settings(cls) -> RetentionPolicy:
@@ -100,6 +104,7 @@ class RetentionPolicy:
             audit=days("DOCFLOW_RETENTION_AUDIT_DAYS", 2922),
             access_log=days("DOCFLOW_RETENTION_ACCESS_LOG_DAYS", 2922),
             batch_size=max(1, getattr(settings, "DOCFLOW_RETENTION_BATCH_SIZE", 200)),
+            window=max(1, getattr(settings, "DOCFLOW_RETENTION_WINDOW", 10_000)),
         )
 
 
@@ -185,14 +190,15 @@ def _due_intermediate(now: datetime.datetime, policy: RetentionPolicy) -> QueryS
 
 
 def _due_finished_documents(
-    now: datetime.datetime, policy: RetentionPolicy
+    now: datetime.datetime, policy: RetentionPolicy, ids: range
 ) -> list[int]:
     cutoff = now - policy.finished
+    window = Q(pk__gte=ids.start, pk__lt=ids.stop)
     single = Document.objects.filter(
-        _finished(), parts__isnull=True, status_changed_at__lte=cutoff
+        window, _finished(), parts__isnull=True, status_changed_at__lte=cutoff
     )
     split_parents = (
-        Document.objects.filter(parts__isnull=False)
+        Document.objects.filter(window, parts__isnull=False)
         .annotate(
             unfinished_parts=Count("parts", filter=~_finished("parts__")),
             last_part_finished_at=Max("parts__status_changed_at"),
@@ -206,15 +212,18 @@ def _due_finished_documents(
 
 
 def _due_by_document(
-    now: datetime.datetime, policy: RetentionPolicy
+    now: datetime.datetime, policy: RetentionPolicy, ids: range
 ) -> dict[int, dict[int, str]]:
-    """{document id: {version id: data class}} for every version due now."""
+    """{document id: {version id: data class}} for every version due now of the
+    documents with ids in ``ids``."""
     due: dict[int, dict[int, str]] = {}
-    for version_id, document_id in _due_intermediate(now, policy).values_list(
-        "pk", "document_id"
+    for version_id, document_id in (
+        _due_intermediate(now, policy)
+        .filter(document_id__gte=ids.start, document_id__lt=ids.stop)
+        .values_list("pk", "document_id")
     ):
         due.setdefault(document_id, {})[version_id] = INTERMEDIATE
-    finished_ids = _due_finished_documents(now, policy)
+    finished_ids = _due_finished_documents(now, policy, ids)
     step = policy.batch_size
     for start in range(0, len(finished_ids), step):
         rows = _purgeable_versions().filter(
@@ -276,10 +285,16 @@ def payload_purge_due(
     actor: Any = None,
     dry_run: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    on_window: Callable[[int, int], None] | None = None,
 ) -> PurgeReport:
     """Purge every payload whose retention ran out: one audit event per document
     purged (``document.payloads_purged``) and one summary per run
     (``payload.retention_purge``; none for a dry run).
+
+    Works through the documents by id in windows of ``policy.window`` ids: each
+    window's due versions are found and purged before the next is read.
+    ``on_progress(1)`` after each document, ``on_window(ids done, ids in all)``
+    after each window.
 
     Scheduled (django-q2) and run by ``manage.py purge_payloads``. Safe to run
     twice: what is purged is never due again.
@@ -287,39 +302,24 @@ def payload_purge_due(
     policy = RetentionPolicy.from_settings()
     now = timezone.now()
     report = PurgeReport(dry_run=dry_run)
-    due = _due_by_document(now, policy)
     report.audit_events_past_retention = AuditEvent.objects.filter(
         occurred_at__lt=now - policy.audit
     ).count()
     report.access_logs_past_retention = AccessLog.objects.filter(
         occurred_at__lt=now - policy.access_log
     ).count()
-    document_ids = sorted(due)
-    if dry_run:
-        held = set(
-            Document.objects.filter(pk__in=document_ids)
-            .filter(_needs_people())
-            .values_list("pk", flat=True)
-        )
-        for document_id in document_ids:
-            if document_id in held:
-                report.skipped_open_work += 1
-                continue
-            report.documents += 1
-            report.purged.update(due[document_id].values())
-    else:
-        for document_id in document_ids:
-            counts = document_payloads_purge(
-                document_id=document_id, versions=due[document_id], actor=actor
-            )
-            if counts is None:
-                report.skipped_open_work += 1
-            elif counts:
-                report.documents += 1
-                report.bytes_purged += counts.pop("bytes", 0)
-                report.purged.update(counts)
-            if on_progress is not None:
-                on_progress(1)
+    bounds = Document.objects.aggregate(low=Min("pk"), high=Max("pk"))
+    low, high = bounds["low"] or 0, bounds["high"] or -1
+    for start in range(low, high + 1, policy.window):
+        ids = range(start, min(start + policy.window, high + 1))
+        due = _due_by_document(now, policy, ids)
+        if dry_run:
+            _count_due(report, due)
+        else:
+            _purge_due(report, due, actor=actor, on_progress=on_progress)
+        if on_window is not None:
+            on_window(ids.stop - low, high + 1 - low)
+    if not dry_run:
         audit_record(
             action="payload.retention_purge",
             target_type="payload_store",
@@ -328,3 +328,34 @@ def payload_purge_due(
             actor=actor,
         )
     return report
+
+
+def _count_due(report: PurgeReport, due: dict[int, dict[int, str]]) -> None:
+    held = set(
+        Document.objects.filter(pk__in=list(due))
+        .filter(_needs_people())
+        .values_list("pk", flat=True)
+    )
+    for document_id in sorted(due):
+        if document_id in held:
+            report.skipped_open_work += 1
+            continue
+        report.documents += 1
+        report.purged.update(due[document_id].values())
+
+
+def _purge_due(
+    report: PurgeReport, due: dict[int, dict[int, str]], *, actor, on_progress
+) -> None:
+    for document_id in sorted(due):
+        counts = document_payloads_purge(
+            document_id=document_id, versions=due[document_id], actor=actor
+        )
+        if counts is None:
+            report.skipped_open_work += 1
+        elif counts:
+            report.documents += 1
+            report.bytes_purged += counts.pop("bytes", 0)
+            report.purged.update(counts)
+        if on_progress is not None:
+            on_progress(1)

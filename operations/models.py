@@ -247,3 +247,36 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} at {self.taken_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DocumentCount(models.Model):
+    """Documents by state and destination, kept in the same transaction as every
+    change: a database trigger on ``docflow_document`` appends -1 for the key a row
+    leaves and +1 for the key it enters (insert, update of status or destination,
+    delete), so no two writers wait on one counter. ``destination_id`` is 0 for a
+    document without a resolved destination. The watch folds the unfolded rows into
+    one row per key (``operations.counting``), so reads sum a few thousand rows
+    whatever the number of documents. See ``operations.counting``."""
+
+    status = models.CharField(max_length=32)
+    destination_id = models.BigIntegerField(default=0)
+    destination_ods_code = models.CharField(max_length=16, blank=True, default="")
+    delta = models.BigIntegerField()
+    folded = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["status", "destination_id", "destination_ods_code"],
+                name="ops_doccount_key",
+            ),
+            # What the fold reads: only rows appended since the last fold.
+            models.Index(
+                fields=["status", "destination_id", "destination_ods_code"],
+                condition=Q(folded=False),
+                name="ops_doccount_unfolded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.destination_ods_code}: {self.delta:+d}"

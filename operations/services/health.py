@@ -24,7 +24,7 @@ from operations.services.incidents import (
     incidents_raise_many,
     incidents_resolve_cleared,
 )
-from operations.watched import threshold_for
+from operations.watched import kept_by_destination, threshold_for
 from transmissions.engine.controls import (
     destination_pause_open,
     destination_pauses_open,
@@ -54,25 +54,35 @@ class DestinationHealth:
 
 def unacknowledged_counts(*, now=None) -> dict[str, int]:
     """Per destination: documents received or delivered (where the profile reports
-    accepted) for longer than the profile allows."""
+    accepted) for longer than the profile allows: the kept count per destination
+    minus those that entered the state after the cut (see ``operations.watched``)."""
     now = now or timezone.now()
+    watched = (DocumentStatus.RECEIVED, DocumentStatus.DELIVERED)
+    kept: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    for state, endpoint_type, code, total in kept_by_destination(watched):
+        if endpoint_type is not None:
+            kept[state, endpoint_type][code] += total
     counts: Counter[str] = Counter()
     for profile in DestinationProfile.objects.all():
-        for state in (DocumentStatus.RECEIVED, DocumentStatus.DELIVERED):
+        for state in watched:
             seconds = threshold_for(profile, state)
-            if seconds is None:
+            if seconds is None or not kept.get((state, profile.endpoint_type)):
                 continue
-            rows = (
-                Document.objects.filter(
-                    status=state,
-                    status_changed_at__lt=now - timedelta(seconds=seconds),
-                    destination__endpoint_type=profile.endpoint_type,
+            over = Counter(kept[state, profile.endpoint_type])
+            over.subtract(
+                dict(
+                    Document.objects.filter(
+                        status=state,
+                        status_changed_at__gte=now - timedelta(seconds=seconds),
+                        destination__endpoint_type=profile.endpoint_type,
+                    )
+                    .order_by()
+                    .values_list("destination_ods_code")
+                    .annotate(n=Count("id"))
+                    .values_list("destination_ods_code", "n")
                 )
-                .values("destination_ods_code")
-                .annotate(n=Count("id"))
             )
-            for row in rows:
-                counts[row["destination_ods_code"]] += row["n"]
+            counts.update({code: n for code, n in over.items() if n > 0})
     return dict(counts)
 
 

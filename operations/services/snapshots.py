@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.utils import timezone
 
+from docflow.models import DocumentStatus
+from operations.counting import documents_by_state_kept
 from operations.models import Snapshot
-from operations.selectors import documents_by_state_count
 
 
 def snapshot_save(*, key: str, data: dict, now=None) -> Snapshot:
@@ -18,7 +19,8 @@ def snapshot_save(*, key: str, data: dict, now=None) -> Snapshot:
 
 
 def documents_by_state_snapshot_take(*, now=None) -> Snapshot:
-    """Count documents by state once for every page view and scrape until the next."""
-    return snapshot_save(
-        key="documents_by_state", data=documents_by_state_count(), now=now
-    )
+    """Documents by state, from the kept counts (every state, zeros included), for
+    every page view and scrape until the next."""
+    kept = documents_by_state_kept()
+    data = {state: kept.get(state, 0) for state in DocumentStatus.values}
+    return snapshot_save(key="documents_by_state", data=data, now=now)

@@ -9,6 +9,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from docflow import leases
+from operations.counting import document_counts_fold
 from operations.services import (
     feeds,
     health,
@@ -58,6 +59,8 @@ def operations_watch_run(*, now: datetime | None = None) -> WatchReport:
 
 
 def _watch(*, now: datetime) -> WatchReport:
+    # Under the lease: the only folder of the kept document counts.
+    document_counts_fold()
     snapshots.documents_by_state_snapshot_take()
     stuck = watchdog.watchdog_run(now=now)
     surges.system_error_surge_check(now=now)

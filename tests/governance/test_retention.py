@@ -386,3 +386,31 @@ def test_purge_is_scheduled_hourly():
     schedule = Schedule.objects.get(name="docflow: purge payloads past retention")
     assert schedule.func == "governance.tasks.purge_payloads"
     assert schedule.minutes == 60
+
+
+def test_purge_works_through_bounded_windows_of_documents_reporting_progress(
+    settings, destination, _payloads_in_tmp
+):
+    settings.DOCFLOW_RETENTION_WINDOW = 2
+    documents = []
+    with at(T0):
+        for _ in range(5):
+            document = submit_document(content=pdf_bytes())
+            document_cancel(document=document, reason="test", actor=None)
+            documents.append(document)
+    windows = []
+
+    with at(T0 + (FINISHED_DAYS + 1) * DAY):
+        report = payload_purge_due(
+            on_window=lambda done, total: windows.append((done, total))
+        )
+
+    assert report.purged == {"finished": 5}
+    assert report.documents == 5
+    ids = [d.pk for d in documents]
+    span = max(ids) - min(ids) + 1
+    # One look-up and purge per window of two ids, progress after each.
+    assert len(windows) == -(-span // 2)
+    assert windows[-1] == (span, span)
+    assert [done for done, _ in windows] == sorted(done for done, _ in windows)
+    assert len(run_events()) == 1

@@ -24,10 +24,24 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, dry_run: bool, no_progress: bool, **options):
+        # Progress through the document ids, window by window, with the number
+        # of documents purged so far.
         with tqdm(
-            desc="purging", unit="document", file=sys.stderr, disable=no_progress
+            desc="purging", unit="id", file=sys.stderr, disable=no_progress
         ) as bar:
-            report = payload_purge_due(dry_run=dry_run, on_progress=bar.update)
+            purged = [0]
+
+            def document_done(n: int) -> None:
+                purged[0] += n
+
+            def window_done(done: int, total: int) -> None:
+                bar.total = total
+                bar.n = done
+                bar.set_postfix(documents=purged[0])
+
+            report = payload_purge_due(
+                dry_run=dry_run, on_progress=document_done, on_window=window_done
+            )
         verb = "due" if dry_run else "purged"
         self.stdout.write(
             f"{verb}: {report.purged[INTERMEDIATE]} intermediate, "
