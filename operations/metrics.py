@@ -10,12 +10,13 @@ from audit.sealing import audit_seal_lag
 from casework.models import WorkItemCategory
 from docflow.leases import leases_held_by_name
 from operations import selectors
+from transmissions.models import MeshQuarantineKind
 
 
 class DomainCollector:
     """Documents by state, the oldest ready age, open incidents, open work items,
-    the audit sealer's lag, open halts and singleton leases, read from the database
-    at each scrape."""
+    the audit sealer's lag, open halts, MESH answers kept for a person and singleton
+    leases, read from the database at each scrape."""
 
     def collect(self):
         documents = GaugeMetricFamily(
@@ -78,6 +79,22 @@ class DomainCollector:
         for kind, count in selectors.outbound_halts_open_counts().items():
             halts.add_metric([kind], count)
         yield halts
+
+        kept, oldest_kept = selectors.mesh_answers_kept_open()
+        answers = GaugeMetricFamily(
+            "docflow_mesh_answers_kept_open",
+            "MESH answers kept for a person (unreadable, unmatched, suspicious) and "
+            "not yet applied or dismissed, by kind.",
+            labels=["kind"],
+        )
+        for kind in MeshQuarantineKind.values:
+            answers.add_metric([kind], kept.get(kind, 0))
+        yield answers
+        yield GaugeMetricFamily(
+            "docflow_mesh_answer_kept_oldest_age_seconds",
+            "Seconds the oldest open kept MESH answer has waited for a person.",
+            value=oldest_kept,
+        )
 
         leases = GaugeMetricFamily(
             "docflow_lease_held",

@@ -20,7 +20,12 @@ from operations.models import (
     Snapshot,
 )
 from operations.watched import stuck_documents_find
-from transmissions.models import HaltKind, OutboundHalt
+from transmissions.models import (
+    HaltKind,
+    MeshQuarantinedAnswer,
+    MeshQuarantineStatus,
+    OutboundHalt,
+)
 
 UNRESOLVED = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
 # A document counts as "through" an hour when it reached one of these.
@@ -101,6 +106,23 @@ def outbound_halts_open_counts() -> dict[str, int]:
         .annotate(n=Count("id"))
         .values_list("kind", "n")
     )
+
+
+def mesh_answers_kept_open(*, now=None) -> tuple[dict[str, int], float]:
+    """MESH answers kept for a person and not yet applied or dismissed, by kind,
+    and how long the oldest has waited (seconds; 0 with none): read from the
+    partial set of open rows (indexed by status), whatever the number closed."""
+    now = now or timezone.now()
+    open_answers = MeshQuarantinedAnswer.objects.filter(
+        status=MeshQuarantineStatus.OPEN
+    ).order_by()
+    counts = dict(
+        open_answers.values_list("kind")
+        .annotate(n=Count("id"))
+        .values_list("kind", "n")
+    )
+    oldest = open_answers.aggregate(oldest=Min("received_at"))["oldest"]
+    return counts, (now - oldest).total_seconds() if oldest else 0.0
 
 
 def stuck_counts(*, now=None) -> list[dict]:

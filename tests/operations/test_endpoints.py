@@ -236,3 +236,61 @@ def test_metrics_say_which_singleton_leases_have_a_live_holder(client):
         (("name", "operations.watch"),): 0,
         (("name", "transmissions.tracker"),): 1,
     }
+
+
+def test_metrics_count_the_mesh_answers_kept_for_a_person(client):
+    from tests.factories import SendingOrganisationFactory as Organisations
+    from transmissions.channels.mesh.client import InboxMessage
+    from transmissions.channels.mesh.conformance.quarantine import (
+        mesh_answer_quarantine,
+        mesh_quarantined_answer_close,
+    )
+    from transmissions.models import MeshMailbox
+
+    mailbox = MeshMailbox.objects.create(
+        sending_organisation=Organisations(ods_code="RX1"),
+        mailbox_id="X26ABC1",
+        password_ref="MESH_PASSWORD_RX1",
+        shared_key_ref="MESH_SHARED_KEY",
+    )
+
+    def kept(message_id: str, kind: str):
+        return mesh_answer_quarantine(
+            mailbox=mailbox,
+            message=InboxMessage(
+                message_id=message_id,
+                message_type="DATA",
+                workflow_id="GPCONNECT_SEND_DOCUMENT_ACK",
+                sender="A81001OT001",
+                local_id="ack",
+                subject="",
+                linked_message_id="",
+                status_code="",
+                status_event="",
+                status_description="",
+                status_success=None,
+                content=b"{}",
+            ),
+            kind=kind,
+            problem="kept",
+        )
+
+    with time_machine.travel(T0, tick=False):
+        kept("M-1", "unmatched")
+    with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
+        kept("M-2", "unreadable")
+        dismissed = kept("M-3", "unmatched")
+        mesh_quarantined_answer_close(
+            quarantined=dismissed, status="dismissed", reason="test", actor=None
+        )
+
+    with time_machine.travel(T0 + timedelta(hours=1), tick=False):
+        found = families(client.get("/metrics", REMOTE_ADDR="127.0.0.1"))
+
+    assert samples(found["docflow_mesh_answers_kept_open"]) == {
+        (("kind", "unreadable"),): 1,
+        (("kind", "unmatched"),): 1,
+        (("kind", "suspicious"),): 0,
+    }
+    (oldest,) = found["docflow_mesh_answer_kept_oldest_age_seconds"].samples
+    assert oldest.value == 3600
