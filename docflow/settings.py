@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import ipaddress
 import os
 from pathlib import Path
 
@@ -259,6 +260,14 @@ AXES_COOLOFF_TIME = datetime.timedelta(
     minutes=env_int("DOCFLOW_LOGIN_LOCKOUT_MINUTES", 15)
 )
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Behind nginx the address is nginx's X-Real-IP, believed only from these proxies
+# (comma-separated addresses or networks; empty: REMOTE_ADDR as it arrives).
+DOCFLOW_TRUSTED_PROXIES = [
+    str(ipaddress.ip_network(item.strip(), strict=False))  # a typo fails at start
+    for item in os.environ.get("DOCFLOW_TRUSTED_PROXIES", "").split(",")
+    if item.strip()
+]
+AXES_CLIENT_IP_CALLABLE = "docflow.client_address.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "docflow/locked_out.html"
 

@@ -72,6 +72,67 @@ def test_the_lock_is_for_that_username_and_address_only(ada, page):
     assert signed_in(elsewhere)
 
 
+NGINX = "10.0.0.21"
+
+
+def sign_in_from(client, page, password, *, peer: str, real_ip: str):
+    """A sign-in that reached docflow from ``peer`` saying X-Real-IP ``real_ip``."""
+    return client.post(
+        page,
+        {"username": "ada", "password": password},
+        REMOTE_ADDR=peer,
+        HTTP_X_REAL_IP=real_ip,
+    )
+
+
+@pytest.mark.parametrize("page", SIGN_IN_PAGES)
+def test_behind_a_trusted_proxy_the_lock_is_for_the_address_nginx_saw(
+    ada, page, settings
+):
+    """Every request arrives from nginx: the failures of one address behind it lock
+    that address out, not everyone signing in as that username."""
+    settings.DOCFLOW_TRUSTED_PROXIES = ["10.0.0.16/28"]
+    for _ in range(3):
+        sign_in_from(Client(), page, "wrong", peer=NGINX, real_ip="192.0.2.7")
+
+    locked = sign_in_from(Client(), page, PASSWORD, peer=NGINX, real_ip="192.0.2.7")
+    elsewhere = Client()
+    allowed = sign_in_from(
+        elsewhere, page, PASSWORD, peer=NGINX, real_ip="198.51.100.9"
+    )
+
+    assert locked.status_code == 429
+    assert allowed.status_code == 302
+    assert signed_in(elsewhere)
+
+
+@pytest.mark.parametrize("page", SIGN_IN_PAGES)
+def test_an_untrusted_client_cannot_choose_the_address_it_is_counted_under(
+    ada, page, settings
+):
+    settings.DOCFLOW_TRUSTED_PROXIES = ["10.0.0.16/28"]
+    for n in range(3):
+        # A new X-Real-IP each time, from an address that is not nginx.
+        sign_in_from(Client(), page, "wrong", peer=HERE, real_ip=f"192.0.2.{n}")
+
+    response = sign_in_from(Client(), page, PASSWORD, peer=HERE, real_ip="192.0.2.99")
+
+    assert response.status_code == 429
+
+
+def test_a_malformed_forwarded_address_counts_as_the_proxy(settings, rf):
+    from docflow.client_address import client_address
+
+    settings.DOCFLOW_TRUSTED_PROXIES = ["10.0.0.21"]
+    through = rf.get("/", REMOTE_ADDR=NGINX, HTTP_X_REAL_IP="192.0.2.7")
+    garbled = rf.get("/", REMOTE_ADDR=NGINX, HTTP_X_REAL_IP="192.0.2.7, 10.0.0.1")
+    direct = rf.get("/", REMOTE_ADDR=HERE, HTTP_X_REAL_IP="192.0.2.7")
+
+    assert client_address(through) == "192.0.2.7"
+    assert client_address(garbled) == NGINX
+    assert client_address(direct) == HERE
+
+
 def test_a_success_clears_the_failures(ada):
     client = Client()
     sign_in(client, "/accounts/login/", "wrong")
