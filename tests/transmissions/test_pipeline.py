@@ -246,9 +246,10 @@ def test_setup_schedules_is_idempotent(db):
         "operations.tasks.roll_up_hourly_counts": 5,
         "operations.tasks.prune_task_failures": 60,
         "audit.tasks.audit_chain_verify_scheduled": 5,
+        "audit.tasks.audit_seal_scheduled": 1,
         "governance.tasks.purge_payloads": 60,
         "casework.tasks.compact_work_item_counts": 5,
         "transmissions.tasks.mesh_settle_unanswered": 60,
     }
-    assert Schedule.objects.count() == 13
+    assert Schedule.objects.count() == 14
     assert "up to date" in out.getvalue()
