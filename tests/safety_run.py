@@ -14,7 +14,7 @@ from django.conf import settings
 SMALL_RUN = (
     "tests/audit/test_redaction.py::test_logged_argument_is_redacted_before_any_handler_sees_it",
     "tests/audit/test_redaction.py::test_formatted_exception_output_carries_no_number",
-    "tests/mesh/test_itk3.py::test_document_message_asks_for_both_acknowledgements",
+    "tests/mesh/test_send_document.py::test_the_message_asks_for_both_acknowledgements",
 )
 
 

@@ -182,6 +182,20 @@ def _input(**overrides) -> sd.SendDocumentInput:
     return sd.SendDocumentInput(**values)
 
 
+@pytest.mark.hazard("HAZ-016")
+def test_the_message_asks_for_both_acknowledgements():
+    """Built without a network or database: the practice is asked for the
+    infrastructure and the business acknowledgement a send waits for."""
+    bundle = json.loads(sd.send_document_message(_input()))
+
+    header = bundle["entry"][0]["resource"]
+    handling = {ext["url"]: ext for ext in header["extension"][0]["extension"]}
+    assert header["resourceType"] == "MessageHeader"
+    assert header["event"]["code"] == itk3.SEND_EVENT
+    assert handling["InfAckRequested"]["valueBoolean"] is True
+    assert handling["BusAckRequested"]["valueBoolean"] is True
+
+
 def test_a_corrected_version_says_which_document_it_replaces():
     original = str(uuid.uuid4())
     content = sd.send_document_message(
