@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from audit.services import audit_record
 from docflow.models import Channel, DocumentStatus
 from transmissions.channels.mesh import itk3
 from transmissions.channels.mesh.client import InboxMessage, MeshMailboxClient
 from transmissions.channels.mesh.conformance.acknowledgements import (
-    answer_decide,
     answer_from_recipient,
+    mesh_response_apply,
 )
 from transmissions.channels.mesh.conformance.quarantine import mesh_answer_quarantine
 from transmissions.channels.mesh.connections import mesh_client_for, mesh_setting
@@ -107,28 +106,6 @@ def _not_ours_acknowledged() -> bool:
     return str(mesh_setting("NOT_OURS", "acknowledge")).lower() != "keep"
 
 
-def _answer_recorded(
-    transmission: Transmission, message: InboxMessage, response, decision, changed
-) -> None:
-    """Every answer is on the document's timeline with its code, applied or not."""
-    audit_record(
-        action="transmission.mesh_answer",
-        target_type="document",
-        target_id=str(transmission.document.public_id),
-        data={
-            "transmission": str(transmission.public_id),
-            "acknowledgement": message.message_id,
-            "itk3_code": response.code,
-            "description": itk3.DESCRIPTIONS.get(response.code, response.description)[
-                :255
-            ],
-            "from_mailbox": message.sender,
-            "applied": changed,
-            "waiting_for": list(decision.waiting_for),
-        },
-    )
-
-
 def _apply(mailbox: MeshMailbox, message: InboxMessage) -> tuple[str, dict]:
     """Apply one message (inside the recording transaction): its outcome and the
     fields to record with it."""
@@ -206,23 +183,12 @@ def _apply(mailbox: MeshMailbox, message: InboxMessage) -> tuple[str, dict]:
         )
         return MeshInboxOutcome.SUSPICIOUS, record
     record["transmission"] = transmission
-    decision = answer_decide(transmission=transmission, response=response)
-    changed = mesh_transmission_apply(
-        transmission_id=transmission.pk,
-        target=decision.target,
-        reason=f"ITK-{response.code}",
-        mesh_status=("business_ack" if response.is_business else "infrastructure_ack")
-        if response.is_positive
-        else "negative_ack",
-        message_id=transmission.external_id,
-        status_code=int(response.code) if response.code.isdigit() else None,
-        data={
-            "acknowledgement": message.message_id,
-            "itk3_code": response.code,
-            "from_mailbox": message.sender,
-        },
+    _decision, changed = mesh_response_apply(
+        transmission=transmission,
+        response=response,
+        acknowledgement_id=message.message_id,
+        from_mailbox=message.sender,
     )
-    _answer_recorded(transmission, message, response, decision, changed)
     if not changed and not response.is_positive:
         # A practice's refusal that came too late to change anything still needs
         # a person to see it: it is recorded, and said out loud here.

@@ -85,6 +85,62 @@ def answer_decide(
     return AnswerDecision(None if missing else S.ACCEPTED, missing)
 
 
+def mesh_response_apply(
+    *,
+    transmission: Transmission,
+    response: itk3.Itk3Response,
+    acknowledgement_id: str,
+    from_mailbox: str,
+    actor: Any = None,
+    matched_by_hand: str | None = None,
+) -> tuple[AnswerDecision, bool]:
+    """Apply one readable ITK3 answer to the send it is about (inside the caller's
+    transaction): decide where it takes the document, move it, and put the answer on
+    the document's timeline with its code, applied or not. The inbox calls it for an
+    answer that arrived matched; the quarantine for one a person matched by hand
+    (``matched_by_hand``: the kept answer's id). Returns the decision and whether
+    anything changed."""
+    from audit.services import audit_record
+    from transmissions.channels.mesh.outcomes import mesh_transmission_apply
+
+    decision = answer_decide(transmission=transmission, response=response)
+    data = {
+        "acknowledgement": acknowledgement_id,
+        "itk3_code": response.code,
+        "from_mailbox": from_mailbox,
+    }
+    if matched_by_hand is not None:
+        data["matched_by_hand"] = matched_by_hand
+    changed = mesh_transmission_apply(
+        transmission_id=transmission.pk,
+        target=decision.target,
+        reason=f"ITK-{response.code}",
+        mesh_status=("business_ack" if response.is_business else "infrastructure_ack")
+        if response.is_positive
+        else "negative_ack",
+        message_id=transmission.external_id,
+        status_code=int(response.code) if response.code.isdigit() else None,
+        data=data,
+        actor=actor,
+    )
+    audit_record(
+        action="transmission.mesh_answer",
+        target_type="document",
+        target_id=str(transmission.document.public_id),
+        data={
+            "transmission": str(transmission.public_id),
+            **data,
+            "description": itk3.DESCRIPTIONS.get(response.code, response.description)[
+                :255
+            ],
+            "applied": changed,
+            "waiting_for": list(decision.waiting_for),
+        },
+        actor=actor,
+    )
+    return decision, changed
+
+
 def answer_deadline() -> timedelta:
     return timedelta(days=float(mesh_setting("ANSWER_DEADLINE_DAYS", 20)))
 

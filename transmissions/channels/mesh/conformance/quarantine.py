@@ -26,10 +26,11 @@ from docflow.models import Channel
 from docflow.payloads.store import payload_blob_read, payload_blob_write
 from transmissions.channels.mesh import itk3
 from transmissions.channels.mesh.client import InboxMessage
-from transmissions.channels.mesh.conformance.acknowledgements import answer_decide
+from transmissions.channels.mesh.conformance.acknowledgements import (
+    mesh_response_apply,
+)
 from transmissions.channels.mesh.conformance.signals import suspicious_answer_received
 from transmissions.channels.mesh.connections import mesh_setting
-from transmissions.channels.mesh.outcomes import mesh_transmission_apply
 from transmissions.models import (
     MeshInboxMessage,
     MeshMailbox,
@@ -265,46 +266,18 @@ def mesh_quarantined_answer_apply(
             "An unreadable answer cannot be applied; dismiss it with what was done."
         ) from exc
     Transmission.objects.select_for_update().get(pk=transmission.pk)
-    decision = answer_decide(transmission=transmission, response=response)
-    changed = mesh_transmission_apply(
-        transmission_id=transmission.pk,
-        target=decision.target,
-        reason=f"ITK-{response.code}",
-        mesh_status=("business_ack" if response.is_business else "infrastructure_ack")
-        if response.is_positive
-        else "negative_ack",
-        message_id=transmission.external_id,
-        status_code=int(response.code) if response.code.isdigit() else None,
-        data={
-            "acknowledgement": locked.message_id,
-            "itk3_code": response.code,
-            "from_mailbox": locked.sender_mailbox,
-            "matched_by_hand": str(locked.public_id),
-        },
-        actor=actor,
-    )
-    # The answer now counts towards the send's acknowledgements (the second of the
+    # Counted towards the send's acknowledgements from now on (the second of the
     # pair is decided against the codes recorded for it).
     MeshInboxMessage.objects.filter(message_id=locked.message_id).update(
         transmission=transmission, response_code=response.code[:16]
     )
-    audit_record(
-        action="transmission.mesh_answer",
-        target_type="document",
-        target_id=str(transmission.document.public_id),
-        data={
-            "transmission": str(transmission.public_id),
-            "acknowledgement": locked.message_id,
-            "itk3_code": response.code,
-            "description": itk3.DESCRIPTIONS.get(response.code, response.description)[
-                :255
-            ],
-            "from_mailbox": locked.sender_mailbox,
-            "applied": changed,
-            "waiting_for": list(decision.waiting_for),
-            "matched_by_hand": str(locked.public_id),
-        },
+    _decision, changed = mesh_response_apply(
+        transmission=transmission,
+        response=response,
+        acknowledgement_id=locked.message_id,
+        from_mailbox=locked.sender_mailbox,
         actor=actor,
+        matched_by_hand=str(locked.public_id),
     )
     closed = _closed(
         locked,
