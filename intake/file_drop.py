@@ -347,10 +347,11 @@ def drop_folders_process(**kwargs) -> dict[str, int]:
     return totals
 
 
-def drop_folders_scan(**kwargs) -> dict[str, int] | None:
-    """One pass over every file-drop folder under the scanner's lease; None (and
-    nothing read) while a pass on another node holds it."""
-    with lease_held(name=FILE_DROP_LEASE) as lease:
+def drop_folders_scan(*, wait: float = 0.0, **kwargs) -> dict[str, int] | None:
+    """One pass over every file-drop folder under the scanner's lease, waiting up
+    to ``wait`` seconds for it; None (and nothing read) while a pass on another
+    node (or a dead scanner's lease not yet run out) still holds it."""
+    with lease_held(name=FILE_DROP_LEASE, wait=wait) as lease:
         if not lease:
             return None
         return drop_folders_process(**kwargs)

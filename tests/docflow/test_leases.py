@@ -4,9 +4,11 @@ the singletons that run under one skip quietly while it is held."""
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from docflow import leases
 from docflow.models import Lease
@@ -113,3 +115,24 @@ def test_the_file_drop_scanner_skips_a_pass_while_another_node_s_pass_runs():
     assert drop_folders_scan() is None
     leases.lease_release(name=FILE_DROP_LEASE, token=token)
     assert drop_folders_scan() == {"processed": 0, "rejected": 0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_watch_folders_once_waits_for_a_dead_scanner_s_lease_to_run_out(settings):
+    settings.DOCFLOW_LEASE_SECONDS = 1.0
+    settings.DOCFLOW_LEASE_POLL_SECONDS = 0.1
+    assert leases.lease_take(name=FILE_DROP_LEASE, seconds=1.0) is not None
+    out = io.StringIO()
+    started = time.monotonic()
+    call_command("watch_folders", "--once", stdout=out)
+    assert time.monotonic() - started >= 0.8
+    assert out.getvalue().strip() == "processed 0, rejected 0"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_watch_folders_once_fails_when_a_live_scanner_keeps_the_lease(settings):
+    settings.DOCFLOW_LEASE_SECONDS = 0.5
+    settings.DOCFLOW_LEASE_POLL_SECONDS = 0.1
+    assert leases.lease_take(name=FILE_DROP_LEASE, seconds=60) is not None
+    with pytest.raises(CommandError, match="nothing was read"):
+        call_command("watch_folders", "--once", stdout=io.StringIO())
