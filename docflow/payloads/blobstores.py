@@ -52,6 +52,7 @@ class BlobStore(Protocol):
     def write(self, name: str, blob: bytes) -> None: ...
     def put(self, name: str, blob: bytes) -> None: ...
     def read(self, name: str) -> bytes: ...
+    def read_many(self, names: list[str]) -> dict[str, bytes]: ...
     def head(self, name: str, size: int) -> bytes: ...
     def replace(self, name: str, blob: bytes) -> None: ...
     def delete(self, name: str) -> None: ...
@@ -100,6 +101,15 @@ class DatabaseBlobStore:
         if value is None:
             raise PayloadBlobMissing(name)
         return bytes(value)
+
+    def read_many(self, names: list[str]) -> dict[str, bytes]:
+        """Several blobs in one SELECT; names it does not hold are absent."""
+        return {
+            name: bytes(value)
+            for name, value in PayloadBlob.objects.filter(name__in=names)
+            .order_by()
+            .values_list("name", "ciphertext")
+        }
 
     def head(self, name: str, size: int) -> bytes:
         """The first ``size`` bytes only (EXTERNAL storage reads just those)."""
@@ -223,6 +233,16 @@ class FileBlobStore:
         except FileNotFoundError:
             raise PayloadBlobMissing(name) from None
 
+    def read_many(self, names: list[str]) -> dict[str, bytes]:
+        """Several blobs, a file each; names it does not hold are absent."""
+        found = {}
+        for name in names:
+            try:
+                found[name] = self.read(name)
+            except PayloadBlobMissing:
+                continue
+        return found
+
     def head(self, name: str, size: int) -> bytes:
         try:
             with open(self.path(name), "rb") as handle:
@@ -324,6 +344,18 @@ def blob_locate(name: str) -> tuple[DatabaseBlobStore | FileBlobStore, bytes]:
         except PayloadBlobMissing:
             continue
     raise PayloadBlobMissing(name)
+
+
+def blobs_locate(names: list[str]) -> dict[str, bytes]:
+    """Several blobs' bytes, one read per store (a SELECT for the database store)
+    for the names the stores before it lacked; names no store holds are absent."""
+    found: dict[str, bytes] = {}
+    for store in stores_in_read_order():
+        wanted = [name for name in names if name not in found]
+        if not wanted:
+            break
+        found.update(store.read_many(wanted))
+    return found
 
 
 def blob_head(name: str, size: int) -> bytes:

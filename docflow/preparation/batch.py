@@ -25,7 +25,7 @@ from docflow.models import (
     PayloadStage,
     PayloadVersion,
 )
-from docflow.payloads.store import payload_blob_delete
+from docflow.payloads.store import payload_blob_delete, payload_blobs_read_ahead
 from docflow.preparation.checks import (
     NeedsConversion,
     converted,
@@ -120,8 +120,9 @@ def documents_prepare(
         documents = list(submitted.filter(pk=first_id))
     documents += submitted.exclude(pk=first_id).order_by("pk")[: limit - len(documents)]
     batch = DocumentTransitions()
+    payloads = documents_current_payloads(document_ids=[d.pk for d in documents])
     lookups = Lookups(
-        payloads=documents_current_payloads(document_ids=[d.pk for d in documents])
+        payloads=payloads, stored=payload_blobs_read_ahead(payloads.values())
     )
     prepared: list[Prepared] = []
     failed: dict[int, Exception] = {}
@@ -221,7 +222,7 @@ def prepare_document_run(run: Run) -> Prepared:
         # Read, proved and sniffed by the conversion step a moment ago.
         content, media_type = b"", version.media_type
     else:
-        content = payload_read(version)
+        content = payload_read(version, run.lookups.stored_blob(version))
         media_type = media_type_sniffed(content, version)
     allowed = profile.allowed_media_types
     if media_type != PDF_MEDIA_TYPE and media_type in allowed:

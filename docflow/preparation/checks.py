@@ -41,11 +41,14 @@ class NeedsConversion(Exception):
     (``docflow.preparation.converting``); the document stays submitted."""
 
 
-def payload_read(version: PayloadVersion) -> bytes:
-    """The version's plaintext, proved by its SHA-256."""
+def payload_read(version: PayloadVersion, stored: bytes | None = None) -> bytes:
+    """The version's plaintext (from its ``stored`` blob when a batch read it
+    ahead), proved by its SHA-256."""
     try:
         return payload_blob_read(
-            storage_name=version.storage_name, expected_sha256=version.sha256
+            storage_name=version.storage_name,
+            expected_sha256=version.sha256,
+            stored=stored,
         )
     except PayloadIntegrityError:
         raise Held(HoldReason.PAYLOAD_UNREADABLE, detail="checksum_mismatch") from None

@@ -91,8 +91,14 @@ class Lookups:
 
     organisations: dict[str, Organisation | None] = field(default_factory=dict)
     profiles: dict[str, DestinationProfile | None] = field(default_factory=dict)
-    # Current payload versions read ahead for a batch's documents.
+    # Current payload versions read ahead for a batch's documents, and their
+    # stored blobs by storage name (``payload_blobs_read_ahead``).
     payloads: dict[int, PayloadVersion] = field(default_factory=dict)
+    stored: dict[str, bytes] = field(default_factory=dict)
+
+    def stored_blob(self, version: PayloadVersion) -> bytes | None:
+        """The version's blob if it was read ahead (once: it is let go here)."""
+        return self.stored.pop(version.storage_name, None)
 
     def payload(self, document: Document) -> PayloadVersion | None:
         if document.pk in self.payloads:

@@ -492,3 +492,78 @@ def test_the_file_store_fsyncs_file_and_directory_before_the_version_row(
     )
     assert file_sync < rename_at < directory_sync < insert_at
     assert events[rename_at][1] == str(path)
+
+
+# --- reading a batch's blobs ahead ---------------------------------------------
+
+
+def _written_versions(count: int, size: int = 1000) -> list[PayloadVersion]:
+    versions = []
+    for number in range(count):
+        plaintext = f"read ahead {number} ".encode() * (size // 14)
+        stored = payload_blob_write(plaintext)
+        versions.append(
+            PayloadVersion(
+                storage_name=stored.storage_name,
+                sha256=stored.sha256,
+                size_bytes=stored.size_bytes,
+            )
+        )
+    return versions
+
+
+@pytest.mark.django_db
+def test_a_batch_s_blobs_are_read_ahead_in_one_select_with_the_database_store(
+    database_payload_store,
+):
+    from django.test.utils import CaptureQueriesContext
+
+    from docflow.payloads.store import payload_blobs_read_ahead
+
+    with transaction.atomic():
+        versions = _written_versions(5)
+    with CaptureQueriesContext(connection) as captured:
+        stored = payload_blobs_read_ahead(versions)
+    assert len(captured.captured_queries) == 1
+    assert set(stored) == {v.storage_name for v in versions}
+    for number, version in enumerate(versions):
+        plaintext = payload_blob_read(
+            storage_name=version.storage_name,
+            expected_sha256=version.sha256,
+            stored=stored[version.storage_name],
+        )
+        assert plaintext.startswith(f"read ahead {number} ".encode())
+
+
+@pytest.mark.django_db
+def test_read_ahead_stops_at_its_byte_budget_and_skips_blobs_no_store_holds(
+    database_payload_store, monkeypatch
+):
+    from docflow.payloads import store
+
+    with transaction.atomic():
+        versions = _written_versions(4, size=1000)
+    monkeypatch.setattr(store, "READ_AHEAD_BYTES", 2 * versions[0].size_bytes)
+    missing = PayloadVersion(storage_name="ab/" + "0" * 32 + ".bin", size_bytes=1)
+    stored = store.payload_blobs_read_ahead([missing, *versions])
+    # The missing one counts against the budget but is absent; one more fits.
+    assert set(stored) == {versions[0].storage_name}
+    # Those left out still read on their own.
+    assert payload_blob_read(
+        storage_name=versions[3].storage_name, expected_sha256=versions[3].sha256
+    ).startswith(b"read ahead 3 ")
+
+
+@pytest.mark.django_db
+def test_read_ahead_finds_blobs_in_the_other_store_during_a_move(
+    filesystem_payload_store, settings
+):
+    from docflow.payloads.store import payload_blobs_read_ahead
+
+    with transaction.atomic():
+        on_disk = _written_versions(2)
+    settings.DOCFLOW_PAYLOAD_STORE = "database"
+    with transaction.atomic():
+        in_rows = _written_versions(2)
+    stored = payload_blobs_read_ahead(on_disk + in_rows)
+    assert set(stored) == {v.storage_name for v in on_disk + in_rows}

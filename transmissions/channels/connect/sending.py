@@ -54,10 +54,15 @@ from transmissions.models import HaltKind, OutboundHalt, Transmission
 logger = logging.getLogger(__name__)
 
 
-def outbound_document(document: Document, payload: PayloadVersion) -> OutboundDocument:
-    """The document as Connect takes it: our fields, and the payload's bytes."""
+def outbound_document(
+    document: Document, payload: PayloadVersion, stored: bytes | None = None
+) -> OutboundDocument:
+    """The document as Connect takes it: our fields, and the payload's bytes (from
+    its ``stored`` blob when a batch read it ahead)."""
     content = payload_blob_read(
-        storage_name=payload.storage_name, expected_sha256=payload.sha256
+        storage_name=payload.storage_name,
+        expected_sha256=payload.sha256,
+        stored=stored,
     )
     return OutboundDocument(
         sender_ods_code=document.sending_organisation.ods_code,
