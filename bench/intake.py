@@ -246,8 +246,10 @@ def stored_counts(url: str, *, source_system: str) -> StoredCounts:
             "WHERE d.source_system = %s",
             (source_system,),
         ).fetchone()[0]
+        # Sealed events only: with deferred sealing, events not yet chained have
+        # no sequence (the sealer numbers them in commit order).
         low, high, total = conn.execute(
-            "SELECT min(sequence), max(sequence), count(*) FROM audit_auditevent"
+            "SELECT min(sequence), max(sequence), count(sequence) FROM audit_auditevent"
         ).fetchone()
     gaps = 0 if not total else (high - low + 1) - total
     return StoredCounts(documents, versions, events, gaps, blob_rows)
