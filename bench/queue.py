@@ -450,6 +450,9 @@ def build(conn: psycopg.Connection, *, plan: Plan, seed: int) -> None:
         total=DESTINATIONS,
     )
 
+    # Each document's type, which its transmission copies.
+    kinds: list[str] = [""] * (plan.documents + 1)
+
     def documents() -> Iterator[str]:
         for n in range(1, plan.documents + 1):
             status = plan.statuses[n]
@@ -457,6 +460,7 @@ def build(conn: psycopg.Connection, *, plan: Plan, seed: int) -> None:
             changed = timestamp(min(now, created + rng.uniform(60, 3 * 86400)))
             destination = rng.randint(1, DESTINATIONS)
             kind, description = rng.choice(DOCUMENT_TYPES)
+            kinds[n] = kind
             born = datetime.date(1930, 1, 1) + datetime.timedelta(rng.randint(0, 30000))
             event = (EPOCH + datetime.timedelta(seconds=created)).date()
             yield (
@@ -559,7 +563,7 @@ def build(conn: psycopg.Connection, *, plan: Plan, seed: int) -> None:
                 f"{NULL if code is None else code}\t{rejection}\t1\t{NULL}\t\t"
                 f"{posted}\t{posted}\t{n}\t{n}\t{NULL}\t{posted}\t{NULL}\t"
                 f"{NULL if state == 'abandoned' else posted}\t"
-                f"{1 + n % SENDING_ORGANISATIONS}\t{state}\t\t\t\t\n"
+                f"{1 + n % SENDING_ORGANISATIONS}\t{state}\t\t\t\t\t{kinds[n]}\n"
             )
 
     copy_rows(
@@ -592,6 +596,7 @@ def build(conn: psycopg.Connection, *, plan: Plan, seed: int) -> None:
             "workflow_id",
             "recipient_mailbox",
             "mesh_status",
+            "document_type",
         ],
         rows=transmissions(),
         total=len(sent),

@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django_fsm import FSMField, FSMModelMixin, transition
 from rest_framework_api_key.models import AbstractAPIKey
@@ -298,6 +299,14 @@ class Document(FSMModelMixin, models.Model):
             models.Index(fields=["sending_organisation", "status", "-created_at"]),
             models.Index(fields=["status", "status_changed_at"]),
             models.Index(fields=["sending_organisation", "source_reference"]),
+            # Held documents by reason and destination, from the index alone (the
+            # operations watch counts the destinations refusing them, DC02/DC03):
+            # the held ones only, not every document that was ever held.
+            models.Index(
+                fields=["status_reason", "destination_ods_code"],
+                condition=Q(status="held"),
+                name="document_held_by_reason",
+            ),
         ]
         permissions = [
             ("view_document_content", "Can view patient content of documents"),

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 
 from operations.models import DocumentCount
 
@@ -245,3 +245,19 @@ def documents_by_destination_kept(
         .values_list(*KEY, "total")
         if total
     }
+
+
+def kept_destination_ids(states) -> QuerySet:
+    """The resolved destinations with kept counts in ``states``, as a query to
+    filter the directory by in the database (no id list sent)."""
+    return DocumentCount.objects.filter(
+        status__in=list(states), destination_id__gt=0
+    ).values("destination_id")
+
+
+def kept_unresolved_codes(states) -> QuerySet:
+    """The destination ODS codes of kept counts in ``states`` without a resolved
+    destination, as a query to filter the directory by in the database."""
+    return DocumentCount.objects.filter(
+        status__in=list(states), destination_id=0
+    ).values("destination_ods_code")

@@ -23,7 +23,11 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from docflow.models import DestinationProfile, Document, DocumentStatus, Organisation
-from operations.counting import documents_by_destination_kept
+from operations.counting import (
+    documents_by_destination_kept,
+    kept_destination_ids,
+    kept_unresolved_codes,
+)
 
 # The states the watchdog times. `delivered` only where the profile reports accepted
 # (elsewhere delivered is final).
@@ -156,16 +160,22 @@ def kept_by_destination(states) -> list[tuple[str, str, str, int]]:
     its code, else ""; a document in another state without a resolved destination
     has none (None)."""
     counts = documents_by_destination_kept(states)
-    ids = {destination_id for _, destination_id, _ in counts if destination_id}
-    codes = {code for _, destination_id, code in counts if not destination_id}
+    # The directory entries are found by joining the counts in the database: the
+    # thousands of destinations are not sent back as lists of ids and codes.
     by_id = dict(
-        Organisation.objects.filter(pk__in=ids).values_list("pk", "endpoint_type")
+        Organisation.objects.filter(pk__in=kept_destination_ids(states))
+        .order_by()
+        .values_list("pk", "endpoint_type")
     )
-    by_code = dict(
-        Organisation.objects.filter(ods_code__in=codes).values_list(
-            "ods_code", "endpoint_type"
+    by_code = {}
+    if DocumentStatus.SUBMITTED in states:
+        by_code = dict(
+            Organisation.objects.filter(
+                ods_code__in=kept_unresolved_codes([DocumentStatus.SUBMITTED])
+            )
+            .order_by()
+            .values_list("ods_code", "endpoint_type")
         )
-    )
     rows = []
     for (state, destination_id, code), total in counts.items():
         if destination_id:

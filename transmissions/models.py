@@ -36,6 +36,10 @@ class Transmission(models.Model):
     )
     channel = models.CharField(max_length=16, choices=Channel.choices)
     destination_ods_code = models.CharField(max_length=10)
+    # The document's type, copied when the transmission is made (a document's type
+    # never changes): the surge watch counts the window's statuses by it from the
+    # index alone, without joining documents.
+    document_type = models.CharField(max_length=32, blank=True)
     idempotency_key = models.CharField(max_length=64, unique=True)
     state = models.CharField(
         max_length=16,
@@ -91,11 +95,11 @@ class Transmission(models.Model):
             models.Index(fields=["state", "next_attempt_at"]),
             models.Index(fields=["state", "lease_expires_at"]),
             # The operations watch's surge checks read the statuses of the last
-            # window only (and, from the index alone, their codes and destinations):
-            # the cost follows the traffic, not the table.
+            # window only (and, from the index alone, their codes, destinations
+            # and document types): the cost follows the traffic, not the table.
             models.Index(
                 fields=["last_status_at"],
-                include=["status_code", "destination_ods_code"],
+                include=["status_code", "destination_ods_code", "document_type"],
                 name="transmission_recent_status",
             ),
         ]

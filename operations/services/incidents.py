@@ -25,6 +25,7 @@ from operations.models import (
 )
 
 NOTIFY_TASK = "operations.tasks.notification_deliver"
+_UNRESOLVED = (IncidentState.OPEN, IncidentState.ACKNOWLEDGED)
 
 
 class IncidentTransitionRefused(Exception):
@@ -130,32 +131,33 @@ def incidents_raise_many(*, kind: str, found: dict[str, Found]) -> int:
         return 0
     now = timezone.now()
     interval = timedelta(seconds=settings.DOCFLOW_OPS_REMINDER_SECONDS)
+    # The kind's own unresolved rows, as values (no scope list sent, no models
+    # built): the incidents table, not the detection's input, bounds the read.
     existing = {
-        incident.scope: incident
-        for incident in Incident.objects.filter(
-            kind=kind,
-            scope__in=[scope[:200] for scope in found],
-            state__in=[IncidentState.OPEN, IncidentState.ACKNOWLEDGED],
-        ).only("pk", "scope", "state", "summary", "details", "last_notified_at")
-    }
-    unchanged, raised = [], 0
-    for scope, problem in found.items():
-        incident = existing.get(scope[:200])
-        reminder_due = incident is not None and (
-            incident.state == IncidentState.OPEN
-            and (
-                incident.last_notified_at is None
-                or now - incident.last_notified_at >= interval
+        scope: (pk, state, summary, details, last_notified_at)
+        for pk, scope, state, summary, details, last_notified_at in (
+            Incident.objects.filter(kind=kind, state__in=_UNRESOLVED)
+            .order_by()
+            .values_list(
+                "pk", "scope", "state", "summary", "details", "last_notified_at"
             )
         )
-        if (
-            incident is not None
-            and not reminder_due
-            and incident.summary == problem.summary[:255]
-            and incident.details == problem.details
-        ):
-            unchanged.append(incident.pk)
-            continue
+    }
+    unchanged, raised = set(), 0
+    for scope, problem in found.items():
+        incident = existing.get(scope[:200])
+        if incident is not None:
+            pk, state, summary, details, last_notified_at = incident
+            reminder_due = state == IncidentState.OPEN and (
+                last_notified_at is None or now - last_notified_at >= interval
+            )
+            if (
+                not reminder_due
+                and summary == problem.summary[:255]
+                and details == problem.details
+            ):
+                unchanged.add(pk)
+                continue
         incident_raise(
             kind=kind,
             scope=scope,
@@ -165,10 +167,23 @@ def incidents_raise_many(*, kind: str, found: dict[str, Found]) -> int:
         )
         raised += 1
     if unchanged:
-        Incident.objects.filter(pk__in=unchanged).update(
+        _seen_again(kind, unchanged, {pk for pk, *_ in existing.values()}).update(
             occurrences=F("occurrences") + 1, last_seen_at=now
         )
     return raised
+
+
+def _seen_again(kind: str, unchanged: set[int], read: set[int]):
+    # Name whichever list is shorter: the unchanged incidents, or (when nearly all
+    # of the kind's are unchanged, as on a quiet run) the few others read, among
+    # the kind's unresolved ones up to the newest read (one opened since is not
+    # among those seen).
+    others = read - unchanged
+    if len(unchanged) <= len(others):
+        return Incident.objects.filter(pk__in=unchanged)
+    return Incident.objects.filter(
+        kind=kind, state__in=_UNRESOLVED, pk__lte=max(read)
+    ).exclude(pk__in=others)
 
 
 @transaction.atomic
@@ -218,14 +233,22 @@ def incidents_resolve_cleared(
 ) -> list[Incident]:
     """Auto-resolve the unresolved incidents of a kind whose scope is no longer seen
     by the detection that raises them."""
-    cleared = Incident.objects.filter(
-        kind=kind,
-        state__in=[IncidentState.OPEN, IncidentState.ACKNOWLEDGED],
-        scope__startswith=scope_prefix,
-    ).exclude(scope__in=active_scopes)
+    # The kind's unresolved scopes are read and compared here: a NOT IN of every
+    # scope still seen would send them all to the database on every run.
+    cleared = [
+        pk
+        for pk, scope in Incident.objects.filter(
+            kind=kind, state__in=_UNRESOLVED, scope__startswith=scope_prefix
+        )
+        .order_by()
+        .values_list("pk", "scope")
+        if scope not in active_scopes
+    ]
+    if not cleared:
+        return []
     return [
         incident_resolve(incident=incident, resolution=resolution)
-        for incident in cleared
+        for incident in Incident.objects.filter(pk__in=cleared)
     ]
 
 

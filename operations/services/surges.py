@@ -1,6 +1,11 @@
 """Surges over the window: system errors halt outbound through the kill switch;
 rejections per destination and per document type raise incidents; every open
-automatic halt (credentials, circuit, per-organisation surge) is an incident."""
+automatic halt (credentials, circuit, per-organisation surge) is an incident.
+
+The checks read the statuses of the last window only, from the transmissions'
+recent-status index (``last_status_at``, carrying the status code, destination and
+the document type each transmission copies from its document): their cost follows
+the window's traffic, and no document is read."""
 
 from __future__ import annotations
 
@@ -35,10 +40,11 @@ def system_error_surge_check(*, now=None) -> Incident | None:
     """Too many 5000/7000 statuses across all destinations: pull the kill switch and
     open one incident saying so; it resolves when an operator lifts that halt."""
     now = now or timezone.now()
+    # Counted from the recent-status index alone (it carries the codes).
     seen = Transmission.objects.filter(last_status_at__gte=_window_start(now))
     row = seen.aggregate(
-        total=Count("id"),
-        errors=Count("id", filter=Q(status_code__in=SYSTEM_ERROR_CODES)),
+        total=Count("*"),
+        errors=Count("status_code", filter=Q(status_code__in=SYSTEM_ERROR_CODES)),
     )
     surging = _is_surge(
         row["errors"],
@@ -83,12 +89,15 @@ def system_error_surge_check(*, now=None) -> Incident | None:
 
 
 def _rejection_surges(*, now, group_by: str, prefix: str) -> set[str]:
+    # The window's statuses from the recent-status index alone, which carries the
+    # destination and the document type: no document is read.
     rows = (
         Transmission.objects.filter(last_status_at__gte=_window_start(now))
+        .order_by()
         .values(group_by)
         .annotate(
-            total=Count("id"),
-            rejected=Count("id", filter=Q(status_code=REJECTED_CODE)),
+            total=Count("*"),
+            rejected=Count("status_code", filter=Q(status_code=REJECTED_CODE)),
         )
     )
     active = set()
@@ -130,9 +139,7 @@ def rejection_surges_check(*, now=None) -> set[str]:
     now = now or timezone.now()
     return _rejection_surges(
         now=now, group_by="destination_ods_code", prefix="destination"
-    ) | _rejection_surges(
-        now=now, group_by="document__document_type", prefix="document_type"
-    )
+    ) | _rejection_surges(now=now, group_by="document_type", prefix="document_type")
 
 
 def outbound_halts_watch() -> set[str]:

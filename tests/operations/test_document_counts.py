@@ -22,7 +22,7 @@ from operations.counting import (
     documents_by_state_kept,
 )
 from operations.models import DocumentCount, Incident, IncidentKind, IncidentState
-from operations.services.health import unacknowledged_counts
+from operations.services.health import destinations_watch, unacknowledged_counts
 from operations.services.watch import operations_watch_run
 from operations.watched import stuck_documents_find
 from tests.operations.conftest import T0, document_at
@@ -233,3 +233,37 @@ def test_the_watch_query_count_does_not_grow_with_unchanged_documents(
         kind=IncidentKind.STUCK_DOCUMENTS, scope="delivered:docman10"
     )
     assert incident.details["count"] == 101
+
+
+@pytest.mark.postgres
+def test_refusing_destinations_are_read_without_documents_held_for_other_reasons(
+    practices,
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    refused = document_at("held", at=T0, destination="B99001")
+    other = document_at("held", at=T0, destination="B99002")
+    Document.objects.filter(pk=refused.pk).update(status_reason="DC03")
+    assert other.status == DocumentStatus.HELD and other.status_reason != "DC03"
+
+    def refusing_read():
+        with connection.cursor() as cursor:
+            # Statistics, as a large table has them (not the empty table's).
+            cursor.execute("ANALYZE docflow_document")
+        before = docflow_rows_read()
+        refusing = destinations_watch(now=T0)["refusing"]
+        return refusing, docflow_rows_read() - before
+
+    small, rows_small = refusing_read()
+    # Two hundred more documents held, for a reason that is not a refusal.
+    clone_old(other, 200, at=T0)
+    large, rows_large = refusing_read()
+
+    assert small == large == {"B99001"}
+    assert rows_large <= rows_small  # not the 200 held for another reason
+    incident = Incident.objects.get(
+        kind=IncidentKind.DESTINATION_REFUSING, state=IncidentState.OPEN
+    )
+    assert (incident.scope, incident.details) == ("B99001", {"held": 1})

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core import mail
+from django.db import connection
 from django_fsm import TransitionNotAllowed
 from django_q.models import OrmQ
 
@@ -24,10 +25,12 @@ from operations.models import (
 )
 from operations.services.incidents import (
     NOTIFY_TASK,
+    Found,
     IncidentTransitionRefused,
     incident_acknowledge,
     incident_raise,
     incident_resolve,
+    incidents_raise_many,
     incidents_resolve_cleared,
 )
 from tests.factories import UserFactory
@@ -256,3 +259,64 @@ def test_a_person_resolving_an_incident_must_say_why():
 
     incident.refresh_from_db()
     assert incident.state == IncidentState.OPEN
+
+
+def refusing(*codes: str) -> dict[str, Found]:
+    return {
+        code: Found(
+            summary=f"{code} is refusing documents",
+            severity=IncidentSeverity.MAJOR,
+            details={"held": 1},
+        )
+        for code in codes
+    }
+
+
+def occurrences() -> dict[str, int]:
+    return dict(
+        Incident.objects.filter(kind=IncidentKind.DESTINATION_REFUSING).values_list(
+            "scope", "occurrences"
+        )
+    )
+
+
+def test_raise_many_counts_an_occurrence_only_for_incidents_seen_again(settings):
+    settings.DOCFLOW_OPS_REMINDER_SECONDS = 3600
+    kind = IncidentKind.DESTINATION_REFUSING
+    assert incidents_raise_many(kind=kind, found=refusing("A", "B", "C", "D")) == 4
+
+    # Most seen again unchanged (named by the few others), one gone, one new.
+    assert incidents_raise_many(kind=kind, found=refusing("A", "B", "C", "E")) == 1
+    assert occurrences() == {"A": 2, "B": 2, "C": 2, "D": 1, "E": 1}
+
+    # Few seen again (named themselves).
+    assert incidents_raise_many(kind=kind, found=refusing("A")) == 0
+    assert occurrences() == {"A": 3, "B": 2, "C": 2, "D": 1, "E": 1}
+
+
+def test_raise_many_leaves_other_kinds_and_resolved_incidents_alone(settings):
+    settings.DOCFLOW_OPS_REMINDER_SECONDS = 3600
+    kind = IncidentKind.DESTINATION_REFUSING
+    incidents_raise_many(kind=kind, found=refusing("A", "B", "C"))
+    other = raise_stuck(scope="A").incident
+    resolved = Incident.objects.get(kind=kind, scope="C")
+    incident_resolve(incident=resolved, resolution="rerouted")
+
+    incidents_raise_many(kind=kind, found=refusing("A", "B"))
+
+    assert occurrences() == {"A": 2, "B": 2, "C": 1}
+    other.refresh_from_db()
+    assert other.occurrences == 1
+
+
+@pytest.mark.postgres
+def test_the_incident_table_leaves_room_on_its_pages_for_the_watchs_updates():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = 'operations_incident'"
+        )
+        (options,) = cursor.fetchone()
+
+    assert "fillfactor=50" in options

@@ -4,6 +4,8 @@ incident; rejections per destination and per document type; automatic halts."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from docflow.models import DocumentStatus
 from operations.models import Incident, IncidentKind, IncidentState, NotificationEvent
@@ -15,7 +17,7 @@ from operations.services.surges import (
 from tests.factories import SendingOrganisationFactory
 from tests.operations.conftest import send_and_track
 from transmissions.engine.controls import outbound_halt_open, outbound_resume
-from transmissions.models import HaltKind, OutboundHalt
+from transmissions.models import HaltKind, OutboundHalt, Transmission
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +98,30 @@ def test_rejection_surges_open_one_incident_per_destination_and_document_type(
     incidents = unresolved(IncidentKind.REJECTION_SURGE)
     assert sorted(i.scope for i in incidents) == sorted(scopes)
     assert all(i.notifications.count() == 1 for i in incidents)
+
+
+def test_rejection_surges_by_document_type_read_the_transmissions_not_the_documents(
+    connected, thresholds, organisation
+):
+    send_and_track(organisation, ["A81005"] * 3, document_type="clinic_letter")
+    send_and_track(organisation, ["A81001"] * 3, document_type="result")
+    # Each transmission carries its document's type from the start.
+    assert (
+        sorted(Transmission.objects.values_list("document_type", flat=True))
+        == ["clinic_letter"] * 3 + ["result"] * 3
+    )
+
+    with CaptureQueriesContext(connection) as captured:
+        scopes = rejection_surges_check()
+
+    assert scopes == {"destination:A81005", "document_type:clinic_letter"}
+    assert not [
+        query["sql"]
+        for query in captured.captured_queries
+        if "docflow_document" in query["sql"]
+    ]
+    incident = Incident.objects.get(scope="document_type:clinic_letter")
+    assert (incident.details["rejected"], incident.details["total"]) == (3, 3)
 
 
 def test_rejection_surges_resolve_when_the_window_moves_on(

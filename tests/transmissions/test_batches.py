@@ -105,6 +105,7 @@ def test_a_batch_is_claimed_posted_and_recorded_together_and_ends_accepted(
         assert transmission.state == TransmissionState.FINAL
         assert transmission.external_id
         assert transmission.attempts == 1
+        assert transmission.document_type == document.document_type != ""
         actions = list(
             AuditEvent.objects.filter(target_id=str(document.public_id))
             .order_by("sequence")

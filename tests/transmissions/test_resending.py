@@ -50,6 +50,9 @@ def test_resend_makes_a_new_transmission_linked_to_the_old_guid(
     second = Transmission.objects.exclude(pk=first.pk).get(document=rejected)
     assert result.outcome == SendOutcome.POSTED
     assert second.resend_of == first
+    # Each send carries the document's type (the surge watch counts by it).
+    assert first.document_type == second.document_type == rejected.document_type
+    assert rejected.document_type != ""
     assert second.external_id == result.detail != first.external_id
     assert second.idempotency_key != first.idempotency_key
     event = AuditEvent.objects.get(action="transmission.resend_requested")

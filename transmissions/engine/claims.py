@@ -31,6 +31,7 @@ def transmission_first(
     payload: PayloadVersion | None,
     sending_organisation_id: int,
     destination_ods_code: str,
+    document_type: str,
     channel: str = Channel.CONNECT,
     key: str | None = None,
     fields: dict[str, str] | None = None,
@@ -43,6 +44,7 @@ def transmission_first(
         sending_organisation_id=sending_organisation_id,
         channel=channel,
         destination_ods_code=destination_ods_code,
+        document_type=document_type,
         idempotency_key=key or f"docflow-{uuid.uuid4()}",
         attempts=1,
         **(fields or {}),
@@ -70,12 +72,12 @@ def document_claim(
     ready = (
         Document.objects.select_for_update()
         .filter(pk=document_id, status=DocumentStatus.READY)
-        .values_list("sending_organisation_id", "destination_ods_code")
+        .values_list("sending_organisation_id", "destination_ods_code", "document_type")
         .first()
     )
     if ready is None:
         return SendOutcome.NOT_READY
-    sending_organisation_id, destination_ods_code = ready
+    sending_organisation_id, destination_ods_code, document_type = ready
     transmission = (
         Transmission.objects.select_for_update(of=("self",))
         .select_related("payload_version")
@@ -92,6 +94,7 @@ def document_claim(
             payload=payload,
             sending_organisation_id=sending_organisation_id,
             destination_ods_code=destination_ods_code,
+            document_type=document_type,
             channel=channel,
             key=new_key,
             fields=fields,

@@ -212,6 +212,7 @@ def _claim_many(
                 payload=payloads[document.pk],
                 sending_organisation_id=document.sending_organisation_id,
                 destination_ods_code=document.destination_ods_code,
+                document_type=document.document_type,
                 fields={"lease_expires_at": lease},
             )
             for document in claimable

@@ -75,6 +75,7 @@ def _claim_resend(document_id: int, previous: Transmission):
             sending_organisation_id=document.sending_organisation_id,
             channel=previous.channel,
             destination_ods_code=document.destination_ods_code,
+            document_type=document.document_type,
             idempotency_key=f"docflow-{uuid.uuid4()}",
             resend_of=previous,
         )
